@@ -1,0 +1,43 @@
+# The two commands of the README: `make book` and `make test`. Both set up .venv from scratch.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MATHJAX_VERSION := 3.2.2
+MATHJAX := book/_vendor/mathjax/tex-chtml.js
+export JAX_PLATFORMS ?= cpu
+export PYTHONHASHSEED := 0
+
+.PHONY: book test install vendor notebooks clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+# MathJax 3 from the npm registry, served from the site itself (no CDN at read time).
+vendor: $(MATHJAX)
+
+$(MATHJAX):
+	rm -rf book/_vendor && mkdir -p book/_vendor/tmp
+	cd book/_vendor/tmp && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null && tar xzf mathjax-$(MATHJAX_VERSION).tgz
+	mv book/_vendor/tmp/package/es5 book/_vendor/mathjax && rm -rf book/_vendor/tmp
+	test -f $@
+
+book: install vendor
+	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	@echo "website: _build/html/index.html"
+
+test: install vendor
+	$(BIN)/python -m pytest tests chapters --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly
+
+# Re-run every chapter and store its outputs (after editing a chapter or the library).
+notebooks: install
+	$(BIN)/jupyter-execute --inplace --timeout=1200 chapters/*.ipynb
+
+clean:
+	rm -rf _build book/_vendor

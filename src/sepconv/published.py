@@ -1,0 +1,133 @@
+"""Published tables as data, and the check of computed numbers against them.
+
+Each table is a CSV in ``sepconv/data`` with columns
+``row, quantity, published, unit, rounding`` and an entry in ``tables.json``
+naming its source. A published value is kept as the text the table printed
+("52.3"), so its precision is part of the data. A computed integer ``c``
+matches under the rule
+
+* ``nearest``:  ``round_half_up(c / unit, d) == published``
+* ``truncate``: ``floor(c / unit, d) == published``
+* ``exact``:    ``c == published * unit``
+
+with ``d`` the number of decimals printed and ``unit`` one of
+``1`` / ``K`` (1e3) / ``M`` (1e6) / ``B`` (1e9).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from importlib import resources
+from typing import Mapping
+
+__all__ = ["PublishedValue", "Record", "published_table", "table_info", "table_names",
+           "matches", "check_table"]
+
+UNITS = {"1": 1, "K": 10**3, "M": 10**6, "B": 10**9}
+RULES = ("nearest", "truncate", "exact")
+
+
+@dataclass(frozen=True)
+class PublishedValue:
+    table: str
+    row: str
+    quantity: str
+    published: str
+    unit: str
+    rounding: str
+
+    @property
+    def decimals(self) -> int:
+        return len(self.published.split(".")[1]) if "." in self.published else 0
+
+
+@dataclass(frozen=True)
+class Record:
+    """One comparison: the published value, the computed one, the rule and the verdict."""
+
+    table: str
+    row: str
+    quantity: str
+    published: str
+    computed: int
+    computed_in_unit: str
+    unit: str
+    rule: str
+    ok: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _data_file(name: str):
+    return resources.files("sepconv").joinpath("data", name)
+
+
+@lru_cache(maxsize=None)
+def _catalog() -> dict:
+    return json.loads(_data_file("tables.json").read_text())
+
+
+def table_names() -> list[str]:
+    return sorted(_catalog())
+
+
+def table_info(name: str) -> dict:
+    """Title, source, bibliography key and notes of a published table."""
+    if name not in _catalog():
+        raise ValueError(f"unknown published table {name!r}; known: {', '.join(table_names())}")
+    return dict(_catalog()[name])
+
+
+@lru_cache(maxsize=None)
+def published_table(name: str) -> tuple[PublishedValue, ...]:
+    """The rows of a published table, as printed, with unit and rounding rule."""
+    info = table_info(name)
+    rows = []
+    with _data_file(info["file"]).open() as f:
+        for line in csv.DictReader(f):
+            value = PublishedValue(name, line["row"], line["quantity"], line["published"].strip(),
+                                   line["unit"], line["rounding"])
+            if value.unit not in UNITS:
+                raise ValueError(f"{name}: unknown unit {value.unit!r} in row {value.row!r}")
+            if value.rounding not in RULES:
+                raise ValueError(f"{name}: unknown rounding rule {value.rounding!r} in row {value.row!r}")
+            Decimal(value.published)  # raises on a malformed number
+            rows.append(value)
+    return tuple(rows)
+
+
+def in_unit(computed: int, unit: str, decimals: int, rule: str) -> Decimal:
+    """``computed / unit`` rounded to ``decimals`` places under ``rule``."""
+    quantum = Decimal(1).scaleb(-decimals)
+    scaled = Decimal(int(computed)) / Decimal(UNITS[unit])
+    if rule == "exact":
+        return scaled
+    mode = ROUND_HALF_UP if rule == "nearest" else ROUND_DOWN
+    return scaled.quantize(quantum, rounding=mode)
+
+
+def matches(value: PublishedValue, computed: int) -> bool:
+    """Whether ``computed`` prints as ``value.published`` under the table's rounding rule."""
+    return in_unit(computed, value.unit, value.decimals, value.rounding) == Decimal(value.published)
+
+
+def check_table(name: str, computed: Mapping[tuple[str, str], int]) -> list[Record]:
+    """Compare ``computed[(row, quantity)]`` with every row of table ``name``.
+
+    A row with no computed value is an error: a table is checked whole or not at all.
+    """
+    records = []
+    for value in published_table(name):
+        key = (value.row, value.quantity)
+        if key not in computed:
+            raise KeyError(f"{name}: no computed value for row {value.row!r}, quantity {value.quantity!r}")
+        c = int(computed[key])
+        shown = in_unit(c, value.unit, value.decimals, value.rounding)
+        records.append(Record(name, value.row, value.quantity, value.published, c, str(shown),
+                              value.unit, value.rounding, matches(value, c)))
+    return records
