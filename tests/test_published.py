@@ -45,6 +45,36 @@ def test_a_wrong_number_is_caught():
         ("Depthwise Separable Conv", "macs", "52.3", "52.4")]
 
 
+def test_known_disagreements_are_checked_and_explained():
+    records = validate(["mobilenet_v1_table4", "mobilenet_v1_table6_7"])
+    known = [r for r in records if not r.agrees]
+    assert {(r.row, r.quantity) for r in known} == {("Conv MobileNet", "macs"), ("1.0 MobileNet-160", "macs")}
+    assert all(r.ok and not r.matches and r.note for r in known)
+    # if a change made a known disagreement match, the record would fail
+    computed = COMPUTERS["mobilenet_v1_table6_7"]()
+    computed[("1.0 MobileNet-160", "macs")] = 290_000_000
+    flipped = [r for r in check_table("mobilenet_v1_table6_7", computed) if r.row == "1.0 MobileNet-160"]
+    assert [r.ok for r in flipped if r.quantity == "macs"] == [False]
+
+
+def test_v2_checkpoint_table_rule_is_truncation_with_1001_classes():
+    """The rule is discovered, not assumed: only truncation of the 1001-class counts fits all 44 values."""
+    from sepconv.models import mobilenet_v2_layers
+    from sepconv.published import published_table
+
+    def fits(rule, classes):
+        for value in published_table("mobilenet_v2_checkpoints"):
+            _, _, alpha, res = value.row.split("_")
+            layers = mobilenet_v2_layers(float(alpha), int(res), classes)
+            c = sum(getattr(l, value.quantity) for l in layers)
+            if not matches(PublishedValue("t", value.row, value.quantity, value.published, "M", rule), c):
+                return False
+        return True
+
+    assert fits("truncate", 1001)
+    assert not fits("nearest", 1001) and not fits("nearest", 1000) and not fits("truncate", 1000)
+
+
 def test_missing_rows_and_unknown_tables_are_errors():
     with pytest.raises(KeyError, match="no computed value for row 'Convolution'"):
         check_table("mobilenet_v1_table3", {})

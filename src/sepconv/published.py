@@ -12,6 +12,11 @@ matches under the rule
 
 with ``d`` the number of decimals printed and ``unit`` one of
 ``1`` / ``K`` (1e3) / ``M`` (1e6) / ``B`` (1e9).
+
+A row whose ``agrees`` column says ``no`` is a known disagreement, explained
+in its ``note`` with our numbers. It is checked too: the record is ``ok`` when
+the computed value still disagrees, so a change that silently "fixes" it, or
+breaks an agreeing row, fails.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ class PublishedValue:
     published: str
     unit: str
     rounding: str
+    agrees: bool = True
+    note: str = ""
 
     @property
     def decimals(self) -> int:
@@ -57,7 +64,10 @@ class Record:
     computed_in_unit: str
     unit: str
     rule: str
+    matches: bool
+    agrees: bool
     ok: bool
+    note: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,8 +100,12 @@ def published_table(name: str) -> tuple[PublishedValue, ...]:
     rows = []
     with _data_file(info["file"]).open() as f:
         for line in csv.DictReader(f):
+            if line["agrees"] not in ("yes", "no"):
+                raise ValueError(f"{name}: 'agrees' must be yes or no, got {line['agrees']!r} in row {line['row']!r}")
+            if line["agrees"] == "no" and not line["note"].strip():
+                raise ValueError(f"{name}: row {line['row']!r} disagrees but has no note explaining why")
             value = PublishedValue(name, line["row"], line["quantity"], line["published"].strip(),
-                                   line["unit"], line["rounding"])
+                                   line["unit"], line["rounding"], line["agrees"] == "yes", line["note"].strip())
             if value.unit not in UNITS:
                 raise ValueError(f"{name}: unknown unit {value.unit!r} in row {value.row!r}")
             if value.rounding not in RULES:
@@ -128,6 +142,7 @@ def check_table(name: str, computed: Mapping[tuple[str, str], int]) -> list[Reco
             raise KeyError(f"{name}: no computed value for row {value.row!r}, quantity {value.quantity!r}")
         c = int(computed[key])
         shown = in_unit(c, value.unit, value.decimals, value.rounding)
+        match = matches(value, c)
         records.append(Record(name, value.row, value.quantity, value.published, c, str(shown),
-                              value.unit, value.rounding, matches(value, c)))
+                              value.unit, value.rounding, match, value.agrees, match == value.agrees, value.note))
     return records

@@ -2,7 +2,8 @@
 
 Each entry of ``COMPUTERS`` maps a table name to a function returning
 ``{(row, quantity): computed integer}``; ``validate()`` runs them all through
-``published.check_table``.
+``published.check_table``. Closed forms come from the specs; the
+torchvision comparison counts the Flax models themselves with ``sepconv.count``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,18 @@ from typing import Callable
 from . import cost
 from .published import Record, check_table, table_names
 
-__all__ = ["COMPUTERS", "validate", "mobilenet_v1_table3"]
+__all__ = ["COMPUTERS", "validate", "mobilenet_v1_table3", "count_model"]
+
+
+def _totals(layers) -> tuple[int, int]:
+    return sum(layer.macs for layer in layers), sum(layer.params for layer in layers)
+
+
+def _rows(named_layers: dict) -> dict:
+    out = {}
+    for row, layers in named_layers.items():
+        out[(row, "macs")], out[(row, "params")] = _totals(layers)
+    return out
 
 
 def mobilenet_v1_table3() -> dict:
@@ -24,21 +36,85 @@ def mobilenet_v1_table3() -> dict:
     size, channels, kernel = 14, 512, 3
     thin = int(channels * 0.75)
     small = 160 // 16
-    rows = {
+    return _rows({
         "Convolution": [cost.standard_conv_cost(size, size, channels, channels, kernel)],
         "Depthwise Separable Conv": cost.depthwise_separable_cost(size, size, channels, channels, kernel),
         "alpha = 0.75": cost.depthwise_separable_cost(size, size, thin, thin, kernel),
         "rho = 0.714": cost.depthwise_separable_cost(small, small, thin, thin, kernel),
-    }
+    })
+
+
+def mobilenet_v1_table4() -> dict:
+    from .models.mobilenet_v1 import MOBILENET_V1, Conv, mobilenet_v1_layers
+
+    full_conv = tuple(Conv(op.kernel, op.stride, op.depth) for op in MOBILENET_V1)
+    return _rows({"Conv MobileNet": mobilenet_v1_layers(1.0, 224, 1000, spec=full_conv),
+                  "MobileNet": mobilenet_v1_layers(1.0, 224, 1000)})
+
+
+def mobilenet_v1_table6_7() -> dict:
+    from .models.mobilenet_v1 import mobilenet_v1_layers
+
+    rows = {f"{a} MobileNet-224": mobilenet_v1_layers(float(a), 224, 1000) for a in ("1.0", "0.75", "0.5", "0.25")}
+    rows.update({f"1.0 MobileNet-{r}": mobilenet_v1_layers(1.0, r, 1000) for r in (192, 160, 128)})
+    return _rows(rows)
+
+
+def mobilenet_v2_checkpoints() -> dict:
+    from .models.mobilenet_v2 import mobilenet_v2_layers
+    from .published import published_table
+
+    rows = {}
+    for value in published_table("mobilenet_v2_checkpoints"):
+        _, _, alpha, resolution = value.row.split("_")
+        rows[value.row] = mobilenet_v2_layers(float(alpha), int(resolution), classes=1001)
+    return _rows(rows)
+
+
+def count_model(name: str, *, alpha: float = 1.0, width: float = 1.0, resolution: int = 224,
+                classes: int = 1000, batch: int = 1):
+    """Build model ``name`` and count it on a ``batch x resolution x resolution x 3`` input."""
+    import jax.numpy as jnp
+
+    from .counter import count
+    from .models import build_model
+    from .models.common import check_resolution
+
+    model = build_model(name, alpha=alpha, width=width, classes=classes)
+    x = jnp.zeros((batch, check_resolution(resolution), resolution, 3))
+    return count(model, x)
+
+
+TORCHVISION_MODELS = {
+    "mobilenet_v2": dict(name="mobilenet_v2"),
+    "mobilenet_v3_large": dict(name="mobilenet_v3_large"),
+    "mobilenet_v3_small": dict(name="mobilenet_v3_small"),
+    "shufflenet_v2_x0_5": dict(name="shufflenet_v2", width=0.5),
+    "shufflenet_v2_x1_0": dict(name="shufflenet_v2", width=1.0),
+    "shufflenet_v2_x1_5": dict(name="shufflenet_v2", width=1.5),
+    "shufflenet_v2_x2_0": dict(name="shufflenet_v2", width=2.0),
+    "squeezenet1_0": dict(name="squeezenet1_0"),
+    "squeezenet1_1": dict(name="squeezenet1_1"),
+}
+
+
+def torchvision_reference() -> dict:
     out = {}
-    for row, layers in rows.items():
-        out[(row, "macs")] = sum(layer.macs for layer in layers)
-        out[(row, "params")] = sum(layer.params for layer in layers)
+    for row, kwargs in TORCHVISION_MODELS.items():
+        result = count_model(**kwargs)
+        if not result.complete:
+            raise ValueError(f"{row}: the counter could not cost {sorted(result.uncosted)}")
+        out[(row, "macs")] = result.macs
+        out[(row, "params_trainable")] = result.params
     return out
 
 
 COMPUTERS: dict[str, Callable[[], dict]] = {
     "mobilenet_v1_table3": mobilenet_v1_table3,
+    "mobilenet_v1_table4": mobilenet_v1_table4,
+    "mobilenet_v1_table6_7": mobilenet_v1_table6_7,
+    "mobilenet_v2_checkpoints": mobilenet_v2_checkpoints,
+    "torchvision_reference": torchvision_reference,
 }
 
 
