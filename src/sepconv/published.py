@@ -11,7 +11,8 @@ matches under the rule
 * ``exact``:    ``c == published * unit``
 
 with ``d`` the number of decimals printed and ``unit`` one of
-``1`` / ``K`` (1e3) / ``M`` (1e6) / ``B`` (1e9).
+``1`` / ``K`` (1e3) / ``M`` (1e6) / ``B`` (1e9) / ``%`` (a share, computed
+as an exact ``Fraction``).
 
 A row whose ``agrees`` column says ``no`` is a known disagreement, explained
 in its ``note`` with our numbers. It is checked too: the record is ``ok`` when
@@ -25,14 +26,15 @@ import csv
 import json
 from dataclasses import asdict, dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from functools import lru_cache
 from importlib import resources
 from typing import Mapping
 
 __all__ = ["PublishedValue", "Record", "published_table", "table_info", "table_names",
-           "matches", "check_table"]
+           "matches", "check_table", "published_accuracy"]
 
-UNITS = {"1": 1, "K": 10**3, "M": 10**6, "B": 10**9}
+UNITS = {"1": Decimal(1), "K": Decimal(10**3), "M": Decimal(10**6), "B": Decimal(10**9), "%": Decimal("0.01")}
 RULES = ("nearest", "truncate", "exact")
 
 
@@ -60,7 +62,7 @@ class Record:
     row: str
     quantity: str
     published: str
-    computed: int
+    computed: int | Fraction
     computed_in_unit: str
     unit: str
     rule: str
@@ -70,7 +72,10 @@ class Record:
     note: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if isinstance(self.computed, Fraction):
+            d["computed"] = str(self.computed)
+        return d
 
 
 def _data_file(name: str):
@@ -115,17 +120,24 @@ def published_table(name: str) -> tuple[PublishedValue, ...]:
     return tuple(rows)
 
 
-def in_unit(computed: int, unit: str, decimals: int, rule: str) -> Decimal:
+def _exact(computed) -> Fraction:
+    if isinstance(computed, bool) or not isinstance(computed, (int, Fraction)):
+        raise TypeError(f"computed values must be int or Fraction (exact), got {computed!r}")
+    return Fraction(computed)
+
+
+def in_unit(computed: int | Fraction, unit: str, decimals: int, rule: str) -> Decimal:
     """``computed / unit`` rounded to ``decimals`` places under ``rule``."""
     quantum = Decimal(1).scaleb(-decimals)
-    scaled = Decimal(int(computed)) / Decimal(UNITS[unit])
+    exact = _exact(computed)
+    scaled = Decimal(exact.numerator) / Decimal(exact.denominator) / UNITS[unit]
     if rule == "exact":
         return scaled
     mode = ROUND_HALF_UP if rule == "nearest" else ROUND_DOWN
     return scaled.quantize(quantum, rounding=mode)
 
 
-def matches(value: PublishedValue, computed: int) -> bool:
+def matches(value: PublishedValue, computed: int | Fraction) -> bool:
     """Whether ``computed`` prints as ``value.published`` under the table's rounding rule."""
     return in_unit(computed, value.unit, value.decimals, value.rounding) == Decimal(value.published)
 
@@ -140,9 +152,21 @@ def check_table(name: str, computed: Mapping[tuple[str, str], int]) -> list[Reco
         key = (value.row, value.quantity)
         if key not in computed:
             raise KeyError(f"{name}: no computed value for row {value.row!r}, quantity {value.quantity!r}")
-        c = int(computed[key])
+        c = computed[key]
         shown = in_unit(c, value.unit, value.decimals, value.rounding)
         match = matches(value, c)
         records.append(Record(name, value.row, value.quantity, value.published, c, str(shown),
                               value.unit, value.rounding, match, value.agrees, match == value.agrees, value.note))
     return records
+
+
+@lru_cache(maxsize=None)
+def published_accuracy() -> tuple[dict, ...]:
+    """Published ImageNet top-1 accuracies (``model, alpha, resolution, top1, source``), for plots.
+
+    Accuracy cannot be recomputed here (no ImageNet at run time); it is shown
+    beside the counts, never checked.
+    """
+    with _data_file("published_accuracy.csv").open() as f:
+        return tuple({"model": r["model"], "alpha": float(r["alpha"]), "resolution": int(r["resolution"]),
+                      "top1": float(r["top1"]), "source": r["source"]} for r in csv.DictReader(f))

@@ -44,6 +44,65 @@ def mobilenet_v1_table3() -> dict:
     })
 
 
+def _layer_type(layer) -> str:
+    """``conv``, ``dw``, ``pw`` or ``fc`` from a MobileNet v1 layer name."""
+    if layer.name == "fc":
+        return "fc"
+    return layer.name.rsplit("_", 1)[-1] if layer.name.endswith(("_dw", "_pw")) else "conv"
+
+
+def mobilenet_v1_type_shares(alpha: float = 1.0, resolution: int = 224, classes: int = 1000,
+                             fc_bias: bool = False) -> dict:
+    """Exact shares of MACs and parameters per layer type (Table 2), as ``Fraction``s.
+
+    ``fc_bias=False`` counts the FC weights only, the convention that reproduces Table 2.
+    """
+    from fractions import Fraction
+
+    from .models.mobilenet_v1 import mobilenet_v1_layers
+
+    layers = mobilenet_v1_layers(alpha, resolution, classes)
+    macs, params = {}, {}
+    for layer in layers:
+        kind = _layer_type(layer)
+        macs[kind] = macs.get(kind, 0) + layer.macs
+        params[kind] = params.get(kind, 0) + layer.params - (classes if kind == "fc" and not fc_bias else 0)
+    total_macs, total_params = sum(macs.values()), sum(params.values())
+    return {kind: (Fraction(macs[kind], total_macs), Fraction(params[kind], total_params)) for kind in macs}
+
+
+def mobilenet_v1_table2() -> dict:
+    shares = mobilenet_v1_type_shares()
+    out = {}
+    for row, kind in (("Conv 1x1", "pw"), ("Conv DW 3x3", "dw"), ("Conv 3x3", "conv"), ("Fully Connected", "fc")):
+        out[(row, "macs_share")], out[(row, "params_share")] = shares[kind]
+    return out
+
+
+def mobilenet_v1_shallow_spec():
+    """Table 5's shallow MobileNet: Table 1 without the five 14x14 separable 512 -> 512 layers."""
+    from .models.mobilenet_v1 import MOBILENET_V1
+
+    repeated = [i for i, op in enumerate(MOBILENET_V1) if op.depth == 512 and op.stride == 1]
+    if len(repeated) != 5:
+        raise AssertionError(f"expected five 512 -> 512 stride-1 layers in Table 1, found {len(repeated)}")
+    return tuple(op for i, op in enumerate(MOBILENET_V1) if i not in repeated)
+
+
+def mobilenet_v1_table5(shallow_alpha: float = 1.0) -> dict:
+    from .models.mobilenet_v1 import mobilenet_v1_layers
+
+    return _rows({"0.75 MobileNet": mobilenet_v1_layers(0.75, 224, 1000),
+                  "Shallow MobileNet": mobilenet_v1_layers(shallow_alpha, 224, 1000, spec=mobilenet_v1_shallow_spec())})
+
+
+def mobilenet_v1_table8() -> dict:
+    from .models.mobilenet_v1 import mobilenet_v1_layers
+
+    return _rows({f"{a} MobileNet-{r}": mobilenet_v1_layers(float(a), r, 120)
+                  for a, r in (("1.0", 224), ("0.75", 224), ("1.0", 192), ("0.75", 192))})
+
+
 def mobilenet_v1_table4() -> dict:
     from .models.mobilenet_v1 import MOBILENET_V1, Conv, mobilenet_v1_layers
 
@@ -110,7 +169,10 @@ def torchvision_reference() -> dict:
 
 
 COMPUTERS: dict[str, Callable[[], dict]] = {
+    "mobilenet_v1_table2": mobilenet_v1_table2,
     "mobilenet_v1_table3": mobilenet_v1_table3,
+    "mobilenet_v1_table5": mobilenet_v1_table5,
+    "mobilenet_v1_table8": mobilenet_v1_table8,
     "mobilenet_v1_table4": mobilenet_v1_table4,
     "mobilenet_v1_table6_7": mobilenet_v1_table6_7,
     "mobilenet_v2_checkpoints": mobilenet_v2_checkpoints,
