@@ -19,6 +19,16 @@ def test_rounding_rules():
     assert matches(_value("3504872", unit="1", rule="exact"), 3_504_872)
     assert not matches(_value("3504872", unit="1", rule="exact"), 3_504_873)
     assert str(in_unit(15_091_200, "M", 1, "nearest")) == "15.1"
+    # significant digits: "1600" has two, "62" two, "2" one
+    assert matches(_value("1600", "K", "significant"), 1_605_632)
+    assert not matches(_value("1600", "K", "significant"), 1_650_000)
+    assert matches(_value("62", "K", "significant"), 62_499) and not matches(_value("62", "K", "significant"), 62_720)
+    assert matches(_value("2", "K", "significant"), 2_048)
+    # shares are exact fractions
+    from fractions import Fraction
+    assert matches(_value("1.91", "%", "nearest"), Fraction(10_838_016, 568_740_352))
+    with pytest.raises(TypeError, match="exact"):
+        matches(_value("1.91", "%", "nearest"), 0.0191)
 
 
 def test_every_table_has_a_source_and_a_computation():

@@ -12,7 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-__all__ = ["ConvBN", "DepthwiseSeparable", "SeparableConv", "separable_to_standard_kernel", "relu6"]
+__all__ = ["ConvBN", "DepthwiseSeparable", "SeparableConv", "separable_to_standard_kernel", "relu6",
+           "randomize_batchnorm"]
 
 
 def relu6(x):
@@ -92,3 +93,18 @@ def separable_to_standard_kernel(depthwise_kernel, pointwise_kernel) -> jax.Arra
     if pointwise_kernel.shape[:3] != (1, 1, m):
         raise ValueError(f"pointwise kernel must have shape (1, 1, {m}, N), got {pointwise_kernel.shape}")
     return depthwise_kernel[:, :, 0, :, None] * pointwise_kernel[0, 0][None, None, :, :]
+
+
+def randomize_batchnorm(model: nnx.Module, seed: int = 0) -> nnx.Module:
+    """Give every BatchNorm random statistics and affine parameters (in place), so that
+    equivalence checks on a freshly initialized model are not trivially true."""
+    key = jax.random.key(seed)
+    for _, node in nnx.iter_graph(model):
+        if isinstance(node, nnx.BatchNorm):
+            key, *keys = jax.random.split(key, 5)
+            n = node.scale.shape[0]
+            node.scale[...] = jax.random.uniform(keys[0], (n,), minval=0.5, maxval=1.5)
+            node.bias[...] = jax.random.normal(keys[1], (n,)) * 0.1
+            node.mean[...] = jax.random.normal(keys[2], (n,)) * 0.1
+            node.var[...] = jax.random.uniform(keys[3], (n,), minval=0.5, maxval=1.5)
+    return model

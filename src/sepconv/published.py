@@ -9,6 +9,8 @@ matches under the rule
 * ``nearest``:  ``round_half_up(c / unit, d) == published``
 * ``truncate``: ``floor(c / unit, d) == published``
 * ``exact``:    ``c == published * unit``
+* ``significant``: ``c / unit`` rounded half up to the significant digits
+  printed (``"1600"`` has two: trailing zeros of an integer are not significant)
 
 with ``d`` the number of decimals printed and ``unit`` one of
 ``1`` / ``K`` (1e3) / ``M`` (1e6) / ``B`` (1e9) / ``%`` (a share, computed
@@ -35,7 +37,7 @@ __all__ = ["PublishedValue", "Record", "published_table", "table_info", "table_n
            "matches", "check_table", "published_accuracy"]
 
 UNITS = {"1": Decimal(1), "K": Decimal(10**3), "M": Decimal(10**6), "B": Decimal(10**9), "%": Decimal("0.01")}
-RULES = ("nearest", "truncate", "exact")
+RULES = ("nearest", "truncate", "exact", "significant")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class PublishedValue:
 
     @property
     def decimals(self) -> int:
+        """Decimal places printed; for the ``significant`` rule, minus the insignificant trailing zeros."""
+        if self.rounding == "significant" and "." not in self.published:
+            digits = self.published.lstrip("-")
+            return -(len(digits) - len(digits.rstrip("0"))) if digits.strip("0") else 0
         return len(self.published.split(".")[1]) if "." in self.published else 0
 
 
@@ -133,8 +139,9 @@ def in_unit(computed: int | Fraction, unit: str, decimals: int, rule: str) -> De
     scaled = Decimal(exact.numerator) / Decimal(exact.denominator) / UNITS[unit]
     if rule == "exact":
         return scaled
-    mode = ROUND_HALF_UP if rule == "nearest" else ROUND_DOWN
-    return scaled.quantize(quantum, rounding=mode)
+    mode = ROUND_DOWN if rule == "truncate" else ROUND_HALF_UP
+    return scaled.quantize(quantum, rounding=mode).normalize() if decimals < 0 else \
+        scaled.quantize(quantum, rounding=mode)
 
 
 def matches(value: PublishedValue, computed: int | Fraction) -> bool:
@@ -155,7 +162,7 @@ def check_table(name: str, computed: Mapping[tuple[str, str], int]) -> list[Reco
         c = computed[key]
         shown = in_unit(c, value.unit, value.decimals, value.rounding)
         match = matches(value, c)
-        records.append(Record(name, value.row, value.quantity, value.published, c, str(shown),
+        records.append(Record(name, value.row, value.quantity, value.published, c, format(shown, "f"),
                               value.unit, value.rounding, match, value.agrees, match == value.agrees, value.note))
     return records
 

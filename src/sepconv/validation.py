@@ -130,6 +130,30 @@ def mobilenet_v2_checkpoints() -> dict:
     return _rows(rows)
 
 
+def mobilenet_v2_table3() -> dict:
+    """Bytes of the widest materialized tensor (2 bytes per value) at 224x224, from the models' block outputs."""
+    from .memory import materialized_by_resolution
+    from .models import build_model
+
+    def peak(name: str, fuse_stem: bool) -> int:
+        widest = materialized_by_resolution(build_model(name), 224, fuse_stem=fuse_stem)
+        return max(2 * h * w * c for (h, w), c in widest.items())
+
+    return {("MobileNetV1", "peak_memory"): peak("mobilenet_v1", False),
+            ("MobileNetV2", "peak_memory"): peak("mobilenet_v2", True)}
+
+
+def mobilenet_v2_table4() -> dict:
+    from .models.mobilenet_v1 import mobilenet_v1_layers
+    from .models.mobilenet_v2 import mobilenet_v2_layers
+
+    out = _rows({"MobileNetV1": mobilenet_v1_layers(1.0, 224, 1000),
+                 "MobileNetV2": mobilenet_v2_layers(1.0, 224, 1000),
+                 "MobileNetV2 (1.4)": mobilenet_v2_layers(1.4, 224, 1000)})
+    del out[("MobileNetV1", "params")]
+    return out
+
+
 def count_model(name: str, *, alpha: float = 1.0, width: float = 1.0, resolution: int = 224,
                 classes: int = 1000, batch: int = 1):
     """Build model ``name`` and count it on a ``batch x resolution x resolution x 3`` input."""
@@ -176,6 +200,8 @@ COMPUTERS: dict[str, Callable[[], dict]] = {
     "mobilenet_v1_table4": mobilenet_v1_table4,
     "mobilenet_v1_table6_7": mobilenet_v1_table6_7,
     "mobilenet_v2_checkpoints": mobilenet_v2_checkpoints,
+    "mobilenet_v2_table3": mobilenet_v2_table3,
+    "mobilenet_v2_table4": mobilenet_v2_table4,
     "torchvision_reference": torchvision_reference,
 }
 

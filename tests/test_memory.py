@@ -1,0 +1,46 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sepconv.counter import count
+from sepconv.layers import randomize_batchnorm
+from sepconv.memory import block_output_shapes, materialized_by_resolution, streamed_inverted_residual
+from sepconv.models import build_model
+
+
+@pytest.fixture(scope="module")
+def v2():
+    return build_model("mobilenet_v2")
+
+
+@pytest.mark.parametrize("index, size", [(2, 112), (3, 56), (5, 28)])
+@pytest.mark.parametrize("splits", [1, 3, 8])
+def test_streamed_block_equals_block_and_saves_memory(v2, index, size, splits):
+    block = randomize_batchnorm(v2.features[index], seed=index)
+    x = jax.random.normal(jax.random.key(1), (2, size, size, block.conv_pw.conv.kernel.shape[2]))
+    streamed = streamed_inverted_residual(block, splits)
+    np.testing.assert_allclose(np.asarray(streamed(x)), np.asarray(block(x)), rtol=1e-4, atol=1e-4)
+    full, split = count(block, x), count(streamed, x)
+    assert split.macs == full.macs
+    if splits == 1:
+        assert split.peak_activation_bytes == full.peak_activation_bytes
+    else:
+        assert split.peak_activation_bytes < full.peak_activation_bytes
+
+
+def test_streaming_needs_an_expansion_and_valid_splits(v2):
+    with pytest.raises(ValueError, match="t = 1"):
+        streamed_inverted_residual(v2.features[1], 2)
+    with pytest.raises(ValueError, match="splits must be between 1 and 96"):
+        streamed_inverted_residual(v2.features[2], 0)
+
+
+def test_materialized_tensors_follow_the_architecture(v2):
+    shapes = block_output_shapes(v2, 224)
+    assert shapes[0] == ("ConvBN", (112, 112, 32)) and shapes[-1] == ("pooled", (1, 1, 1280))
+    assert len(shapes) == 1 + 17 + 1 + 1
+    assert materialized_by_resolution(v2, 224, fuse_stem=True)[(112, 112)] == 16
+    assert materialized_by_resolution(v2, 224)[(112, 112)] == 32
+    v1 = materialized_by_resolution(build_model("mobilenet_v1"), 224)
+    assert v1 == {(112, 112): 64, (56, 56): 128, (28, 28): 256, (14, 14): 512, (7, 7): 1024, (1, 1): 1024}
