@@ -33,11 +33,11 @@ book: install vendor
 	@echo "website: _build/html/index.html"
 
 test: install vendor
-	$(BIN)/python -m pytest tests chapters --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly
+	$(BIN)/python -m pytest tests chapters book/index.ipynb --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 # Re-run every chapter and store its outputs (after editing a chapter or the library).
 notebooks: install
-	$(BIN)/jupyter-execute --inplace --timeout=1200 chapters/*.ipynb
+	$(BIN)/jupyter-execute --inplace --timeout=1200 chapters/*.ipynb book/index.ipynb
 
 clean:
 	rm -rf _build book/_vendor

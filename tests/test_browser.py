@@ -1,0 +1,123 @@
+"""The website as a reader sees it, in a real browser (Playwright driving Debian's Chromium).
+
+Chromium is installed with apt-get when missing; only if that is impossible are
+these tests skipped, with the reason. Screenshots go to ``artifacts/``.
+"""
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"
+CHAPTERS = sorted(p.stem for p in (ROOT / "chapters").glob("*.ipynb"))
+PAGES = ["book/index.html", "book/how_to_use.html", "book/notation.html", "book/bibliography.html"] + \
+    [f"chapters/{c}.html" for c in CHAPTERS]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _chromium() -> str | None:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, capture_output=True, timeout=900)
+    return shutil.which("chromium")
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("Chromium is not installed and could not be installed with apt-get: browser tests skipped")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _open(browser, url):
+    """Open ``url`` with every request outside localhost refused; return (page, problems)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems = []
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url}"))
+    page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("http://127.0.0.1")
+               else route.abort())
+    page.goto(url, wait_until="load")
+    page.wait_for_load_state("networkidle")
+    return page, problems
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_loads_clean_with_math_and_figures(browser, server, path):
+    page, problems = _open(browser, f"{server}/{path}")
+    has_math = page.locator("span.math, div.math").count() > 0
+    if has_math:
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30000)
+        page.evaluate("() => MathJax.startup.promise")
+        assert page.locator("mjx-container").count() > 0, "MathJax produced no output"
+        raw = page.evaluate("""() => [...document.querySelectorAll('span.math, div.math')]
+                                .filter(e => !e.querySelector('mjx-container')).map(e => e.textContent)""")
+        assert not raw, f"math left as raw TeX: {raw[:3]}"
+    broken = page.evaluate("""() => [...document.images].filter(i => !i.complete || i.naturalWidth === 0)
+                               .map(i => i.src)""")
+    assert not broken, f"images that did not load: {broken}"
+    assert not problems, problems
+    page.close()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_colab_link_points_to_the_chapter_notebook(browser, server, chapter):
+    page, _ = _open(browser, f"{server}/chapters/{chapter}.html")
+    hrefs = page.eval_on_selector_all("a[href*='colab.research.google.com']", "els => els.map(e => e.href)")
+    assert hrefs, "no Colab launch link"
+    assert all(h.endswith(f"/blob/main/chapters/{chapter}.ipynb") for h in hrefs), hrefs
+    page.close()
+
+
+def test_search_finds_the_chapters(browser, server):
+    page, problems = _open(browser, f"{server}/search.html?q=depthwise")
+    page.wait_for_selector("#search-results ul.search li", timeout=30000)
+    results = page.eval_on_selector_all("#search-results ul.search li a", "els => els.map(e => e.href)")
+    assert any("01_separable_convolution" in r for r in results), results
+    assert not problems, problems
+    page.close()
+
+
+def test_screenshots_are_saved(browser, server):
+    ARTIFACTS.mkdir(exist_ok=True)
+    for name, path in (("landing", "book/index.html"), ("chapter", "chapters/01_separable_convolution.html")):
+        page, _ = _open(browser, f"{server}/{path}")
+        if page.locator("span.math").count():
+            page.evaluate("() => MathJax.startup.promise")
+        target = ARTIFACTS / f"{name}.png"
+        page.screenshot(path=str(target), full_page=False)
+        assert target.stat().st_size > 10_000
+        page.close()
