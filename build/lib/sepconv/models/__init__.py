@@ -1,0 +1,42 @@
+"""The networks of the book, built from specs read like the papers' tables.
+
+``build_model(name, ...)`` makes any of ``MODEL_NAMES`` in eval mode.
+"""
+
+from __future__ import annotations
+
+from flax import nnx
+
+from .mobilenet_v1 import MobileNetV1, mobilenet_v1_layers
+from .mobilenet_v2 import MobileNetV2, mobilenet_v2_layers
+from .mobilenet_v3 import MOBILENET_V3_LARGE, MOBILENET_V3_SMALL, MobileNetV3
+from .rounding import make_divisible, v1_depth
+from .shufflenet_v2 import SHUFFLENET_V2_WIDTHS, ShuffleNetV2
+from .squeezenet import SqueezeNet
+
+__all__ = ["MODEL_NAMES", "build_model", "MobileNetV1", "MobileNetV2", "MobileNetV3", "ShuffleNetV2",
+           "SqueezeNet", "mobilenet_v1_layers", "mobilenet_v2_layers", "make_divisible", "v1_depth"]
+
+MODEL_NAMES = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "shufflenet_v2",
+               "squeezenet1_0", "squeezenet1_1")
+
+
+def build_model(name: str, *, alpha: float = 1.0, width: float = 1.0, classes: int = 1000,
+                seed: int = 0) -> nnx.Module:
+    """A model by name, in eval mode. ``alpha`` is the MobileNet width multiplier, ``width`` ShuffleNet's."""
+    rngs = nnx.Rngs(seed)
+    if name == "mobilenet_v1":
+        model = MobileNetV1(alpha, classes, rngs=rngs)
+    elif name == "mobilenet_v2":
+        model = MobileNetV2(alpha, classes, rngs=rngs)
+    elif name in ("mobilenet_v3_large", "mobilenet_v3_small"):
+        spec = MOBILENET_V3_LARGE if name.endswith("large") else MOBILENET_V3_SMALL
+        model = MobileNetV3(spec, alpha, classes, rngs=rngs)
+    elif name == "shufflenet_v2":
+        model = ShuffleNetV2(width, classes, rngs=rngs)
+    elif name in ("squeezenet1_0", "squeezenet1_1"):
+        model = SqueezeNet(name[-3:], classes, rngs=rngs)
+    else:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    model.eval()
+    return model

@@ -1,0 +1,218 @@
+"""Compute every published table the package knows, and check it.
+
+Each entry of ``COMPUTERS`` maps a table name to a function returning
+``{(row, quantity): computed integer}``; ``validate()`` runs them all through
+``published.check_table``. Closed forms come from the specs; the
+torchvision comparison counts the Flax models themselves with ``sepconv.count``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from . import cost
+from .published import Record, check_table, table_names
+
+__all__ = ["COMPUTERS", "validate", "mobilenet_v1_table3", "count_model"]
+
+
+def _totals(layers) -> tuple[int, int]:
+    return sum(layer.macs for layer in layers), sum(layer.params for layer in layers)
+
+
+def _rows(named_layers: dict) -> dict:
+    out = {}
+    for row, layers in named_layers.items():
+        out[(row, "macs")], out[(row, "params")] = _totals(layers)
+    return out
+
+
+def mobilenet_v1_table3() -> dict:
+    """MobileNet Table 3: one ``14 x 14 x 512 -> 512`` layer with a 3x3 kernel, cumulatively modified.
+
+    The resolution multiplier 0.714 is 160/224: the 224-pixel network's 14x14
+    map becomes 10x10 (160 / 16).
+    """
+    size, channels, kernel = 14, 512, 3
+    thin = int(channels * 0.75)
+    small = 160 // 16
+    return _rows({
+        "Convolution": [cost.standard_conv_cost(size, size, channels, channels, kernel)],
+        "Depthwise Separable Conv": cost.depthwise_separable_cost(size, size, channels, channels, kernel),
+        "alpha = 0.75": cost.depthwise_separable_cost(size, size, thin, thin, kernel),
+        "rho = 0.714": cost.depthwise_separable_cost(small, small, thin, thin, kernel),
+    })
+
+
+def _layer_type(layer) -> str:
+    """``conv``, ``dw``, ``pw`` or ``fc`` from a MobileNet v1 layer name."""
+    if layer.name == "fc":
+        return "fc"
+    return layer.name.rsplit("_", 1)[-1] if layer.name.endswith(("_dw", "_pw")) else "conv"
+
+
+def mobilenet_v1_type_shares(alpha: float = 1.0, resolution: int = 224, classes: int = 1000,
+                             fc_bias: bool = False) -> dict:
+    """Exact shares of MACs and parameters per layer type (Table 2), as ``Fraction``s.
+
+    ``fc_bias=False`` counts the FC weights only, the convention that reproduces Table 2.
+    """
+    from fractions import Fraction
+
+    from .models.mobilenet_v1 import mobilenet_v1_layers
+
+    layers = mobilenet_v1_layers(alpha, resolution, classes)
+    macs, params = {}, {}
+    for layer in layers:
+        kind = _layer_type(layer)
+        macs[kind] = macs.get(kind, 0) + layer.macs
+        params[kind] = params.get(kind, 0) + layer.params - (classes if kind == "fc" and not fc_bias else 0)
+    total_macs, total_params = sum(macs.values()), sum(params.values())
+    return {kind: (Fraction(macs[kind], total_macs), Fraction(params[kind], total_params)) for kind in macs}
+
+
+def mobilenet_v1_table2() -> dict:
+    shares = mobilenet_v1_type_shares()
+    out = {}
+    for row, kind in (("Conv 1x1", "pw"), ("Conv DW 3x3", "dw"), ("Conv 3x3", "conv"), ("Fully Connected", "fc")):
+        out[(row, "macs_share")], out[(row, "params_share")] = shares[kind]
+    return out
+
+
+def mobilenet_v1_shallow_spec():
+    """Table 5's shallow MobileNet: Table 1 without the five 14x14 separable 512 -> 512 layers."""
+    from .models.mobilenet_v1 import MOBILENET_V1
+
+    repeated = [i for i, op in enumerate(MOBILENET_V1) if op.depth == 512 and op.stride == 1]
+    if len(repeated) != 5:
+        raise AssertionError(f"expected five 512 -> 512 stride-1 layers in Table 1, found {len(repeated)}")
+    return tuple(op for i, op in enumerate(MOBILENET_V1) if i not in repeated)
+
+
+def mobilenet_v1_table5(shallow_alpha: float = 1.0) -> dict:
+    from .models.mobilenet_v1 import mobilenet_v1_layers
+
+    return _rows({"0.75 MobileNet": mobilenet_v1_layers(0.75, 224, 1000),
+                  "Shallow MobileNet": mobilenet_v1_layers(shallow_alpha, 224, 1000, spec=mobilenet_v1_shallow_spec())})
+
+
+def mobilenet_v1_table8() -> dict:
+    from .models.mobilenet_v1 import mobilenet_v1_layers
+
+    return _rows({f"{a} MobileNet-{r}": mobilenet_v1_layers(float(a), r, 120)
+                  for a, r in (("1.0", 224), ("0.75", 224), ("1.0", 192), ("0.75", 192))})
+
+
+def mobilenet_v1_table4() -> dict:
+    from .models.mobilenet_v1 import MOBILENET_V1, Conv, mobilenet_v1_layers
+
+    full_conv = tuple(Conv(op.kernel, op.stride, op.depth) for op in MOBILENET_V1)
+    return _rows({"Conv MobileNet": mobilenet_v1_layers(1.0, 224, 1000, spec=full_conv),
+                  "MobileNet": mobilenet_v1_layers(1.0, 224, 1000)})
+
+
+def mobilenet_v1_table6_7() -> dict:
+    from .models.mobilenet_v1 import mobilenet_v1_layers
+
+    rows = {f"{a} MobileNet-224": mobilenet_v1_layers(float(a), 224, 1000) for a in ("1.0", "0.75", "0.5", "0.25")}
+    rows.update({f"1.0 MobileNet-{r}": mobilenet_v1_layers(1.0, r, 1000) for r in (192, 160, 128)})
+    return _rows(rows)
+
+
+def mobilenet_v2_checkpoints() -> dict:
+    from .models.mobilenet_v2 import mobilenet_v2_layers
+    from .published import published_table
+
+    rows = {}
+    for value in published_table("mobilenet_v2_checkpoints"):
+        _, _, alpha, resolution = value.row.split("_")
+        rows[value.row] = mobilenet_v2_layers(float(alpha), int(resolution), classes=1001)
+    return _rows(rows)
+
+
+def mobilenet_v2_table3() -> dict:
+    """Bytes of the widest materialized tensor (2 bytes per value) at 224x224, from the models' block outputs."""
+    from .memory import materialized_by_resolution
+    from .models import build_model
+
+    def peak(name: str, fuse_stem: bool) -> int:
+        widest = materialized_by_resolution(build_model(name), 224, fuse_stem=fuse_stem)
+        return max(2 * h * w * c for (h, w), c in widest.items())
+
+    return {("MobileNetV1", "peak_memory"): peak("mobilenet_v1", False),
+            ("MobileNetV2", "peak_memory"): peak("mobilenet_v2", True)}
+
+
+def mobilenet_v2_table4() -> dict:
+    from .models.mobilenet_v1 import mobilenet_v1_layers
+    from .models.mobilenet_v2 import mobilenet_v2_layers
+
+    out = _rows({"MobileNetV1": mobilenet_v1_layers(1.0, 224, 1000),
+                 "MobileNetV2": mobilenet_v2_layers(1.0, 224, 1000),
+                 "MobileNetV2 (1.4)": mobilenet_v2_layers(1.4, 224, 1000)})
+    del out[("MobileNetV1", "params")]
+    return out
+
+
+def count_model(name: str, *, alpha: float = 1.0, width: float = 1.0, resolution: int = 224,
+                classes: int = 1000, batch: int = 1):
+    """Build model ``name`` and count it on a ``batch x resolution x resolution x 3`` input."""
+    import jax.numpy as jnp
+
+    from .counter import count
+    from .models import build_model
+    from .models.common import check_resolution
+
+    model = build_model(name, alpha=alpha, width=width, classes=classes)
+    x = jnp.zeros((batch, check_resolution(resolution), resolution, 3))
+    return count(model, x)
+
+
+TORCHVISION_MODELS = {
+    "mobilenet_v2": dict(name="mobilenet_v2"),
+    "mobilenet_v3_large": dict(name="mobilenet_v3_large"),
+    "mobilenet_v3_small": dict(name="mobilenet_v3_small"),
+    "shufflenet_v2_x0_5": dict(name="shufflenet_v2", width=0.5),
+    "shufflenet_v2_x1_0": dict(name="shufflenet_v2", width=1.0),
+    "shufflenet_v2_x1_5": dict(name="shufflenet_v2", width=1.5),
+    "shufflenet_v2_x2_0": dict(name="shufflenet_v2", width=2.0),
+    "squeezenet1_0": dict(name="squeezenet1_0"),
+    "squeezenet1_1": dict(name="squeezenet1_1"),
+}
+
+
+def torchvision_reference() -> dict:
+    out = {}
+    for row, kwargs in TORCHVISION_MODELS.items():
+        result = count_model(**kwargs)
+        if not result.complete:
+            raise ValueError(f"{row}: the counter could not cost {sorted(result.uncosted)}")
+        out[(row, "macs")] = result.macs
+        out[(row, "params_trainable")] = result.params
+    return out
+
+
+COMPUTERS: dict[str, Callable[[], dict]] = {
+    "mobilenet_v1_table2": mobilenet_v1_table2,
+    "mobilenet_v1_table3": mobilenet_v1_table3,
+    "mobilenet_v1_table5": mobilenet_v1_table5,
+    "mobilenet_v1_table8": mobilenet_v1_table8,
+    "mobilenet_v1_table4": mobilenet_v1_table4,
+    "mobilenet_v1_table6_7": mobilenet_v1_table6_7,
+    "mobilenet_v2_checkpoints": mobilenet_v2_checkpoints,
+    "mobilenet_v2_table3": mobilenet_v2_table3,
+    "mobilenet_v2_table4": mobilenet_v2_table4,
+    "torchvision_reference": torchvision_reference,
+}
+
+
+def validate(names: list[str] | None = None) -> list[Record]:
+    """Records for the named published tables (all of them by default)."""
+    names = table_names() if names is None else names
+    missing = [n for n in names if n not in COMPUTERS]
+    if missing:
+        raise ValueError(f"no computation registered for published tables {missing}")
+    records = []
+    for name in names:
+        records.extend(check_table(name, COMPUTERS[name]()))
+    return records
