@@ -17,7 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 CHAPTERS = sorted(p.stem for p in (ROOT / "chapters").glob("*.ipynb"))
-PAGES = ["book/index.html", "book/how_to_use.html", "book/notation.html", "book/bibliography.html"] + \
+PAGES = ["book/index.html", "book/how_to_use.html", "book/notation.html", "book/assignments.html",
+         "book/bibliography.html"] + \
     [f"chapters/{c}.html" for c in CHAPTERS]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -35,6 +35,7 @@ def test_first_cell_does_nothing_locally(monkeypatch):
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: calls.append(args))
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # a chapter may set XLA_FLAGS; keep it out of this process
     for chapter in CHAPTERS:
         exec(compile(_first_code(chapter), str(chapter), "exec"), {})
     assert calls == []

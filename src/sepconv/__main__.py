@@ -1,4 +1,4 @@
-"""Command line: ``python -m sepconv count MODEL ...`` and ``python -m sepconv validate``.
+"""Command line: ``python -m sepconv count MODEL ...``, ``validate`` and ``assign build|grade``.
 
 ``count`` builds the Flax model and counts it with the jaxpr counter:
 ``macs`` (per image), ``params`` in the convention of the published tables
@@ -54,6 +54,24 @@ def _validate(args) -> int:
     return 0 if all(r.ok for r in records) else 1
 
 
+def _assign(args) -> int:
+    from .assignments import build, grade
+
+    if args.action == "build":
+        student, grader = build(args.notebook, args.out)
+        print(f"student notebook: {student}\nautograder: {grader}")
+        return 0
+    result = grade(args.notebook, args.autograder)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        for t in result.tests:
+            kind = "hidden " if t.hidden else ""
+            print(f"{t.earned:g}/{t.points:g}  {kind}{t.name}" + (f"  ({t.error})" if t.error else ""))
+        print(f"Score: {result.score:g} / {result.total:g}")
+    return 0
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -76,7 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--table", action="append", help="only this table (repeatable)")
     v.add_argument("--json", action="store_true", help="print every record as JSON")
     v.set_defaults(run=_validate)
+    a = sub.add_parser("assign", help="build student versions of an assignment, or grade a submission")
+    a.add_argument("action", choices=("build", "grade"))
+    a.add_argument("notebook", help="build: the source notebook with solutions; grade: the submitted notebook")
+    a.add_argument("--out", default="dist", help="build: folder for the student notebook and autograder file")
+    a.add_argument("--autograder", help="grade: the .autograder.json file written by build")
+    a.add_argument("--json", action="store_true", help="grade: print the result as JSON")
+    a.set_defaults(run=_assign)
     args = parser.parse_args(argv)
+    if args.command == "assign" and args.action == "grade" and not args.autograder:
+        parser.error("assign grade needs --autograder FILE")
     try:
         return args.run(args)
     except ValueError as error:
