@@ -115,3 +115,25 @@ def test_bad_input_names_the_bad_value(call, message):
 
 def test_numpy_integers_are_accepted():
     assert cost.standard_conv_cost(np.int64(14), 14, 512, 512).macs == 462_422_016
+
+
+@given(st.integers(1, 64), st.integers(1, 64), st.integers(1, 512), st.integers(1, 512))
+def test_shufflenet_mac_bound_holds_and_is_tight_for_equal_widths(h, w, c1, c2):
+    """ShuffleNet v2 G1: MAC >= 2 sqrt(hwB) + B/hw, with equality at c1 = c2."""
+    b = h * w * c1 * c2
+    mac = cost.memory_access_cost_1x1(h, w, c1, c2)
+    assert mac == h * w * (c1 + c2) + c1 * c2
+    assert mac >= cost.mac_lower_bound(h, w, b) * (1 - 1e-12)
+    equal = cost.memory_access_cost_1x1(h, w, c1, c1)
+    assert equal == pytest.approx(cost.mac_lower_bound(h, w, h * w * c1 * c1), rel=1e-12)
+
+
+def test_group_conv_mac_grows_with_groups_at_fixed_flops():
+    """ShuffleNet v2 G2: at fixed B = h w c1 c2 / g, MAC increases with g."""
+    macs = []
+    for g in (1, 2, 4, 8):
+        c = {1: 128, 2: 180, 4: 256, 8: 360}[g]  # c^2 / g about constant
+        macs.append(cost.memory_access_cost_1x1(28, 28, c, c, groups=g))
+    assert macs == sorted(macs)
+    with pytest.raises(ValueError, match="not divisible by groups=3"):
+        cost.memory_access_cost_1x1(8, 8, 16, 16, groups=3)

@@ -135,3 +135,28 @@ def test_ceil_mode_pooling_sizes(n, expected):
 def test_bad_model_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_shufflenet_v1_units_and_errors():
+    from sepconv.models.shufflenet_v1 import SHUFFLENET_V1_CHANNELS
+
+    model = build_model("shufflenet_v1", groups=8, classes=5)
+    units = list(model.units)
+    assert len(units) == 16
+    assert units[0].conv_pw.conv.feature_group_count == 1  # stage 2's first pointwise layer is not grouped
+    assert all(u.conv_pw.conv.feature_group_count == 8 for u in units[1:])
+    assert units[-1].conv_pwl.conv.kernel.shape[-1] == SHUFFLENET_V1_CHANNELS[8][2]
+    with pytest.raises(ValueError, match=r"groups must be one of \[1, 2, 3, 4, 8\], got 5"):
+        build_model("shufflenet_v1", groups=5)
+
+
+def test_xception_flows():
+    model = build_model("xception", classes=3)
+    assert len(model.entry) == 3 and len(model.middle) == 8
+    shapes = []
+    x = jax.ShapeDtypeStruct((1, 299, 299, 3), jnp.float32)
+    x = jax.eval_shape(lambda v: model.conv2(model.conv1(v)), x)
+    for block in model.entry:
+        x = jax.eval_shape(block, x)
+        shapes.append(x.shape[1:])
+    assert shapes == [(74, 74, 128), (37, 37, 256), (19, 19, 728)]  # Xception Fig. 5 (Keras reference sizes)

@@ -20,8 +20,8 @@ from .models import MODEL_NAMES
 def _count(args) -> int:
     from .validation import count_model
 
-    result = count_model(args.model, alpha=args.alpha, width=args.width, resolution=args.resolution,
-                         classes=args.classes)
+    result = count_model(args.model, alpha=args.alpha, width=args.width, groups=args.groups,
+                         resolution=args.resolution, classes=args.classes)
     report = {
         "model": args.model, "alpha": args.alpha, "width": args.width, "resolution": args.resolution,
         "classes": args.classes, "macs": result.macs, "params": result.params_excluding_norm,
@@ -72,6 +72,14 @@ def _assign(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from .bench import run_all
+
+    out = run_all(args.out, quick=args.quick, with_keras=not args.no_keras)
+    print(f"results in {out}")
+    return 0
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -86,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("model", choices=MODEL_NAMES)
     c.add_argument("--alpha", type=_positive_float, default=1.0, help="MobileNet width multiplier")
     c.add_argument("--width", type=_positive_float, default=1.0, help="ShuffleNet v2 width (0.5, 1.0, 1.5, 2.0)")
-    c.add_argument("--resolution", type=int, default=224, help="input height and width in pixels")
+    c.add_argument("--groups", type=int, default=3, help="ShuffleNet v1 groups (1, 2, 3, 4, 8)")
+    c.add_argument("--resolution", type=int, default=224, help="input height and width in pixels (Xception: 299)")
     c.add_argument("--classes", type=int, default=1000, help="number of classes (TF-slim checkpoints use 1001)")
     c.add_argument("--json", action="store_true", help="print JSON")
     c.set_defaults(run=_count)
@@ -101,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--autograder", help="grade: the .autograder.json file written by build")
     a.add_argument("--json", action="store_true", help="grade: print the result as JSON")
     a.set_defaults(run=_assign)
+    b = sub.add_parser("bench", help="measure latency: layers, guidelines, models, ours vs keras.applications")
+    b.add_argument("--out", help="folder for the JSON results (default: the package data folder for this device)")
+    b.add_argument("--quick", action="store_true", help="a fast smoke run with few repetitions")
+    b.add_argument("--no-keras", action="store_true", help="skip the keras.applications comparison")
+    b.set_defaults(run=_bench)
     args = parser.parse_args(argv)
     if args.command == "assign" and args.action == "grade" and not args.autograder:
         parser.error("assign grade needs --autograder FILE")

@@ -18,6 +18,7 @@ bad value; nothing is silently clipped or rounded.
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -39,6 +40,9 @@ __all__ = [
     "depthwise_separable_cost",
     "separable_ratio",
     "total_cost",
+    "valid_taps",
+    "memory_access_cost_1x1",
+    "mac_lower_bound",
 ]
 
 
@@ -293,3 +297,26 @@ def valid_taps(size: int, kernel: int, stride: int = 1, padding: Padding = "SAME
             if 0 <= p < dilated and p % input_dilation == 0:
                 count += 1
     return count
+
+
+def memory_access_cost_1x1(height: int, width: int, in_channels: int, out_channels: int,
+                           groups: int = 1) -> int:
+    """Memory access cost of a 1x1 (group) convolution, ShuffleNet v2 sec. 2 (G1, G2).
+
+    ``MAC = h w (c1 + c2) + c1 c2 / g``: read the input, write the output, read
+    the weights, counted in values (not bytes), ignoring caches.
+    """
+    height, width = _positive_int("height", height), _positive_int("width", width)
+    c1, c2 = _positive_int("in_channels", in_channels), _positive_int("out_channels", out_channels)
+    groups = _positive_int("groups", groups)
+    if c1 % groups or c2 % groups:
+        raise ValueError(f"channels {c1}->{c2} are not divisible by groups={groups}")
+    return height * width * (c1 + c2) + c1 * c2 // groups
+
+
+def mac_lower_bound(height: int, width: int, flops: int) -> float:
+    """ShuffleNet v2 eq. (1): for a 1x1 convolution with ``B = h w c1 c2`` MACs,
+    ``MAC >= 2 sqrt(h w B) + B / (h w)``, with equality when ``c1 = c2``."""
+    hw = _positive_int("height", height) * _positive_int("width", width)
+    b = _positive_int("flops", flops)
+    return 2 * math.sqrt(hw * b) + b / hw

@@ -154,7 +154,34 @@ def mobilenet_v2_table4() -> dict:
     return out
 
 
-def count_model(name: str, *, alpha: float = 1.0, width: float = 1.0, resolution: int = 224,
+def shufflenet_v1_table1() -> dict:
+    """MACs of ShuffleNet v1 1x without its FC layer (the convention that reproduces Table 1)."""
+    out = {}
+    for g in (1, 2, 3, 4, 8):
+        result = count_model("shufflenet_v1", groups=g)
+        fc = result.ops[-1]
+        if fc.primitive != "dot_general":
+            raise AssertionError("the last costed operation of ShuffleNet v1 should be its FC layer")
+        out[(f"ShuffleNet 1x (g = {g})", "macs_without_fc")] = result.macs - fc.macs
+    return out
+
+
+def mobilenet_v1_table10() -> dict:
+    from .models.mobilenet_v1 import mobilenet_v1_layers
+
+    out = _rows({"0.50 MobileNet-160": mobilenet_v1_layers(0.5, 160, 1000)})
+    squeezenet = count_model("squeezenet1_0", resolution=227)
+    out[("Squeezenet", "macs")] = squeezenet.macs
+    out[("Squeezenet", "params")] = squeezenet.params_excluding_norm
+    return out
+
+
+def shufflenet_v2_table5() -> dict:
+    return {(f"ShuffleNet v2 {label}", "macs"): count_model("shufflenet_v2", width=width).macs
+            for label, width in (("0.5x", 0.5), ("1x", 1.0), ("1.5x", 1.5), ("2x", 2.0))}
+
+
+def count_model(name: str, *, alpha: float = 1.0, width: float = 1.0, groups: int = 3, resolution: int = 224,
                 classes: int = 1000, batch: int = 1):
     """Build model ``name`` and count it on a ``batch x resolution x resolution x 3`` input."""
     import jax.numpy as jnp
@@ -163,7 +190,7 @@ def count_model(name: str, *, alpha: float = 1.0, width: float = 1.0, resolution
     from .models import build_model
     from .models.common import check_resolution
 
-    model = build_model(name, alpha=alpha, width=width, classes=classes)
+    model = build_model(name, alpha=alpha, width=width, groups=groups, classes=classes)
     x = jnp.zeros((batch, check_resolution(resolution), resolution, 3))
     return count(model, x)
 
@@ -197,6 +224,9 @@ COMPUTERS: dict[str, Callable[[], dict]] = {
     "mobilenet_v1_table3": mobilenet_v1_table3,
     "mobilenet_v1_table5": mobilenet_v1_table5,
     "mobilenet_v1_table8": mobilenet_v1_table8,
+    "mobilenet_v1_table10": mobilenet_v1_table10,
+    "shufflenet_v1_table1": shufflenet_v1_table1,
+    "shufflenet_v2_table5": shufflenet_v2_table5,
     "mobilenet_v1_table4": mobilenet_v1_table4,
     "mobilenet_v1_table6_7": mobilenet_v1_table6_7,
     "mobilenet_v2_checkpoints": mobilenet_v2_checkpoints,

@@ -1,0 +1,315 @@
+"""Measured latency: the timing harness and the experiments of the latency chapter.
+
+Timing rules (``time_call``): the function is compiled and run ``warmup`` times
+before any measurement (compilation excluded), every call ends with
+``block_until_ready`` (JAX dispatches asynchronously), and ``repeats`` calls
+are timed one by one; we report the median and the 10th/90th percentiles.
+Results are saved as JSON under a folder named after the device so that the
+chapter plots stored measurements, and GPU/TPU runs sit beside CPU ones.
+
+Nothing here asserts a speed: benchmarks print ratios against a peer measured
+in the same run, on the same machine, interleaved.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["Timing", "time_call", "device_info", "measure_peaks", "layer_benchmarks", "guideline_experiments",
+           "model_latencies", "keras_comparison", "run_all", "load_results", "results_dir"]
+
+
+@dataclass
+class Timing:
+    median_s: float
+    p10_s: float
+    p90_s: float
+    repeats: int
+
+    @property
+    def spread(self) -> float:
+        """(p90 - p10) / median: the relative spread of the measurements."""
+        return (self.p90_s - self.p10_s) / self.median_s
+
+
+def time_call(fn: Callable, *args, warmup: int = 3, repeats: int = 30) -> Timing:
+    """Median and spread of ``fn(*args)`` wall time; ``fn`` should be jitted (compiled on the first warm-up call)."""
+    for _ in range(max(warmup, 1)):
+        jax.block_until_ready(fn(*args))
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        samples.append(time.perf_counter() - start)
+    p10, median, p90 = np.percentile(samples, [10, 50, 90])
+    return Timing(float(median), float(p10), float(p90), repeats)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_info() -> dict:
+    """The device and the software versions a measurement was taken with."""
+    import flax
+    import jaxlib
+
+    device = jax.devices()[0]
+    return {"platform": device.platform, "device_kind": device.device_kind, "device_count": len(jax.devices()),
+            "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(), "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__, "flax": flax.__version__, "python": platform.python_version(),
+            "machine": platform.machine()}
+
+
+def results_dir(info: dict | None = None, root: Path | None = None) -> Path:
+    """``<root>/<platform>-<device kind>``; root defaults to the package's ``data/benchmarks``."""
+    info = info or device_info()
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{info['platform']}-{info['device_kind']}".lower()).strip("-")
+    return (root or Path(__file__).parent / "data" / "benchmarks") / slug
+
+
+def measure_peaks(size: int = 2048, megabytes: int = 256, repeats: int = 20) -> dict:
+    """Achievable compute (a large float32 matmul) and memory bandwidth (``y = x + 1`` over a large array)."""
+    a = jnp.ones((size, size), jnp.float32)
+    matmul = jax.jit(lambda a: a @ a)
+    t = time_call(matmul, a, repeats=repeats)
+    flops = 2 * size ** 3 / t.median_s
+    x = jnp.ones((megabytes * 2 ** 20 // 4,), jnp.float32)
+    add = jax.jit(lambda x: x + 1.0)
+    t2 = time_call(add, x, repeats=repeats)
+    bandwidth = 2 * x.nbytes / t2.median_s  # read once, write once
+    return {"peak_flops": flops, "peak_bandwidth": bandwidth, "matmul_size": size, "stream_bytes": int(x.nbytes)}
+
+
+#: MobileNet v1 layer shapes at 224x224: (spatial size, channels) of the separable layers.
+MOBILENET_SHAPES = ((112, 32), (56, 128), (28, 256), (14, 512), (7, 1024))
+
+
+def _conv(x, w, groups=1):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        feature_group_count=groups)
+
+
+def layer_benchmarks(peaks: dict, batch: int = 1, repeats: int = 20) -> list[dict]:
+    """Standard 3x3, depthwise 3x3 and pointwise convolutions at MobileNet shapes: time, GFLOP/s, intensity."""
+    rows = []
+    for size, c in MOBILENET_SHAPES:
+        x = jnp.ones((batch, size, size, c), jnp.float32)
+        for kind, w, groups in (("standard 3x3", jnp.ones((3, 3, c, c)), 1), ("depthwise 3x3", jnp.ones((3, 3, 1, c)), c),
+                                ("pointwise 1x1", jnp.ones((1, 1, c, c)), 1)):
+            fn = jax.jit(lambda x, w, g=groups: _conv(x, w, g))
+            t = time_call(fn, x, w, repeats=repeats)
+            macs = batch * size * size * c * w.shape[0] * w.shape[1] * w.shape[2]
+            moved = 4 * (x.size + w.size + x.size)  # read input and weights once, write the output once
+            intensity = 2 * macs / moved
+            bound = min(peaks["peak_flops"], intensity * peaks["peak_bandwidth"])
+            rows.append({"layer": kind, "size": size, "channels": c, "batch": batch, "macs": macs, "bytes": moved,
+                         "intensity": intensity, "median_s": t.median_s, "spread": t.spread,
+                         "achieved_flops": 2 * macs / t.median_s, "roofline_flops": bound})
+    return rows
+
+
+def guideline_experiments(repeats: int = 20, size: int = 28, blocks: int = 10) -> dict:
+    """ShuffleNet v2's four guideline experiments (its Tables 1-4), rebuilt in JAX at ``size x size``.
+
+    Each network stacks ``blocks`` identical units; within an experiment all
+    variants have (nearly) the same MACs. Reported: MACs, ShuffleNet v2 MAC
+    (memory access cost, values) and the median time of one batch-1 forward pass.
+    """
+    key = jax.random.key(0)
+
+    def timed(fn, x, params):
+        return time_call(jax.jit(fn), x, params, repeats=repeats).median_s
+
+    def pw(x, w, groups=1):
+        return _conv(x, w, groups)
+
+    out = {}
+    # G1: equal channel widths minimize memory access cost (c1 * c2 fixed)
+    g1 = []
+    for ratio in (1, 2, 6, 12):
+        c1 = int(round(math.sqrt(128 * 128 / ratio)))
+        c2 = ratio * c1
+        ws = [jax.random.normal(key, (1, 1, c1, c2)) * 0.01, jax.random.normal(key, (1, 1, c2, c1)) * 0.01]
+        x = jnp.ones((1, size, size, c1))
+        fn = lambda x, ws: [x := pw(pw(x, ws[0]), ws[1]) for _ in range(blocks)][-1]
+        macs = blocks * 2 * size * size * c1 * c2
+        mac = blocks * 2 * (size * size * (c1 + c2) + c1 * c2)
+        g1.append({"ratio": f"1:{ratio}", "c1": c1, "c2": c2, "macs": macs, "mac": mac, "median_s": timed(fn, x, ws)})
+    out["G1"] = g1
+    # G2: group convolution increases memory access cost (c^2 / g fixed)
+    g2 = []
+    for g in (1, 2, 4, 8):
+        c = int(round(128 * math.sqrt(g) / g)) * g
+        w = jax.random.normal(key, (1, 1, c // g, c)) * 0.01
+        x = jnp.ones((1, size, size, c))
+        fn = lambda x, w, g=g: [x := pw(x, w, g) for _ in range(blocks)][-1]
+        g2.append({"groups": g, "channels": c, "macs": blocks * size * size * c * c // g,
+                   "mac": blocks * (size * size * 2 * c + c * c // g), "median_s": timed(fn, x, w)})
+    out["G2"] = g2
+    # G3: fragmentation reduces parallelism (same MACs in 1, 2 or 4 pieces, in series or in parallel)
+    g3, c = [], 128
+    for name, pieces, parallel in (("1-fragment", 1, False), ("2-fragment-series", 2, False),
+                                   ("4-fragment-series", 4, False), ("2-fragment-parallel", 2, True),
+                                   ("4-fragment-parallel", 4, True)):
+        width = c if parallel else int(round(c / math.sqrt(pieces)))
+        per = c // pieces if parallel else width
+        ws = [jax.random.normal(jax.random.fold_in(key, i), (1, 1, c if parallel else width, per)) * 0.01
+              for i in range(pieces)]
+        x = jnp.ones((1, size, size, c if parallel else width))
+
+        def fn(x, ws, parallel=parallel):
+            for _ in range(blocks):
+                if parallel:
+                    x = jnp.concatenate([pw(x, w) for w in ws], axis=-1)
+                else:
+                    for w in ws:
+                        x = pw(x, w)
+            return x
+
+        macs = blocks * sum(size * size * w.shape[2] * w.shape[3] for w in ws)
+        g3.append({"structure": name, "macs": macs, "median_s": timed(fn, x, ws)})
+    out["G3"] = g3
+    # G4: element-wise operations (ReLU, shortcut) in a ResNet bottleneck are not free
+    g4, c = [], 256
+    ws = [jax.random.normal(key, (1, 1, c, c // 4)) * 0.01, jax.random.normal(key, (3, 3, c // 4, c // 4)) * 0.01,
+          jax.random.normal(key, (1, 1, c // 4, c)) * 0.01]
+    x = jnp.ones((1, size, size, c))
+    for relu in (True, False):
+        for shortcut in (True, False):
+            def fn(x, ws, relu=relu, shortcut=shortcut):
+                act = jax.nn.relu if relu else (lambda v: v)
+                for _ in range(blocks):
+                    y = act(pw(act(_conv(act(pw(x, ws[0])), ws[1])), ws[2]))
+                    x = x + y if shortcut else y
+                return x
+            g4.append({"relu": relu, "shortcut": shortcut, "median_s": timed(fn, x, ws)})
+    out["G4"] = g4
+    return out
+
+
+def _traffic_and_macs(model, resolution: int) -> tuple[int, int, list]:
+    from .counter import count
+
+    result = count(model, jnp.zeros((1, resolution, resolution, 3)))
+    ops = [(op.macs, 4 * (math.prod(op.input_shape) + math.prod(op.kernel_shape) + math.prod(op.output_shape)))
+           for op in result.ops]
+    return result.macs, sum(b for _, b in ops), ops
+
+
+def model_latencies(peaks: dict, repeats: int = 15) -> list[dict]:
+    """Batch-1 latency of MobileNet v1/v2 variants beside their MACs, bytes moved and a roofline estimate.
+
+    The estimate sums, over every convolution and matmul, ``max(2 MACs / peak_flops, bytes / bandwidth)``.
+    """
+    from flax import nnx
+
+    from .models import build_model
+
+    variants = [("mobilenet_v1", a, r) for a in (0.25, 0.5, 0.75, 1.0) for r in (128, 160, 224)]
+    variants += [("mobilenet_v2", a, r) for a in (0.35, 0.5, 0.75, 1.0, 1.4) for r in (128, 160, 224)]
+    rows = []
+    for name, alpha, resolution in variants:
+        model = build_model(name, alpha=alpha)
+        graphdef, state = nnx.split(model)
+        fn = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
+        x = jnp.zeros((1, resolution, resolution, 3))
+        t = time_call(fn, state, x, repeats=repeats)
+        macs, moved, ops = _traffic_and_macs(model, resolution)
+        estimate = sum(max(2 * m / peaks["peak_flops"], b / peaks["peak_bandwidth"]) for m, b in ops)
+        rows.append({"model": name, "alpha": alpha, "resolution": resolution, "macs": macs, "bytes": moved,
+                     "roofline_s": estimate, "median_s": t.median_s, "spread": t.spread})
+    return rows
+
+
+def keras_comparison(batches=(1, 32), rounds: int = 5, repeats: int = 10) -> list[dict]:
+    """Our Flax MobileNet v1/v2 against keras.applications on the JAX backend, timed interleaved.
+
+    ``ratio`` is Keras time / our time: above 1 means ours is faster.
+    """
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import keras
+    from flax import nnx
+
+    from .models import build_model
+
+    if keras.backend.backend() != "jax":
+        raise RuntimeError(f"Keras must run on the JAX backend for a fair comparison, got {keras.backend.backend()}")
+    rows = []
+    for name, ours_name, builder in (("MobileNet v1", "mobilenet_v1", keras.applications.MobileNet),
+                                     ("MobileNet v2", "mobilenet_v2", keras.applications.MobileNetV2)):
+        ref = builder(weights=None, input_shape=(224, 224, 3))
+        trainable = [v.value for v in ref.trainable_variables]
+        fixed = [v.value for v in ref.non_trainable_variables]
+        keras_fn = jax.jit(lambda t, n, x: ref.stateless_call(t, n, x, training=False)[0])
+        model = build_model(ours_name)
+        graphdef, state = nnx.split(model)
+        ours_fn = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
+        for batch in batches:
+            x = jnp.zeros((batch, 224, 224, 3))
+            ours, theirs = [], []
+            for _ in range(rounds):  # interleave so that machine noise hits both alike
+                ours.append(time_call(ours_fn, state, x, repeats=repeats).median_s)
+                theirs.append(time_call(keras_fn, trainable, fixed, x, repeats=repeats).median_s)
+            o, k = float(np.median(ours)), float(np.median(theirs))
+            rows.append({"model": name, "batch": batch, "ours_s": o, "keras_s": k, "ratio": k / o,
+                         "ours_images_per_s": batch / o, "keras_images_per_s": batch / k})
+    return rows
+
+
+def run_all(out: Path | None = None, quick: bool = False, with_keras: bool = True, log=print) -> Path:
+    """Run every experiment, write JSON files into ``out`` (default: the package data folder for this device)."""
+    info = device_info()
+    out = Path(out) if out else results_dir(info)
+    out.mkdir(parents=True, exist_ok=True)
+    repeats = 5 if quick else 20
+
+    def save(name, value):
+        (out / f"{name}.json").write_text(json.dumps(value, indent=1) + "\n")
+        log(f"wrote {out / name}.json")
+
+    save("device", info)
+    peaks = measure_peaks(size=512 if quick else 2048, megabytes=16 if quick else 256, repeats=repeats)
+    save("peaks", peaks)
+    save("layers", layer_benchmarks(peaks, repeats=repeats))
+    save("guidelines", guideline_experiments(repeats=repeats, blocks=2 if quick else 10))
+    if not quick:
+        save("models", model_latencies(peaks))
+    if with_keras:
+        rows = keras_comparison(batches=(1,) if quick else (1, 32), rounds=1 if quick else 5,
+                                repeats=2 if quick else 10)
+        save("keras", rows)
+        for r in rows:
+            log(f"{r['model']} batch {r['batch']}: ours {r['ours_s'] * 1e3:.2f} ms, keras {r['keras_s'] * 1e3:.2f} ms, "
+                f"keras/ours = {r['ratio']:.2f}")
+    return out
+
+
+def load_results(device: str | None = None) -> dict:
+    """Stored results of one device folder (the only one, or the one named), as a dict of experiment -> data."""
+    root = Path(__file__).parent / "data" / "benchmarks"
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []
+    if device is not None:
+        folders = [p for p in folders if p.name == device]
+    if not folders:
+        raise FileNotFoundError(f"no stored benchmark results{' for ' + device if device else ''} under {root}")
+    folder = folders[0]
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
