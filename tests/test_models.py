@@ -43,26 +43,17 @@ def test_v1_depth_rule():
 
 
 @settings(max_examples=6)
-@given(st.sampled_from([0.25, 0.5, 0.6, 1.0, 1.3]), st.sampled_from([32, 64, 96, 100]))
-def test_v1_closed_form_equals_counted_model(alpha, resolution):
-    model = MobileNetV1(alpha, 10, rngs=nnx.Rngs(0))
+@given(st.sampled_from([0.35, 0.5, 0.6, 1.0, 1.4]), st.sampled_from([32, 64, 96, 100]))
+@pytest.mark.parametrize("model_cls, layers_fn", [(MobileNetV1, mobilenet_v1_layers), (MobileNetV2, mobilenet_v2_layers)],
+                         ids=["v1", "v2"])
+def test_closed_form_equals_counted_model(model_cls, layers_fn, alpha, resolution):
+    model = model_cls(alpha, 10, rngs=nnx.Rngs(0))
     model.eval()
     counted = count(model, jnp.zeros((1, resolution, resolution, 3)))
-    layers = mobilenet_v1_layers(alpha, resolution, 10)
+    layers = layers_fn(alpha, resolution, 10)
     assert counted.macs == sum(layer.macs for layer in layers)
     assert counted.params_excluding_norm == sum(layer.params for layer in layers)
     assert counted.complete
-
-
-@settings(max_examples=6)
-@given(st.sampled_from([0.35, 0.5, 0.75, 1.0, 1.4]), st.sampled_from([32, 64, 96, 100]))
-def test_v2_closed_form_equals_counted_model(alpha, resolution):
-    model = MobileNetV2(alpha, 10, rngs=nnx.Rngs(0))
-    model.eval()
-    counted = count(model, jnp.zeros((1, resolution, resolution, 3)))
-    layers = mobilenet_v2_layers(alpha, resolution, 10)
-    assert counted.macs == sum(layer.macs for layer in layers)
-    assert counted.params_excluding_norm == sum(layer.params for layer in layers)
 
 
 def test_v2_bottleneck_formula_matches_layers():

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import jax.numpy as jnp
 from flax import nnx
 
 from ..cost import LayerCost, dense_cost
 
-__all__ = ["check_resolution", "check_classes", "global_avg_pool", "max_pool", "classifier_cost"]
+__all__ = ["Conv", "check_resolution", "check_classes", "global_avg_pool", "max_pool", "classifier_cost"]
+
+
+@dataclass(frozen=True)
+class Conv:
+    """A standard convolution -> BN -> activation row of a spec (``Conv / s2, 3x3x3x32``)."""
+    kernel: int
+    stride: int
+    depth: int
 
 
 def check_resolution(resolution: int, minimum: int = 32) -> int:

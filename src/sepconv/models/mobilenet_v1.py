@@ -15,18 +15,10 @@ from flax import nnx
 
 from ..cost import LayerCost, depthwise_conv_cost, pointwise_conv_cost, standard_conv_cost
 from ..layers import ConvBN, DepthwiseSeparable
-from .common import check_classes, check_resolution, classifier_cost, global_avg_pool
+from .common import Conv, check_classes, check_resolution, classifier_cost, global_avg_pool
 from .rounding import v1_depth
 
 __all__ = ["Conv", "DepSepConv", "MOBILENET_V1", "mobilenet_v1_layers", "MobileNetV1"]
-
-
-@dataclass(frozen=True)
-class Conv:
-    """A standard convolution -> BN -> ReLU (``Conv / s2, 3x3x3x32`` in Table 1)."""
-    kernel: int
-    stride: int
-    depth: int
 
 
 @dataclass(frozen=True)

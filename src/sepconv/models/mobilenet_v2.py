@@ -21,18 +21,11 @@ from flax import nnx
 
 from ..cost import LayerCost, depthwise_conv_cost, pointwise_conv_cost, standard_conv_cost
 from ..layers import ConvBN, relu6
-from .common import check_classes, check_resolution, classifier_cost, global_avg_pool
+from .common import Conv, check_classes, check_resolution, classifier_cost, global_avg_pool
 from .rounding import make_divisible
 
 __all__ = ["Conv", "Bottleneck", "MOBILENET_V2", "mobilenet_v2_layers", "bottleneck_macs",
            "InvertedResidual", "MobileNetV2", "head_channels"]
-
-
-@dataclass(frozen=True)
-class Conv:
-    kernel: int
-    stride: int
-    depth: int
 
 
 @dataclass(frozen=True)
