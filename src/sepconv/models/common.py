@@ -9,7 +9,7 @@ from flax import nnx
 
 from ..cost import LayerCost, dense_cost
 
-__all__ = ["Conv", "check_resolution", "check_classes", "global_avg_pool", "max_pool", "classifier_cost"]
+__all__ = ["Conv", "FeatureStack", "check_resolution", "check_classes", "global_avg_pool", "max_pool", "classifier_cost"]
 
 
 @dataclass(frozen=True)
@@ -43,3 +43,16 @@ def max_pool(x, window: int = 3, stride: int = 2, padding="SAME"):
 
 def classifier_cost(features: int, classes: int) -> LayerCost:
     return dense_cost(features, classes, bias=True)
+
+
+class FeatureStack(nnx.Module):
+    """Blocks applied in order (``features``), global average pooling, then a linear ``classifier``."""
+
+    def _set_blocks(self, blocks: list, channels: int, classes: int, rngs: nnx.Rngs) -> None:
+        self.features = nnx.List(blocks)
+        self.classifier = nnx.Linear(channels, check_classes(classes), rngs=rngs)
+
+    def __call__(self, x):
+        for block in self.features:
+            x = block(x)
+        return self.classifier(global_avg_pool(x))

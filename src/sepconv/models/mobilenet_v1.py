@@ -15,7 +15,7 @@ from flax import nnx
 
 from ..cost import LayerCost, depthwise_conv_cost, pointwise_conv_cost, standard_conv_cost
 from ..layers import ConvBN, DepthwiseSeparable
-from .common import Conv, check_classes, check_resolution, classifier_cost, global_avg_pool
+from .common import Conv, FeatureStack, check_classes, check_resolution, classifier_cost
 from .rounding import v1_depth
 
 __all__ = ["Conv", "DepSepConv", "MOBILENET_V1", "mobilenet_v1_layers", "MobileNetV1"]
@@ -73,7 +73,7 @@ def mobilenet_v1_layers(alpha: float = 1.0, resolution: int = 224, classes: int 
     return layers
 
 
-class MobileNetV1(nnx.Module):
+class MobileNetV1(FeatureStack):
     """MobileNet v1 in Flax NNX, built from ``spec``; input ``(B, H, W, 3)``, output logits."""
 
     def __init__(self, alpha: float = 1.0, classes: int = 1000, spec: Sequence = MOBILENET_V1, *,
@@ -87,10 +87,4 @@ class MobileNetV1(nnx.Module):
             else:
                 blocks.append(DepthwiseSeparable(channels, depth, op.stride, op.kernel, rngs=rngs))
             channels = depth
-        self.features = nnx.List(blocks)
-        self.classifier = nnx.Linear(channels, check_classes(classes), rngs=rngs)
-
-    def __call__(self, x):
-        for block in self.features:
-            x = block(x)
-        return self.classifier(global_avg_pool(x))
+        self._set_blocks(blocks, channels, classes, rngs)

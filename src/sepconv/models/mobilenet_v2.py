@@ -21,7 +21,7 @@ from flax import nnx
 
 from ..cost import LayerCost, depthwise_conv_cost, pointwise_conv_cost, standard_conv_cost
 from ..layers import ConvBN, relu6
-from .common import Conv, check_classes, check_resolution, classifier_cost, global_avg_pool
+from .common import Conv, FeatureStack, check_classes, check_resolution, classifier_cost
 from .rounding import make_divisible
 
 __all__ = ["Conv", "Bottleneck", "MOBILENET_V2", "mobilenet_v2_layers", "bottleneck_macs",
@@ -129,7 +129,7 @@ class InvertedResidual(nnx.Module):
         return x + y if self.has_skip else y
 
 
-class MobileNetV2(nnx.Module):
+class MobileNetV2(FeatureStack):
     """MobileNet v2 in Flax NNX, built from ``spec``; input ``(B, H, W, 3)``, output logits."""
 
     def __init__(self, alpha: float = 1.0, classes: int = 1000, spec: Sequence = MOBILENET_V2, *,
@@ -141,10 +141,4 @@ class MobileNetV2(nnx.Module):
             else:
                 blocks.append(InvertedResidual(c_in, c_out, expanded, op[1], rngs=rngs))
             channels = c_out
-        self.features = nnx.List(blocks)
-        self.classifier = nnx.Linear(channels, check_classes(classes), rngs=rngs)
-
-    def __call__(self, x):
-        for block in self.features:
-            x = block(x)
-        return self.classifier(global_avg_pool(x))
+        self._set_blocks(blocks, channels, classes, rngs)
