@@ -36,7 +36,7 @@ class _Links(HTMLParser):
         if "id" in attrs:
             self.ids.add(attrs["id"])
         for key in ("href", "src"):
-            if attrs.get(key) and not (tag == "a" and attrs.get("class", "").startswith("reference external")):
+            if attrs.get(key):
                 self.links.append(attrs[key])
 
 

@@ -85,6 +85,17 @@ def test_v2_checkpoint_table_rule_is_truncation_with_1001_classes():
     assert not fits("nearest", 1001) and not fits("nearest", 1000) and not fits("truncate", 1000)
 
 
+def test_records_table_lists_every_record_with_its_verdict():
+    from sepconv.published import records_table
+
+    records = validate(["mobilenet_v1_table6_7"])
+    lines = records_table(records).splitlines()
+    assert lines[0].split() == ["row", "quantity", "published", "ours", "rule", "agrees"]
+    assert len(lines) == 1 + len(records)
+    assert "290 M" in lines[11] and "291 M" in lines[11] and lines[11].endswith("NO (known, explained)")
+    assert lines[1].endswith("yes")
+
+
 def test_missing_rows_and_unknown_tables_are_errors():
     with pytest.raises(KeyError, match="no computed value for row 'Convolution'"):
         check_table("mobilenet_v1_table3", {})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["glue", "fmt"]
+__all__ = ["glue", "fmt", "show_records"]
 
 
 def glue(name: str, value) -> None:
@@ -21,3 +21,11 @@ def glue(name: str, value) -> None:
 def fmt(n: int) -> str:
     """An integer with thousands separators: ``462422016 -> '462,422,016'``."""
     return f"{int(n):,}"
+
+
+def show_records(records) -> bool:
+    """Print validation records as a table (``published.records_table``); return whether all are ok."""
+    from .published import records_table
+
+    print(records_table(records))
+    return all(r.ok for r in records)

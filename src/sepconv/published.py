@@ -34,7 +34,7 @@ from importlib import resources
 from typing import Mapping
 
 __all__ = ["PublishedValue", "Record", "published_table", "table_info", "table_names",
-           "matches", "check_table", "published_accuracy"]
+           "matches", "check_table", "published_accuracy", "records_table"]
 
 UNITS = {"1": Decimal(1), "K": Decimal(10**3), "M": Decimal(10**6), "B": Decimal(10**9), "%": Decimal("0.01")}
 RULES = ("nearest", "truncate", "exact", "significant")
@@ -177,3 +177,14 @@ def published_accuracy() -> tuple[dict, ...]:
     with _data_file("published_accuracy.csv").open() as f:
         return tuple({"model": r["model"], "alpha": float(r["alpha"]), "resolution": int(r["resolution"]),
                       "top1": float(r["top1"]), "source": r["source"]} for r in csv.DictReader(f))
+
+
+def records_table(records: list[Record]) -> str:
+    """Records as a text table: row, quantity, published and computed values, rule, and whether they agree."""
+    header = ("row", "quantity", "published", "ours", "rule", "agrees")
+    lines = [(r.row, r.quantity, f"{r.published} {r.unit}", f"{r.computed_in_unit} {r.unit}", r.rule,
+              "yes" if r.matches else "NO (known, explained)" if not r.agrees else "NO") for r in records]
+    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
+    right = (False, False, True, True, False, False)
+    return "\n".join("  ".join(cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(line, widths, right)).rstrip()
+                     for line in [header, *lines])
