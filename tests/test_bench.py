@@ -48,33 +48,3 @@ def test_stored_results_are_complete_and_name_their_device():
         ("MobileNet v1", 1), ("MobileNet v1", 32), ("MobileNet v2", 1), ("MobileNet v2", 32)}
     with pytest.raises(FileNotFoundError, match="no stored benchmark results for tpu-v9"):
         bench.load_results("tpu-v9")
-
-
-def test_keras_applications_are_the_same_networks():
-    """keras.applications (JAX backend) and our models have exactly the same parameters."""
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    keras = pytest.importorskip("keras")
-    from flax import nnx
-
-    for name, builder in (("mobilenet_v1", keras.applications.MobileNet),
-                          ("mobilenet_v2", keras.applications.MobileNetV2)):
-        ref = builder(weights=None, input_shape=(224, 224, 3))
-        model = build_model(name)
-        ours_trainable = sum(int(v.size) for v in jax.tree_util.tree_leaves(nnx.state(model, nnx.Param)))
-        ours_all = ours_trainable + sum(int(v.size) for v in jax.tree_util.tree_leaves(nnx.state(model, nnx.BatchStat)))
-        keras_trainable = sum(int(jnp.size(v.value)) for v in ref.trainable_variables)
-        assert ours_trainable == keras_trainable
-        assert ours_all == ref.count_params()
-
-
-def test_keras_xception_is_the_same_network():
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    keras = pytest.importorskip("keras")
-    from flax import nnx
-
-    ref = keras.applications.Xception(weights=None, input_shape=(299, 299, 3))
-    model = build_model("xception")
-    ours = sum(int(v.size) for v in jax.tree_util.tree_leaves(nnx.state(model, nnx.Param)))
-    batch_stats = sum(int(v.size) for v in jax.tree_util.tree_leaves(nnx.state(model, nnx.BatchStat)))
-    assert ours == sum(int(jnp.size(v.value)) for v in ref.trainable_variables)
-    assert ours + batch_stats == ref.count_params()

@@ -101,6 +101,20 @@ def test_every_model_runs_and_is_fully_costed(name):
     assert result.complete and result.macs > 0 and result.params > 0
 
 
+def test_v3_minimalistic_and_width_conventions():
+    from sepconv.models.mobilenet_v3 import MOBILENET_V3_LARGE, minimalistic, v3_widths
+
+    plain = minimalistic(MOBILENET_V3_LARGE)
+    assert {(b.kernel, b.se, b.activation) for b in plain["blocks"]} == {(3, False, "RE")}
+    assert plain["activation"] == "RE" and MOBILENET_V3_LARGE["activation"] == "HS"
+    assert v3_widths(MOBILENET_V3_LARGE, 1.0, "keras") == v3_widths(MOBILENET_V3_LARGE, 1.0, "torchvision")
+    keras_blocks, _, keras_head = v3_widths(MOBILENET_V3_LARGE, 0.75, "keras")
+    torch_blocks, _, torch_head = v3_widths(MOBILENET_V3_LARGE, 0.75, "torchvision")
+    # Table 1 row 7 (40 -> 240 -> 80): Keras expands the scaled input 32 by 6 = 192; torchvision rounds 240 * 0.75 = 180 up to 184
+    assert keras_blocks[6] == (32, 192, 64) and torch_blocks[6] == (32, 184, 64)
+    assert (keras_head, torch_head) == (1280, 960)
+
+
 def test_channel_shuffle_interleaves():
     x = jnp.arange(6.0).reshape(1, 1, 1, 6)
     assert channel_shuffle(x, 2).ravel().tolist() == [0, 3, 1, 4, 2, 5]
@@ -122,6 +136,9 @@ def test_ceil_mode_pooling_sizes(n, expected):
     (lambda: build_model("squeezenet1_0", classes=0), "classes must be a positive integer, got 0"),
     (lambda: mobilenet_v1_layers(1.0, 16), "resolution must be an integer of at least 32 pixels, got 16"),
     (lambda: mobilenet_v2_layers(0.0), "width multiplier|channel count must be positive"),
+    (lambda: build_model("mobilenet_v3_small", convention="slim"),
+     r"convention must be one of \['torchvision', 'keras'\], got 'slim'"),
+    (lambda: build_model("mobilenet_v1", minimal=True), "apply only to MobileNet v3, not to 'mobilenet_v1'"),
 ])
 def test_bad_model_arguments(call, message):
     with pytest.raises(ValueError, match=message):

@@ -21,10 +21,11 @@ def _count(args) -> int:
     from .validation import count_model
 
     result = count_model(args.model, alpha=args.alpha, width=args.width, groups=args.groups,
-                         resolution=args.resolution, classes=args.classes)
+                         resolution=args.resolution, classes=args.classes, convention=args.convention,
+                         minimal=args.minimal)
     report = {
         "model": args.model, "alpha": args.alpha, "width": args.width, "resolution": args.resolution,
-        "classes": args.classes, "macs": result.macs, "params": result.params_excluding_norm,
+        "classes": args.classes, "convention": args.convention, "minimal": args.minimal, "macs": result.macs, "params": result.params_excluding_norm,
         "params_trainable": result.params, "activations": result.activations,
         "peak_activation_bytes": result.peak_activation_bytes, "complete": result.complete,
         "uncosted": result.uncosted,
@@ -97,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--groups", type=int, default=3, help="ShuffleNet v1 groups (1, 2, 3, 4, 8)")
     c.add_argument("--resolution", type=int, default=224, help="input height and width in pixels (Xception: 299)")
     c.add_argument("--classes", type=int, default=1000, help="number of classes (TF-slim checkpoints use 1001)")
+    c.add_argument("--convention", choices=("torchvision", "keras"), default="torchvision",
+                   help="MobileNet v3 width rule: torchvision's or keras.applications'")
+    c.add_argument("--minimal", action="store_true", help="MobileNet v3 minimalistic variant (TF-slim, Keras)")
     c.add_argument("--json", action="store_true", help="print JSON")
     c.set_defaults(run=_count)
     v = sub.add_parser("validate", help="check every published table")

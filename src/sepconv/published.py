@@ -183,7 +183,7 @@ def records_table(records: list[Record]) -> str:
     """Records as a text table: row, quantity, published and computed values, rule, and whether they agree."""
     header = ("row", "quantity", "published", "ours", "rule", "agrees")
     lines = [(r.row, r.quantity, f"{r.published} {r.unit}", f"{r.computed_in_unit} {r.unit}", r.rule,
-              "yes" if r.matches else "NO (known, explained)" if not r.agrees else "NO") for r in records]
+              "yes" if r.matches else "NO (known; see note)" if not r.agrees else "NO") for r in records]
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
     right = (False, False, True, True, False, False)
     return "\n".join("  ".join(cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(line, widths, right)).rstrip()

@@ -130,6 +130,19 @@ def mobilenet_v2_checkpoints() -> dict:
     return _rows(rows)
 
 
+def mobilenet_v3_checkpoints() -> dict:
+    """The networks keras.applications builds for TF-slim's V3 checkpoints: Keras width rule, 1001 classes."""
+    from .published import published_table
+
+    out = {}
+    for row in dict.fromkeys(value.row for value in published_table("mobilenet_v3_checkpoints")):
+        parts = row.split("_")  # mobilenet_v3_{large|small}[_minimalistic]_{alpha}_{resolution}
+        result = count_model(f"mobilenet_v3_{parts[2]}", alpha=float(parts[-2]), resolution=int(parts[-1]),
+                             minimal="minimalistic" in parts, convention="keras", classes=1001)
+        out[(row, "macs")], out[(row, "params")] = result.macs, result.params_excluding_norm
+    return out
+
+
 def mobilenet_v2_table3() -> dict:
     """Bytes of the widest materialized tensor (2 bytes per value) at 224x224, from the models' block outputs."""
     from .memory import materialized_by_resolution
@@ -181,16 +194,16 @@ def shufflenet_v2_table5() -> dict:
             for label, width in (("0.5x", 0.5), ("1x", 1.0), ("1.5x", 1.5), ("2x", 2.0))}
 
 
-def count_model(name: str, *, alpha: float = 1.0, width: float = 1.0, groups: int = 3, resolution: int = 224,
-                classes: int = 1000, batch: int = 1):
-    """Build model ``name`` and count it on a ``batch x resolution x resolution x 3`` input."""
+def count_model(name: str, *, resolution: int = 224, batch: int = 1, **options):
+    """Build model ``name`` (``options`` as for ``build_model``) and count it on a
+    ``batch x resolution x resolution x 3`` input."""
     import jax.numpy as jnp
 
     from .counter import count
     from .models import build_model
     from .models.common import check_resolution
 
-    model = build_model(name, alpha=alpha, width=width, groups=groups, classes=classes)
+    model = build_model(name, **options)
     x = jnp.zeros((batch, check_resolution(resolution), resolution, 3))
     return count(model, x)
 
@@ -232,6 +245,7 @@ COMPUTERS: dict[str, Callable[[], dict]] = {
     "mobilenet_v2_checkpoints": mobilenet_v2_checkpoints,
     "mobilenet_v2_table3": mobilenet_v2_table3,
     "mobilenet_v2_table4": mobilenet_v2_table4,
+    "mobilenet_v3_checkpoints": mobilenet_v3_checkpoints,
     "torchvision_reference": torchvision_reference,
 }
 
