@@ -46,5 +46,19 @@ def test_stored_results_are_complete_and_name_their_device():
     assert len(results["models"]) >= 15
     assert {(r["model"], r["batch"]) for r in results["keras"]} == {
         ("MobileNet v1", 1), ("MobileNet v1", 32), ("MobileNet v2", 1), ("MobileNet v2", 32)}
+    assert all(len(r["ratios"]) >= 5 and min(r["ratios"]) <= r["ratio"] <= max(r["ratios"]) for r in results["keras"])
     with pytest.raises(FileNotFoundError, match="no stored benchmark results for tpu-v9"):
         bench.load_results("tpu-v9")
+
+
+def test_fused_convolutions_counts_convolutions_per_fusion():
+    def two_convs(x, w):
+        y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jax.lax.conv_general_dilated(jnp.clip(y, 0.0, 6.0), w, (1, 1), "SAME",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    counts = bench.fused_convolutions(two_convs, jnp.ones((1, 8, 8, 4)), jnp.ones((3, 3, 4, 4)))
+    assert all(isinstance(n, int) and n >= 1 for n in counts) and counts == sorted(counts, reverse=True)
+    if jax.default_backend() == "cpu":  # XLA CPU keeps convolutions as HLO convolutions inside fusions
+        assert sum(counts) == 2
+
