@@ -14,8 +14,8 @@ They differ in how the width multiplier ``alpha`` scales the network
   ``make_divisible(expanded * alpha)`` and the head FC has
   ``make_divisible(head * alpha)`` units.
 * ``convention="keras"`` (``keras.applications.MobileNetV3*``, whose channel
-  rounding is copied from TF-slim and whose pretrained weights are TF-slim's
-  checkpoints): the stem keeps 16 channels, the expansion is the table's ratio
+  rounding is copied from TF-slim and whose pretrained weights are named after
+  TF-slim's checkpoints): the stem keeps 16 channels, the expansion is the table's ratio
   applied to the *scaled* input, ``make_divisible(c_in(alpha) * expanded / c_in)``,
   and the head keeps its 1280 (Large) or 1024 (Small) units when ``alpha <= 1``.
 
