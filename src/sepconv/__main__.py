@@ -25,8 +25,8 @@ def _count(args) -> int:
                          minimal=args.minimal)
     report = {
         "model": args.model, "alpha": args.alpha, "width": args.width, "resolution": args.resolution,
-        "classes": args.classes, "convention": args.convention, "minimal": args.minimal, "macs": result.macs, "params": result.params_excluding_norm,
-        "params_trainable": result.params, "activations": result.activations,
+        "classes": args.classes, "convention": args.convention, "minimal": args.minimal, "macs": result.macs,
+        "params": result.params_excluding_norm, "params_trainable": result.params, "activations": result.activations,
         "peak_activation_bytes": result.peak_activation_bytes, "complete": result.complete,
         "uncosted": result.uncosted,
     }
