@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
+from sepconv.bench import keras_function
 from sepconv.counter import count
 from sepconv.models import build_model
 
@@ -26,10 +27,8 @@ def _keras_trainable(ref):
 
 
 def _keras_macs(ref, resolution):
-    trainable = [v.value for v in ref.trainable_variables]
-    non_trainable = [v.value for v in ref.non_trainable_variables]
-    result = count(lambda x: ref.stateless_call(trainable, non_trainable, x, training=False)[0],
-                   jnp.zeros((1, resolution, resolution, 3)))
+    fn, trainable, non_trainable = keras_function(ref)
+    result = count(lambda x: fn(trainable, non_trainable, x), jnp.zeros((1, resolution, resolution, 3)))
     assert result.complete, result.uncosted
     return result.macs
 

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["Timing", "time_call", "device_info", "measure_peaks", "layer_benchmarks", "guideline_experiments",
-           "model_latencies", "keras_comparison", "fused_convolutions", "run_all", "load_results", "results_dir"]
+           "model_latencies", "keras_function", "keras_comparison", "fused_convolutions", "run_all", "load_results", "results_dir"]
 
 
 @dataclass
@@ -220,8 +220,7 @@ def model_latencies(peaks: dict, repeats: int = 15) -> list[dict]:
 
     The estimate sums, over every convolution and matmul, ``max(2 MACs / peak_flops, bytes / bandwidth)``.
     """
-    from flax import nnx
-
+    from .counter import pure_module
     from .models import build_model
 
     variants = [("mobilenet_v1", a, r) for a in (0.25, 0.5, 0.75, 1.0) for r in (128, 160, 224)]
@@ -229,8 +228,8 @@ def model_latencies(peaks: dict, repeats: int = 15) -> list[dict]:
     rows = []
     for name, alpha, resolution in variants:
         model = build_model(name, alpha=alpha)
-        graphdef, state = nnx.split(model)
-        fn = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
+        fn, state = pure_module(model)
+        fn = jax.jit(fn)
         x = jnp.zeros((1, resolution, resolution, 3))
         t = time_call(fn, state, x, repeats=repeats)
         macs, moved, ops = _traffic_and_macs(model, resolution)
@@ -238,6 +237,14 @@ def model_latencies(peaks: dict, repeats: int = 15) -> list[dict]:
         rows.append({"model": name, "alpha": alpha, "resolution": resolution, "macs": macs, "bytes": moved,
                      "roofline_s": estimate, "median_s": t.median_s, "spread": t.spread})
     return rows
+
+
+def keras_function(model) -> tuple[Callable, list, list]:
+    """``(fn, trainable, non_trainable)`` with ``fn(trainable, non_trainable, x)`` the inference output of
+    a Keras model on the JAX backend: a pure JAX function, to jit, time or count like our models."""
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    return (lambda t, n, x: model.stateless_call(t, n, x, training=False)[0]), trainable, non_trainable
 
 
 def keras_comparison(batches=(1, 32), rounds: int = 9, repeats: int = 10, batched_repeats: int = 3) -> list[dict]:
@@ -250,8 +257,8 @@ def keras_comparison(batches=(1, 32), rounds: int = 9, repeats: int = 10, batche
     """
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import keras
-    from flax import nnx
 
+    from .counter import pure_module
     from .models import build_model
 
     if keras.backend.backend() != "jax":
@@ -259,13 +266,10 @@ def keras_comparison(batches=(1, 32), rounds: int = 9, repeats: int = 10, batche
     rows = []
     for name, ours_name, builder in (("MobileNet v1", "mobilenet_v1", keras.applications.MobileNet),
                                      ("MobileNet v2", "mobilenet_v2", keras.applications.MobileNetV2)):
-        ref = builder(weights=None, input_shape=(224, 224, 3))
-        trainable = [v.value for v in ref.trainable_variables]
-        fixed = [v.value for v in ref.non_trainable_variables]
-        keras_fn = jax.jit(lambda t, n, x: ref.stateless_call(t, n, x, training=False)[0])
-        model = build_model(ours_name)
-        graphdef, state = nnx.split(model)
-        ours_fn = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
+        keras_fn, trainable, fixed = keras_function(builder(weights=None, input_shape=(224, 224, 3)))
+        keras_fn = jax.jit(keras_fn)
+        ours_fn, state = pure_module(build_model(ours_name))
+        ours_fn = jax.jit(ours_fn)
         for batch in batches:
             x = jnp.zeros((batch, 224, 224, 3))
             ours, theirs = [], []

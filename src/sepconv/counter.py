@@ -27,7 +27,7 @@ import numpy as np
 
 from .cost import valid_taps
 
-__all__ = ["count", "count_macs", "CountResult", "OpRecord", "parameter_counts", "ZERO_MAC_PRIMITIVES"]
+__all__ = ["count", "count_macs", "CountResult", "OpRecord", "parameter_counts", "pure_module", "ZERO_MAC_PRIMITIVES"]
 
 #: Primitives that perform no multiply-accumulate. They are known, costed as 0 MACs.
 ZERO_MAC_PRIMITIVES = frozenset("""
@@ -232,6 +232,18 @@ def parameter_counts(model) -> tuple[int, int]:
     return total, total - norm
 
 
+def pure_module(module) -> tuple[Callable, Any]:
+    """``(fn, state)`` with ``fn(state, *args) == module(*args)``: an NNX module as a pure function of its state."""
+    from flax import nnx
+
+    graphdef, state = nnx.split(module)
+
+    def fn(state, *args, **kwargs):
+        return nnx.merge(graphdef, state)(*args, **kwargs)
+
+    return fn, state
+
+
 def count(fn: Callable | Any, *args, **kwargs) -> CountResult:
     """Trace ``fn(*args, **kwargs)`` and count its MACs, activations and (for a module) parameters.
 
@@ -245,11 +257,7 @@ def count(fn: Callable | Any, *args, **kwargs) -> CountResult:
     result = CountResult()
     if isinstance(fn, nnx.Module):
         result.params, result.params_excluding_norm = parameter_counts(fn)
-        graphdef, state = nnx.split(fn)
-
-        def pure(state, *a, **k):
-            return nnx.merge(graphdef, state)(*a, **k)
-
+        pure, state = pure_module(fn)
         closed = jax.make_jaxpr(pure)(state, *args, **kwargs)
         n_state = len(jax.tree_util.tree_leaves(state))
         act_inputs = closed.jaxpr.invars[n_state:]

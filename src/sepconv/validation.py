@@ -130,7 +130,7 @@ def mobilenet_v2_checkpoints() -> dict:
     return _rows(rows)
 
 
-def mobilenet_v3_checkpoints() -> dict:
+def mobilenet_v3_checkpoints(classes: int = 1001) -> dict:
     """The networks keras.applications builds for TF-slim's V3 checkpoints: Keras width rule, 1001 classes."""
     from .published import published_table
 
@@ -138,7 +138,7 @@ def mobilenet_v3_checkpoints() -> dict:
     for row in dict.fromkeys(value.row for value in published_table("mobilenet_v3_checkpoints")):
         parts = row.split("_")  # mobilenet_v3_{large|small}[_minimalistic]_{alpha}_{resolution}
         result = count_model(f"mobilenet_v3_{parts[2]}", alpha=float(parts[-2]), resolution=int(parts[-1]),
-                             minimal="minimalistic" in parts, convention="keras", classes=1001)
+                             minimal="minimalistic" in parts, convention="keras", classes=classes)
         out[(row, "macs")], out[(row, "params")] = result.macs, result.params_excluding_norm
     return out
 
