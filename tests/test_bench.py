@@ -29,7 +29,11 @@ def test_quick_run_writes_every_result(tmp_path):
     files = {p.stem for p in out.glob("*.json")}
     assert files == {"device", "peaks", "layers", "guidelines"}
     layers = json.loads((out / "layers.json").read_text())
-    assert {r["layer"] for r in layers} == {"standard 3x3", "depthwise 3x3", "pointwise 1x1"}
+    assert {r["layer"] for r in layers} == {"standard 3x3", "depthwise 3x3", bench.SHIFTS_LAYER, "pointwise 1x1"}
+    # the two depthwise rows of a shape are the same layer: same MACs, same bytes
+    for size in {r["size"] for r in layers}:
+        dw = [(r["macs"], r["bytes"]) for r in layers if r["size"] == size and r["layer"].startswith("depthwise")]
+        assert len(dw) == 2 and dw[0] == dw[1]
     guidelines = json.loads((out / "guidelines.json").read_text())
     assert set(guidelines) == {"G1", "G2", "G3", "G4"}
     # within each of G1 and G2 the MACs are (nearly) equal and the memory access cost grows down the table
@@ -44,9 +48,14 @@ def test_stored_results_are_complete_and_name_their_device():
     assert {"device", "peaks", "layers", "guidelines", "models", "keras"} <= set(results)
     assert results["device"]["platform"] and results["device"]["jax"]
     assert len(results["models"]) >= 15
+    assert all(r["median_s"] > 0 and r["shifts_median_s"] > 0 for r in results["models"])
     assert {(r["model"], r["batch"]) for r in results["keras"]} == {
         ("MobileNet v1", 1), ("MobileNet v1", 32), ("MobileNet v2", 1), ("MobileNet v2", 32)}
-    assert all(len(r["ratios"]) >= 5 and min(r["ratios"]) <= r["ratio"] <= max(r["ratios"]) for r in results["keras"])
+    for r in results["keras"]:
+        assert set(r["seconds"]) == {label for label, _, _ in bench.KERAS_PROGRAMS}
+        assert set(r["ratios"]) == set(r["ratio"]) == {f"{a} / {b}" for a, b in bench.KERAS_RATIOS}
+        for key, ratios in r["ratios"].items():
+            assert len(ratios) >= 5 and min(ratios) <= r["ratio"][key] <= max(ratios)
     with pytest.raises(FileNotFoundError, match="no stored benchmark results for tpu-v9"):
         bench.load_results("tpu-v9")
 
@@ -62,3 +71,19 @@ def test_fused_convolutions_counts_convolutions_per_fusion():
     if jax.default_backend() == "cpu":  # XLA CPU keeps convolutions as HLO convolutions inside fusions
         assert sum(counts) == 2
 
+
+
+def test_keras_comparison_times_four_programs_per_round():
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":
+        pytest.skip("Keras is not on the JAX backend")
+    rows = bench.keras_comparison(batches=(1,), rounds=2, repeats=1)
+    assert [(r["model"], r["batch"]) for r in rows] == [("MobileNet v1", 1), ("MobileNet v2", 1)]
+    for r in rows:
+        assert list(r["seconds"]) == [label for label, _, _ in bench.KERAS_PROGRAMS]
+        assert all(t > 0 for t in r["seconds"].values())
+        assert list(r["ratios"]) == [f"{a} / {b}" for a, b in bench.KERAS_RATIOS]
+        for key, ratios in r["ratios"].items():
+            assert len(ratios) == 2 and all(v > 0 for v in ratios)
+            assert r["ratio"][key] == pytest.approx(sum(ratios) / 2)  # the median of two rounds

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from bruteforce import naive_conv
 from sepconv import cost
-from sepconv.counter import count, count_macs
+from sepconv.counter import count, count_macs, pure_module
 from sepconv.layers import DepthwiseSeparable
 
 
@@ -122,3 +122,17 @@ def test_peak_activation_memory_of_a_chain():
 def test_count_rejects_non_callables():
     with pytest.raises(TypeError, match="callable"):
         count(42)
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_pure_module_is_the_module_as_a_function_of_its_state(flat):
+    model = DepthwiseSeparable(4, 6, stride=2, rngs=nnx.Rngs(0))
+    model.eval()  # BatchNorm with its running statistics, which are part of the state
+    x = jax.random.normal(jax.random.key(1), (2, 9, 9, 4))
+    fn, state = pure_module(model, flat=flat)
+    if flat:  # a plain list of the arrays: the kernels and BatchNorm's scale, bias, mean and variance
+        assert isinstance(state, list) and sorted(v.size for v in state) == sorted(
+            [3 * 3 * 4, 4 * 6] + [4] * 4 + [6] * 4)
+    np.testing.assert_allclose(jax.jit(fn)(state, x), model(x), rtol=1e-5, atol=1e-6)
+    doubled = jax.tree.map(lambda v: 2 * v, state)  # the state is an input, not a constant
+    assert not np.allclose(fn(doubled, x), model(x))

@@ -13,6 +13,7 @@ in the same run, on the same machine, interleaved.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -27,8 +28,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Timing", "time_call", "device_info", "measure_peaks", "layer_benchmarks", "guideline_experiments",
-           "model_latencies", "keras_function", "keras_comparison", "fused_convolutions", "run_all", "load_results", "results_dir"]
+from .fast_depthwise import depthwise_by_shifts
+
+__all__ = ["Timing", "time_call", "device_info", "measure_peaks", "layer_benchmarks", "SHIFTS_LAYER",
+           "guideline_experiments", "model_latencies", "keras_function", "keras_comparison", "KERAS_PROGRAMS",
+           "KERAS_RATIOS", "fused_convolutions", "run_all", "load_results", "results_dir"]
 
 
 @dataclass
@@ -108,14 +112,20 @@ def _conv(x, w, groups=1):
                                         feature_group_count=groups)
 
 
+#: The layer name of a depthwise convolution computed by ``fast_depthwise.depthwise_by_shifts``.
+SHIFTS_LAYER = "depthwise 3x3, shifts"
+
+
 def layer_benchmarks(peaks: dict, batch: int = 1, repeats: int = 20) -> list[dict]:
-    """Standard 3x3, depthwise 3x3 and pointwise convolutions at MobileNet shapes: time, GFLOP/s, intensity."""
+    """Standard 3x3, depthwise 3x3 (as XLA's grouped convolution and as shifted multiply-adds) and
+    pointwise convolutions at MobileNet shapes: time, GFLOP/s, intensity."""
     rows = []
     for size, c in MOBILENET_SHAPES:
         x = jnp.ones((batch, size, size, c), jnp.float32)
         for kind, w, groups in (("standard 3x3", jnp.ones((3, 3, c, c)), 1), ("depthwise 3x3", jnp.ones((3, 3, 1, c)), c),
-                                ("pointwise 1x1", jnp.ones((1, 1, c, c)), 1)):
-            fn = jax.jit(lambda x, w, g=groups: _conv(x, w, g))
+                                (SHIFTS_LAYER, jnp.ones((3, 3, 1, c)), c), ("pointwise 1x1", jnp.ones((1, 1, c, c)), 1)):
+            conv = functools.partial(_conv, groups=groups)
+            fn = jax.jit(depthwise_by_shifts(conv) if kind == SHIFTS_LAYER else conv)
             t = time_call(fn, x, w, repeats=repeats)
             macs = batch * size * size * c * w.shape[0] * w.shape[1] * w.shape[2]
             moved = 4 * (x.size + w.size + x.size)  # read input and weights once, write the output once
@@ -216,7 +226,8 @@ def _traffic_and_macs(model, resolution: int) -> tuple[int, int, list]:
 
 
 def model_latencies(peaks: dict, repeats: int = 15) -> list[dict]:
-    """Batch-1 latency of MobileNet v1/v2 variants beside their MACs, bytes moved and a roofline estimate.
+    """Batch-1 latency of MobileNet v1/v2 variants beside their MACs, bytes moved and a roofline estimate;
+    ``shifts_median_s`` times the same model with ``depthwise_by_shifts``.
 
     The estimate sums, over every convolution and matmul, ``max(2 MACs / peak_flops, bytes / bandwidth)``.
     """
@@ -228,14 +239,15 @@ def model_latencies(peaks: dict, repeats: int = 15) -> list[dict]:
     rows = []
     for name, alpha, resolution in variants:
         model = build_model(name, alpha=alpha)
-        fn, state = pure_module(model)
-        fn = jax.jit(fn)
+        fn, state = pure_module(model, flat=True)
         x = jnp.zeros((1, resolution, resolution, 3))
-        t = time_call(fn, state, x, repeats=repeats)
+        t = time_call(jax.jit(fn), state, x, repeats=repeats)
+        shifts = time_call(jax.jit(depthwise_by_shifts(fn)), state, x, repeats=repeats)
         macs, moved, ops = _traffic_and_macs(model, resolution)
         estimate = sum(max(2 * m / peaks["peak_flops"], b / peaks["peak_bandwidth"]) for m, b in ops)
         rows.append({"model": name, "alpha": alpha, "resolution": resolution, "macs": macs, "bytes": moved,
-                     "roofline_s": estimate, "median_s": t.median_s, "spread": t.spread})
+                     "roofline_s": estimate, "median_s": t.median_s, "spread": t.spread,
+                     "shifts_median_s": shifts.median_s, "shifts_spread": shifts.spread})
     return rows
 
 
@@ -247,13 +259,23 @@ def keras_function(model) -> tuple[Callable, list, list]:
     return (lambda t, n, x: model.stateless_call(t, n, x, training=False)[0]), trainable, non_trainable
 
 
+#: The four programs ``keras_comparison`` times: (label, whose model, depthwise by shifts?).
+KERAS_PROGRAMS = (("ours", "ours", False), ("ours, shifts", "ours", True),
+                  ("keras", "keras", False), ("keras, shifts", "keras", True))
+
+#: The comparisons it reports, each ``(numerator, denominator)`` of a time ratio: above 1, the denominator is faster.
+KERAS_RATIOS = (("keras", "ours"), ("keras", "ours, shifts"), ("keras, shifts", "ours, shifts"))
+
+
 def keras_comparison(batches=(1, 32), rounds: int = 9, repeats: int = 10, batched_repeats: int = 3) -> list[dict]:
     """Our Flax MobileNet v1/v2 against keras.applications on the JAX backend, timed interleaved.
 
-    Each round times both (median of ``repeats`` calls each, ``batched_repeats`` for batches
-    above 1, whose calls take seconds on a CPU) back to back; ``ratios`` are the
-    rounds' Keras time / our time, so machine noise that hits a round hits both alike.
-    ``ratio`` is their median: above 1 means ours is faster.
+    Four programs per network (``KERAS_PROGRAMS``): each model as traced (depthwise layers
+    are XLA grouped convolutions) and with ``depthwise_by_shifts``. Each round times all
+    four back to back (median of ``repeats`` calls, ``batched_repeats`` for batches above 1,
+    whose calls take seconds on a CPU); ``ratios`` holds, per comparison of ``KERAS_RATIOS``,
+    the rounds' time ratios, so machine noise that hits a round hits both sides alike, and
+    ``ratio`` their medians. ``seconds`` is each program's median over the rounds.
     """
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import keras
@@ -267,21 +289,22 @@ def keras_comparison(batches=(1, 32), rounds: int = 9, repeats: int = 10, batche
     for name, ours_name, builder in (("MobileNet v1", "mobilenet_v1", keras.applications.MobileNet),
                                      ("MobileNet v2", "mobilenet_v2", keras.applications.MobileNetV2)):
         keras_fn, trainable, fixed = keras_function(builder(weights=None, input_shape=(224, 224, 3)))
-        keras_fn = jax.jit(keras_fn)
-        ours_fn, state = pure_module(build_model(ours_name))
-        ours_fn = jax.jit(ours_fn)
+        ours_fn, state = pure_module(build_model(ours_name), flat=True)  # plain lists, as Keras's
+        models = {"ours": (ours_fn, (state,)), "keras": (keras_fn, (trainable, fixed))}
+        programs = {label: (jax.jit(depthwise_by_shifts(models[who][0]) if shifts else models[who][0]), models[who][1])
+                    for label, who, shifts in KERAS_PROGRAMS}
         for batch in batches:
             x = jnp.zeros((batch, 224, 224, 3))
-            ours, theirs = [], []
+            times = {label: [] for label in programs}
             calls = repeats if batch == 1 else batched_repeats
             for i in range(rounds):
                 warmup = 3 if i == 0 else 1  # compiled in the first round
-                ours.append(time_call(ours_fn, state, x, warmup=warmup, repeats=calls).median_s)
-                theirs.append(time_call(keras_fn, trainable, fixed, x, warmup=warmup, repeats=calls).median_s)
-            o, k = float(np.median(ours)), float(np.median(theirs))
-            ratios = [t / u for t, u in zip(theirs, ours)]
-            rows.append({"model": name, "batch": batch, "ours_s": o, "keras_s": k, "ratio": float(np.median(ratios)),
-                         "ratios": ratios, "ours_images_per_s": batch / o, "keras_images_per_s": batch / k})
+                for label, (fn, params) in programs.items():
+                    times[label].append(time_call(fn, *params, x, warmup=warmup, repeats=calls).median_s)
+            ratios = {f"{a} / {b}": [t / u for t, u in zip(times[a], times[b])] for a, b in KERAS_RATIOS}
+            rows.append({"model": name, "batch": batch,
+                         "seconds": {label: float(np.median(t)) for label, t in times.items()},
+                         "ratio": {key: float(np.median(r)) for key, r in ratios.items()}, "ratios": ratios})
     return rows
 
 
@@ -321,8 +344,9 @@ def run_all(out: Path | None = None, quick: bool = False, with_keras: bool = Tru
                                 repeats=2 if quick else 10, batched_repeats=2 if quick else 3)
         save("keras", rows)
         for r in rows:
-            log(f"{r['model']} batch {r['batch']}: ours {r['ours_s'] * 1e3:.2f} ms, keras {r['keras_s'] * 1e3:.2f} ms, "
-                f"keras/ours = {r['ratio']:.2f} (rounds {min(r['ratios']):.2f} to {max(r['ratios']):.2f})")
+            log(f"{r['model']} batch {r['batch']}: " + ", ".join(f"{k} {t * 1e3:.1f} ms" for k, t in r["seconds"].items()))
+            for key, ratio in r["ratio"].items():
+                log(f"    {key} = {ratio:.2f} (rounds {min(r['ratios'][key]):.2f} to {max(r['ratios'][key]):.2f})")
     return out
 
 

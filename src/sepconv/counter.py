@@ -12,7 +12,8 @@ called on ``args``) to a jaxpr and costs each equation:
   recursing into their jaxpr; ``scan`` multiplies its body by its length.
 
 A primitive it cannot cost (``while`` with an unknown trip count, ``cond``, a
-primitive it does not know) is listed in ``CountResult.uncosted``; it is never
+primitive it does not know, a depthwise layer rewritten by
+``fast_depthwise.depthwise_by_shifts``) is listed in ``CountResult.uncosted``; it is never
 skipped silently. ``CountResult.complete`` says whether the count is exact.
 """
 
@@ -26,6 +27,7 @@ import jax
 import numpy as np
 
 from .cost import valid_taps
+from .fast_depthwise import REWRITTEN_NAME
 
 __all__ = ["count", "count_macs", "CountResult", "OpRecord", "parameter_counts", "pure_module", "ZERO_MAC_PRIMITIVES"]
 
@@ -187,7 +189,9 @@ def _walk(jaxpr, result: CountResult, multiplier: int, tainted: set, own_inputs:
             stats.macs += multiplier * rec.macs
         elif name in CALL_PRIMITIVES or name == "scan":
             subs = list(_sub_jaxprs(eqn))
-            if len(subs) != 1:
+            if eqn.params.get("name") == REWRITTEN_NAME:  # a depthwise conv as element-wise ops: its MACs are hidden
+                result.uncosted[REWRITTEN_NAME] = result.uncosted.get(REWRITTEN_NAME, 0) + multiplier
+            elif len(subs) != 1:
                 result.uncosted[name] = result.uncosted.get(name, 0) + multiplier
             else:
                 inner = subs[0]
@@ -232,16 +236,24 @@ def parameter_counts(model) -> tuple[int, int]:
     return total, total - norm
 
 
-def pure_module(module) -> tuple[Callable, Any]:
-    """``(fn, state)`` with ``fn(state, *args) == module(*args)``: an NNX module as a pure function of its state."""
+def pure_module(module, flat: bool = False) -> tuple[Callable, Any]:
+    """``(fn, state)`` with ``fn(state, *args) == module(*args)``: an NNX module as a pure function of its state.
+
+    With ``flat`` the state is a plain list of arrays, as Keras's ``stateless_call`` takes its
+    variables: flattening an NNX ``State`` costs a fraction of a millisecond per call, which
+    timings of small models would otherwise include.
+    """
     from flax import nnx
 
     graphdef, state = nnx.split(module)
+    leaves, treedef = jax.tree_util.tree_flatten(state)
 
     def fn(state, *args, **kwargs):
+        if flat:
+            state = jax.tree_util.tree_unflatten(treedef, state)
         return nnx.merge(graphdef, state)(*args, **kwargs)
 
-    return fn, state
+    return fn, (leaves if flat else state)
 
 
 def count(fn: Callable | Any, *args, **kwargs) -> CountResult:
