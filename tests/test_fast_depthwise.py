@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax import lax
 
-from sepconv.counter import count, count_macs, pure_module
+from sepconv.counter import count, count_macs, pure_module, sub_jaxprs
 from sepconv.fast_depthwise import REWRITTEN_NAME, depthwise_by_shifts, is_depthwise
 from sepconv.layers import randomize_batchnorm
 from sepconv.models import build_model
@@ -19,16 +19,7 @@ from sepconv.models import build_model
 def _depthwise_convs(fn, *args) -> int:
     """Depthwise convolutions left anywhere in the traced program."""
     def walk(jaxpr):
-        n = 0
-        for eqn in jaxpr.eqns:
-            n += is_depthwise(eqn)
-            for value in eqn.params.values():
-                for v in value if isinstance(value, (tuple, list)) else (value,):
-                    if isinstance(v, jax.extend.core.ClosedJaxpr):
-                        n += walk(v.jaxpr)
-                    elif isinstance(v, jax.extend.core.Jaxpr):
-                        n += walk(v)
-        return n
+        return sum(is_depthwise(eqn) + sum(walk(sub) for sub in sub_jaxprs(eqn)) for eqn in jaxpr.eqns)
     return walk(jax.make_jaxpr(fn)(*args).jaxpr)
 
 

@@ -291,8 +291,10 @@ def keras_comparison(batches=(1, 32), rounds: int = 9, repeats: int = 10, batche
         keras_fn, trainable, fixed = keras_function(builder(weights=None, input_shape=(224, 224, 3)))
         ours_fn, state = pure_module(build_model(ours_name), flat=True)  # plain lists, as Keras's
         models = {"ours": (ours_fn, (state,)), "keras": (keras_fn, (trainable, fixed))}
-        programs = {label: (jax.jit(depthwise_by_shifts(models[who][0]) if shifts else models[who][0]), models[who][1])
-                    for label, who, shifts in KERAS_PROGRAMS}
+        programs = {}
+        for label, who, shifts in KERAS_PROGRAMS:
+            fn, params = models[who]
+            programs[label] = (jax.jit(depthwise_by_shifts(fn) if shifts else fn), params)
         for batch in batches:
             x = jnp.zeros((batch, 224, 224, 3))
             times = {label: [] for label in programs}

@@ -27,9 +27,13 @@ import jax
 import numpy as np
 
 from .cost import valid_taps
-from .fast_depthwise import REWRITTEN_NAME
 
-__all__ = ["count", "count_macs", "CountResult", "OpRecord", "parameter_counts", "pure_module", "ZERO_MAC_PRIMITIVES"]
+__all__ = ["count", "count_macs", "CountResult", "OpRecord", "parameter_counts", "pure_module", "sub_jaxprs",
+           "REWRITTEN_NAME", "ZERO_MAC_PRIMITIVES"]
+
+#: The name of the ``jit`` call ``fast_depthwise.depthwise_by_shifts`` makes of each depthwise layer:
+#: element-wise operations whose MACs the counter cannot see, so it reports the call as uncosted.
+REWRITTEN_NAME = "depthwise_by_shifts"
 
 #: Primitives that perform no multiply-accumulate. They are known, costed as 0 MACs.
 ZERO_MAC_PRIMITIVES = frozenset("""
@@ -148,12 +152,14 @@ def _dot_record(eqn) -> OpRecord:
     return OpRecord("dot_general", tuple(lhs.shape), tuple(rhs.shape), tuple(out.shape), 1, int(macs), int(macs))
 
 
-def _sub_jaxprs(eqn):
+def sub_jaxprs(eqn):
+    """The jaxprs an equation carries in its parameters (also inside tuples, as ``cond`` has them)."""
     for value in eqn.params.values():
-        if isinstance(value, jax.extend.core.ClosedJaxpr):
-            yield value.jaxpr
-        elif isinstance(value, jax.extend.core.Jaxpr):
-            yield value
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(v, jax.extend.core.ClosedJaxpr):
+                yield v.jaxpr
+            elif isinstance(v, jax.extend.core.Jaxpr):
+                yield v
 
 
 def _walk(jaxpr, result: CountResult, multiplier: int, tainted: set, own_inputs: bool = False) -> int:
@@ -188,7 +194,7 @@ def _walk(jaxpr, result: CountResult, multiplier: int, tainted: set, own_inputs:
             result.activations += multiplier * _size(eqn.outvars[0].aval)
             stats.macs += multiplier * rec.macs
         elif name in CALL_PRIMITIVES or name == "scan":
-            subs = list(_sub_jaxprs(eqn))
+            subs = list(sub_jaxprs(eqn))
             if eqn.params.get("name") == REWRITTEN_NAME:  # a depthwise conv as element-wise ops: its MACs are hidden
                 result.uncosted[REWRITTEN_NAME] = result.uncosted.get(REWRITTEN_NAME, 0) + multiplier
             elif len(subs) != 1:

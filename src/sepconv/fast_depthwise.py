@@ -30,10 +30,9 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend import core
 
-__all__ = ["depthwise_by_shifts", "is_depthwise", "shifted_depthwise_conv", "REWRITTEN_NAME"]
+from .counter import REWRITTEN_NAME, sub_jaxprs
 
-#: The name of the ``jit`` call each rewritten layer becomes (the counter looks for it).
-REWRITTEN_NAME = "depthwise_by_shifts"
+__all__ = ["depthwise_by_shifts", "is_depthwise", "shifted_depthwise_conv", "REWRITTEN_NAME"]
 
 #: Call-like primitives whose body is rewritten in place (inlined); others run unchanged.
 _INLINED = frozenset({"jit", "pjit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call",
@@ -98,27 +97,18 @@ def _rewritten_conv(eqn, x, w):
                     rhs_dilation=tuple(p["rhs_dilation"]), dimension_numbers=p["dimension_numbers"],
                     out_dtype=eqn.outvars[0].aval.dtype)
 
-    def depthwise_by_shifts(x, w):
+    def rewritten(x, w):
         return shifted_depthwise_conv(x, w, **geometry)
 
-    return jax.jit(depthwise_by_shifts)(x, w)
+    rewritten.__name__ = REWRITTEN_NAME  # the call's name in the jaxpr, which the counter recognizes
+    return jax.jit(rewritten)(x, w)
 
 
 def _has_depthwise(jaxpr) -> bool:
     for eqn in jaxpr.eqns:
-        if is_depthwise(eqn) or any(_has_depthwise(sub) for sub in _inner(eqn)):
+        if is_depthwise(eqn) or any(_has_depthwise(sub) for sub in sub_jaxprs(eqn)):
             return True
     return False
-
-
-def _inner(eqn):
-    """The jaxprs an equation carries in its parameters (also inside tuples, as ``cond`` has them)."""
-    for value in eqn.params.values():
-        for v in value if isinstance(value, (tuple, list)) else (value,):
-            if isinstance(v, core.ClosedJaxpr):
-                yield v.jaxpr
-            elif isinstance(v, core.Jaxpr):
-                yield v
 
 
 def _inlined_body(eqn):
