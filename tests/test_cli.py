@@ -1,3 +1,5 @@
+import csv
+import io
 import json
 import os
 import subprocess
@@ -7,25 +9,32 @@ import pytest
 
 from sepconv import validation
 from sepconv.__main__ import main
+from sepconv.models import model_cost
 
 
-def _run(*args):
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
+def _run(*args, env=None):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", **(env or {}))
     return subprocess.run([sys.executable, "-m", "sepconv", *args], capture_output=True, text=True, env=env,
                           timeout=600)
 
 
 def test_count_json_matches_closed_form():
-    from sepconv.models import mobilenet_v2_layers
-
     result = _run("count", "mobilenet_v2", "--alpha", "0.75", "--resolution", "160", "--classes", "1001", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    layers = mobilenet_v2_layers(0.75, 160, 1001)
-    assert report["macs"] == sum(l.macs for l in layers)
-    assert report["params"] == sum(l.params for l in layers)
-    assert report["params_trainable"] > report["params"]  # BatchNorm scale and shift
+    closed = model_cost("mobilenet_v2", alpha=0.75, resolution=160, classes=1001)
+    assert report["macs"] == closed.macs and report["params"] == closed.params
+    assert report["params_trainable"] == closed.params_trainable > report["params"]  # BatchNorm scale and shift
     assert report["complete"] is True and report["uncosted"] == {}
+    # the report names only the options this model has
+    assert set(report) >= {"alpha", "resolution", "classes"} and not {"width", "groups", "convention"} & set(report)
+
+
+def test_count_defaults_are_the_models_own(capsys):
+    assert main(["count", "xception", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["resolution"] == 299 and report["macs"] == model_cost("xception").macs
+    assert round(report["macs"] / 1e9, 2) == 8.36
 
 
 def test_count_shufflenet_width_and_squeezenet(capsys):
@@ -36,13 +45,59 @@ def test_count_shufflenet_width_and_squeezenet(capsys):
     assert json.loads(capsys.readouterr().out)["params_trainable"] == 1_366_792
 
 
-def test_bad_arguments_give_clear_errors():
-    result = _run("count", "shufflenet_v2", "--width", "0.7")
-    assert result.returncode == 2 and "width must be one of [0.5, 1.0, 1.5, 2.0], got 0.7" in result.stderr
-    result = _run("count", "mobilenet_v1", "--alpha", "-1")
-    assert result.returncode == 2 and "must be a positive number, got -1" in result.stderr
-    result = _run("count", "resnet50")
-    assert result.returncode == 2 and "invalid choice: 'resnet50'" in result.stderr
+@pytest.mark.parametrize("args, message", [
+    (("count", "shufflenet_v2", "--width", "0.7"), "argument --width: must be one of 0.5, 1.0, 1.5, 2.0, got '0.7'"),
+    (("count", "mobilenet_v1", "--alpha", "-1"), r"argument --alpha: must be a number in (0, 4], got '-1'"),
+    (("count", "mobilenet_v2", "--alpha", "inf"), r"argument --alpha: must be a number in (0, 4], got 'inf'"),
+    (("count", "mobilenet_v2", "--alpha", "1e308"), r"argument --alpha: must be a number in (0, 4], got '1e308'"),
+    (("count", "mobilenet_v2", "--alpha", "abc"), r"argument --alpha: must be a number in (0, 4], got 'abc'"),
+    (("count", "mobilenet_v2", "--resolution", "100000"),
+     "argument --resolution: must be an integer in [32, 4096], got '100000'"),
+    (("count", "resnet50"), "invalid choice: 'resnet50'"),
+    (("count", "shufflenet_v2", "--alpha", "0.5"),
+     "shufflenet_v2 takes no option --alpha; its options are --width, --convention, --resolution, --classes"),
+    (("count", "mobilenet_v2", "--width", "2.0"), "mobilenet_v2 takes no option --width"),
+    (("count", "mobilenet_v1", "--groups", "3"), "mobilenet_v1 takes no option --groups"),
+    (("count", "squeezenet1_0", "--alpha", "0.5"), "squeezenet1_0 takes no option --alpha"),
+    (("count", "xception", "--alpha=0.5"), "xception takes no option --alpha"),
+    (("count", "mobilenet_v1", "--minimal"), "mobilenet_v1 takes no option --minimal"),
+    (("count", "shufflenet_v1", "--groups", "5"), "argument --groups: must be one of 1, 2, 3, 4, 8, got '5'"),
+    (("count", "mobilenet_v2", "--batch", "0"), "argument --batch: must be an integer in [1, 4096], got '0'"),
+    (("validate", "--table", "nope"), "unknown published table 'nope'"),
+])
+def test_bad_command_lines_give_one_error_line(args, message):
+    result = _run(*args)
+    assert result.returncode == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error:" in lines[0] and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr and "_positive_float" not in result.stderr
+
+
+def test_each_model_lists_its_own_options_in_help():
+    text = _run("count", "shufflenet_v2", "--help").stdout
+    assert "--width" in text and "--convention" in text and "--alpha" not in text
+    text = _run("count", "mobilenet_v3_large", "--help").stdout
+    assert "--alpha" in text and "--minimal" in text and "--width" not in text
+
+
+def test_per_layer_csv_and_json(capsys):
+    assert main(["count", "mobilenet_v1", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 28 and rows[1]["path"] == "features.1.conv_dw.conv" and rows[1]["groups"] == "32"
+    assert sum(int(r["total_macs"]) for r in rows) == model_cost("mobilenet_v1").macs
+    assert main(["count", "mobilenet_v1", "--json", "--per-layer"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    assert [row["path"] for row in layers][:3] == ["features.0.conv", "features.1.conv_dw.conv", "features.1.conv_pw.conv"]
+
+
+def test_training_flag_counts_the_gradient(capsys):
+    assert main(["count", "mobilenet_v1", "--training", "--batch", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    forward = 2 * model_cost("mobilenet_v1").macs
+    first_layer = 2 * model_cost("mobilenet_v1").layers[0].macs
+    # every layer's weight gradient costs its forward MACs; the input gradient skips the first layer (the image)
+    assert report["training"] == {"forward": forward, "weight_grad": forward, "input_grad": forward - first_layer}
+    assert report["macs"] == 3 * forward - first_layer
 
 
 def test_validate_json_lists_records_and_passes(capsys):
@@ -65,3 +120,12 @@ def test_validate_exits_nonzero_on_a_failing_record(monkeypatch, capsys):
     assert main(["validate", "--table", "mobilenet_v1_table3"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  mobilenet_v1_table3" in out and "1 failed" in out
+
+
+def test_bench_writes_to_the_users_folder_not_the_package(tmp_path):
+    from sepconv import bench
+
+    result = _run("bench", "--quick", "--no-keras", env={"XDG_DATA_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = list((tmp_path / "sepconv" / "benchmarks").glob("*/peaks.json"))
+    assert len(written) == 1 and str(bench.SHIPPED_RESULTS) not in result.stdout

@@ -123,9 +123,9 @@ def test_shufflenet_mac_bound_holds_and_is_tight_for_equal_widths(h, w, c1, c2):
     b = h * w * c1 * c2
     mac = cost.memory_access_cost_1x1(h, w, c1, c2)
     assert mac == h * w * (c1 + c2) + c1 * c2
-    assert mac >= cost.mac_lower_bound(h, w, b) * (1 - 1e-12)
+    assert mac >= cost.memory_access_lower_bound(h, w, b) * (1 - 1e-12)
     equal = cost.memory_access_cost_1x1(h, w, c1, c1)
-    assert equal == pytest.approx(cost.mac_lower_bound(h, w, h * w * c1 * c1), rel=1e-12)
+    assert equal == pytest.approx(cost.memory_access_lower_bound(h, w, h * w * c1 * c1), rel=1e-12)
 
 
 def test_group_conv_mac_grows_with_groups_at_fixed_flops():

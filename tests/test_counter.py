@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from bruteforce import naive_conv
 from sepconv import cost
 from sepconv.counter import count, count_macs, pure_module
-from sepconv.layers import DepthwiseSeparable
+from sepconv.blocks import SeparableSpec
 
 
 @given(st.fixed_dictionaries({
@@ -94,7 +94,7 @@ def test_unknown_primitives_are_reported_not_skipped():
 
 
 def test_model_parameters_and_batchnorm_convention():
-    block = DepthwiseSeparable(8, 16, stride=2, rngs=nnx.Rngs(0))
+    block = SeparableSpec(8, 16, stride=2).build(nnx.Rngs(0))
     block.eval()
     r = count(block, jnp.ones((3, 10, 10, 8)))
     dw, pw = cost.depthwise_separable_cost(10, 10, 8, 16, stride=2)
@@ -126,7 +126,7 @@ def test_count_rejects_non_callables():
 
 @pytest.mark.parametrize("flat", [False, True])
 def test_pure_module_is_the_module_as_a_function_of_its_state(flat):
-    model = DepthwiseSeparable(4, 6, stride=2, rngs=nnx.Rngs(0))
+    model = SeparableSpec(4, 6, stride=2).build(nnx.Rngs(0))
     model.eval()  # BatchNorm with its running statistics, which are part of the state
     x = jax.random.normal(jax.random.key(1), (2, 9, 9, 4))
     fn, state = pure_module(model, flat=flat)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from sepconv.layers import ConvBN, DepthwiseSeparable, SeparableConv, separable_to_standard_kernel
+from sepconv.blocks import ConvSpec, SeparableSpec
+from sepconv.layers import SeparableConv, separable_to_standard_kernel
 
 
 @pytest.mark.parametrize("stride, padding", [(1, "SAME"), (2, "SAME"), (1, "VALID"), (2, "VALID")])
@@ -30,11 +31,13 @@ def test_kernel_shapes_are_checked():
     with pytest.raises(ValueError, match=r"pointwise kernel must have shape \(1, 1, 4, N\)"):
         separable_to_standard_kernel(jnp.ones((3, 3, 1, 4)), jnp.ones((1, 1, 3, 5)))
     with pytest.raises(ValueError, match="not divisible by groups=4"):
-        ConvBN(6, 8, groups=4, rngs=nnx.Rngs(0))
+        ConvSpec(6, 8, groups=4)
+    with pytest.raises(ValueError, match="unknown activation 'relu7'"):
+        ConvSpec(6, 8, act="relu7")
 
 
 def test_block_structure():
-    block = DepthwiseSeparable(8, 16, stride=2, rngs=nnx.Rngs(0))
+    block = SeparableSpec(8, 16, stride=2).build(nnx.Rngs(0))
     assert block.conv_dw.conv.feature_group_count == 8
     assert block.conv_dw.conv.kernel.shape == (3, 3, 1, 8)
     assert block.conv_pw.conv.kernel.shape == (1, 1, 8, 16)

@@ -6,7 +6,7 @@ import pytest
 from sepconv.counter import count
 from sepconv.layers import randomize_batchnorm
 from sepconv.memory import block_output_shapes, materialized_by_resolution, streamed_inverted_residual
-from sepconv.models import build_model
+from sepconv.models import build_model, resolve_model
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +36,12 @@ def test_streaming_needs_an_expansion_and_valid_splits(v2):
         streamed_inverted_residual(v2.features[2], 0)
 
 
-def test_materialized_tensors_follow_the_architecture(v2):
-    shapes = block_output_shapes(v2, 224)
-    assert shapes[0] == ("ConvBN", (112, 112, 32)) and shapes[-1] == ("pooled", (1, 1, 1280))
+def test_materialized_tensors_follow_the_architecture():
+    v2 = resolve_model("mobilenet_v2")
+    shapes = block_output_shapes(v2)
+    assert shapes[0] == ("ConvSpec", (112, 112, 32)) and shapes[-1] == ("pooled", (1, 1, 1280))
     assert len(shapes) == 1 + 17 + 1 + 1
-    assert materialized_by_resolution(v2, 224, fuse_stem=True)[(112, 112)] == 16
-    assert materialized_by_resolution(v2, 224)[(112, 112)] == 32
-    v1 = materialized_by_resolution(build_model("mobilenet_v1"), 224)
+    assert materialized_by_resolution(v2, fuse_stem=True)[(112, 112)] == 16
+    assert materialized_by_resolution(v2)[(112, 112)] == 32
+    v1 = materialized_by_resolution(resolve_model("mobilenet_v1"))
     assert v1 == {(112, 112): 64, (56, 56): 128, (28, 28): 256, (14, 14): 512, (7, 7): 1024, (1, 1): 1024}

@@ -6,13 +6,13 @@ from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sepconv import cost
+from sepconv import blocks
 from sepconv.counter import count
-from sepconv.models import MODEL_NAMES, build_model, make_divisible, mobilenet_v1_layers, mobilenet_v2_layers, v1_depth
-from sepconv.models.mobilenet_v1 import MOBILENET_V1, MOBILENET_V1_AS_PRINTED, MobileNetV1
-from sepconv.models.mobilenet_v2 import MobileNetV2, bottleneck_macs, head_channels
-from sepconv.models.shufflenet_v2 import channel_shuffle
-from sepconv.models.squeezenet import ceil_max_pool
+from sepconv.models import (MODEL_NAMES, abstract_model, build_model, count_model, make_divisible, model_cost,
+                            model_entry, resolve_model, v1_depth)
+from sepconv.models.mobilenet_v1 import MOBILENET_V1, MOBILENET_V1_AS_PRINTED, resolve_mobilenet_v1
+from sepconv.models.mobilenet_v2 import bottleneck_macs, head_channels, resolve_mobilenet_v2
+from sepconv.models.network import materialize
 
 
 def test_make_divisible_rule():
@@ -42,63 +42,201 @@ def test_v1_depth_rule():
         v1_depth(32, -1)
 
 
+def _per_layer(result) -> dict:
+    out = {}
+    for op in result.ops:
+        out[op.path] = out.get(op.path, 0) + op.total_macs
+    return out
+
+
+OPTIONS = {
+    "mobilenet_v1": [{}, {"alpha": 0.6, "resolution": 200}, {"alpha": 1.3, "resolution": 97}],
+    "mobilenet_v2": [{}, {"alpha": 0.35, "resolution": 96}, {"alpha": 1.4, "classes": 1001}],
+    "mobilenet_v3_large": [{}, {"alpha": 0.75, "convention": "keras"}, {"minimal": True, "resolution": 100}],
+    "mobilenet_v3_small": [{}, {"alpha": 0.5}, {"alpha": 1.25, "convention": "keras", "minimal": True}],
+    "shufflenet_v1": [{"groups": g} for g in (1, 2, 3, 4, 8)],
+    "shufflenet_v2": [{"width": w} for w in (0.5, 1.0, 1.5, 2.0)] + [{"width": 1.0, "convention": "megvii"}],
+    "squeezenet1_0": [{}, {"resolution": 227}],
+    "squeezenet1_1": [{}, {"resolution": 99}],
+    "xception": [{}, {"resolution": 224}],
+}
+
+
+def test_every_registered_model_has_test_options():
+    assert set(OPTIONS) == set(MODEL_NAMES)
+
+
+@pytest.mark.parametrize("name, options", [(n, o) for n, opts in OPTIONS.items() for o in opts],
+                         ids=lambda v: str(v))
+def test_closed_form_equals_the_counted_module_layer_by_layer(name, options):
+    """Two readers of one resolved spec: the closed form and the traced Flax module agree on every layer."""
+    closed = model_cost(name, **options)
+    counted = count_model(name, **options)
+    assert counted.complete
+    assert _per_layer(counted) == {layer.name: layer.macs for layer in closed.costed()}
+    assert counted.macs == closed.macs
+    assert counted.params_excluding_norm == closed.params and counted.params == closed.params_trainable
+
+
 @settings(max_examples=6)
 @given(st.sampled_from([0.35, 0.5, 0.6, 1.0, 1.4]), st.sampled_from([32, 64, 96, 100]))
-@pytest.mark.parametrize("model_cls, layers_fn", [(MobileNetV1, mobilenet_v1_layers), (MobileNetV2, mobilenet_v2_layers)],
-                         ids=["v1", "v2"])
-def test_closed_form_equals_counted_model(model_cls, layers_fn, alpha, resolution):
-    model = model_cls(alpha, 10, rngs=nnx.Rngs(0))
-    model.eval()
-    counted = count(model, jnp.zeros((1, resolution, resolution, 3)))
-    layers = layers_fn(alpha, resolution, 10)
-    assert counted.macs == sum(layer.macs for layer in layers)
-    assert counted.params_excluding_norm == sum(layer.params for layer in layers)
-    assert counted.complete
+def test_closed_form_equals_counted_model_at_any_width_and_resolution(alpha, resolution):
+    for name in ("mobilenet_v1", "mobilenet_v2"):
+        closed = model_cost(name, alpha=alpha, resolution=resolution, classes=10)
+        counted = count_model(name, alpha=alpha, resolution=resolution, classes=10)
+        assert (counted.macs, counted.params_excluding_norm) == (closed.macs, closed.params)
 
 
-def test_v2_bottleneck_formula_matches_layers():
-    """Paper sec. 3.3, h*w*d'*t*(d'+k^2+d''), against the spec's layers, strides 1 and 2."""
-    layers = mobilenet_v2_layers(1.0, 224, None)
-    blocks = {}
-    for layer in layers:
-        if layer.name.startswith("block"):
-            blocks.setdefault(layer.name.split("_")[0], []).append(layer)
-    assert len(blocks) == 17
+def test_v2_bottleneck_formula_matches_the_blocks():
+    """Paper sec. 3.3, h*w*d'*t*(d'+k^2+d''), against every block's closed-form cost, strides 1 and 2."""
+    resolved = resolve_mobilenet_v2()
+    network = resolved.cost()
     strides = set()
-    for parts in blocks.values():
-        dw, project = parts[-2], parts[-1]
-        expanded = dw.output_shape[2]
-        size = int(round((dw.input_activations // expanded) ** 0.5))
-        d_in = parts[0].input_activations // (size * size)
-        stride = size // dw.output_shape[0]
-        t = expanded // d_in
-        assert sum(p.macs for p in parts) == bottleneck_macs(size, size, d_in, t, project.output_shape[2], 3, stride)
-        strides.add(stride)
-    assert strides == {1, 2}
+    checked = 0
+    for i, (block, (size, _)) in enumerate(zip(resolved.blocks, resolved.sizes())):
+        if isinstance(block, blocks.MBConvSpec):
+            t = block.expanded // block.c_in
+            macs = network.select(prefix=f"features.{i}").macs
+            assert macs == bottleneck_macs(size, size, block.c_in, t, block.c_out, 3, block.stride)
+            strides.add(block.stride)
+            checked += 1
+    assert checked == 17 and strides == {1, 2}
     assert bottleneck_macs(56, 56, 24, 6, 24) == 56 * 56 * 24 * 6 * (24 + 9 + 24)
 
 
 def test_v1_as_printed_changes_only_the_last_layers():
-    printed = mobilenet_v1_layers(1.0, 224, 1000, spec=MOBILENET_V1_AS_PRINTED)
-    used = mobilenet_v1_layers(1.0, 224, 1000, spec=MOBILENET_V1)
-    assert printed[-2].output_shape == (4, 4, 1024) and used[-2].output_shape == (7, 7, 1024)
-    assert sum(l.params for l in printed) == sum(l.params for l in used)
+    printed = resolve_mobilenet_v1(MOBILENET_V1_AS_PRINTED)
+    used = resolve_mobilenet_v1(MOBILENET_V1)
+    assert printed.sizes()[-1] == (7, 4) and used.sizes()[-1] == (7, 7)
+    assert printed.cost().params == used.cost().params
 
 
 def test_residuals_only_where_shapes_allow():
-    model = MobileNetV2(1.0, 10, rngs=nnx.Rngs(0))
-    skips = [b.has_skip for b in model.features if hasattr(b, "has_skip")]
+    resolved = resolve_model("mobilenet_v2")
+    mbconv = [b for b in resolved.blocks if isinstance(b, blocks.MBConvSpec)]
     # Table 2: 17 blocks; the first block of every row (and the t=1 row) has no skip: 10 skips
-    assert len(skips) == 17 and sum(skips) == 10
+    assert len(mbconv) == 17 and sum(b.has_skip for b in mbconv) == 10
+    model = build_model("mobilenet_v2")
+    assert [m.has_skip for m in model.features if isinstance(m, blocks.InvertedResidual)] == \
+        [b.has_skip for b in mbconv]
+    # one rule decides the expansion layer, for the closed form and the module alike
+    assert [m.conv_pw is not None for m in model.features if isinstance(m, blocks.InvertedResidual)] == \
+        [b.has_expansion for b in mbconv] == [False] + [True] * 16
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_every_model_runs_and_is_fully_costed(name):
+def test_every_model_runs_at_its_minimum_resolution_and_is_fully_costed(name):
+    low = model_entry(name).option("resolution").low
     model = build_model(name, classes=7)
-    x = jnp.zeros((2, 64, 64, 3))
+    x = jnp.zeros((2, low, low, 3))
     assert nnx.jit(lambda m, x: m(x))(model, x).shape == (2, 7)
     result = count(model, x)
     assert result.complete and result.macs > 0 and result.params > 0
+    assert result.macs == 2 * model_cost(name, classes=7, resolution=low).macs
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_abstract_models_hold_shapes_and_no_arrays(name):
+    model = abstract_model(name)
+    leaves = jax.tree_util.tree_leaves(nnx.state(model))
+    assert leaves and all(isinstance(v, jax.ShapeDtypeStruct) for v in leaves)
+    built = build_model(name)
+    assert jax.tree.map(lambda v: (v.shape, v.dtype), nnx.state(model)) == \
+        jax.tree.map(lambda v: (v.shape, v.dtype), nnx.state(built))
+
+
+def test_materialize_follows_flax_initializers_and_the_seed():
+    a, b, c = build_model("mobilenet_v2", seed=0), build_model("mobilenet_v2", seed=0), build_model("mobilenet_v2", seed=1)
+    kernel = np.asarray(a.features[5].conv_pw.conv.kernel[...])  # 1x1, 32 -> 192: fan-in 32
+    assert np.array_equal(kernel, np.asarray(b.features[5].conv_pw.conv.kernel[...]))
+    assert not np.array_equal(kernel, np.asarray(c.features[5].conv_pw.conv.kernel[...]))
+    assert abs(kernel.std() * np.sqrt(32) - 1) < 0.05 and np.abs(kernel).max() * np.sqrt(32) <= 2 / 0.8796 + 1e-6
+    bn = a.features[5].conv_pw.bn
+    assert np.all(bn.scale[...] == 1) and np.all(bn.bias[...] == 0) and np.all(bn.var[...] == 1)
+    assert np.all(a.head.fc.bias[...] == 0)
+    # Flax's own initialization of the same module gives the same statistics
+    flax_init = resolve_model("mobilenet_v2").module(nnx.Rngs(0))
+    flax_kernel = np.asarray(flax_init.features[5].conv_pw.conv.kernel[...])
+    assert abs(flax_kernel.std() / kernel.std() - 1) < 0.05
+
+
+def test_materialize_refuses_variables_it_has_no_rule_for():
+    class Odd(nnx.Module):
+        def __init__(self):
+            self.w = nnx.Param(jnp.zeros(3))
+
+    with pytest.raises(ValueError, match="no initialization rule for Param w"):
+        materialize(nnx.eval_shape(Odd))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: build_model("resnet50"), "unknown model 'resnet50'"),
+    (lambda: build_model("shufflenet_v2", width=0.7), r"width must be one of 0.5, 1.0, 1.5, 2.0, got 0.7"),
+    (lambda: build_model("squeezenet1_0", classes=0), r"classes must be an integer in \[1, 100000\], got 0"),
+    (lambda: model_cost("mobilenet_v1", resolution=16), r"resolution must be an integer in \[32, 4096\], got 16"),
+    (lambda: model_cost("xception", resolution=64), r"resolution must be an integer in \[71, 4096\], got 64"),
+    (lambda: model_cost("mobilenet_v2", alpha=0.0), r"alpha must be a number in \(0, 4\], got 0.0"),
+    (lambda: model_cost("mobilenet_v2", alpha=float("inf")), r"alpha must be a number in \(0, 4\], got inf"),
+    (lambda: model_cost("mobilenet_v2", alpha=True), r"alpha must be a number in \(0, 4\], got True"),
+    (lambda: build_model("mobilenet_v3_small", convention="slim"),
+     r"convention must be one of torchvision, keras, got 'slim'"),
+    (lambda: build_model("mobilenet_v1", minimal=True), "mobilenet_v1 takes no option 'minimal'; its options are"),
+    (lambda: model_cost("shufflenet_v2", alpha=0.5), "shufflenet_v2 takes no option 'alpha'"),
+    (lambda: model_cost("xception", groups=3), "xception takes no option 'groups'"),
+    (lambda: count_model("mobilenet_v2", batch=0), "batch must be a positive integer, got 0"),
+])
+def test_bad_model_arguments(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_the_registry_checks_each_entry_against_its_function():
+    from sepconv.models.registry import Option, register_model
+
+    with pytest.raises(TypeError, match="differ from the declared options"):
+        @register_model("broken", Option("alpha", float, 1.0, "width"), summary="x")
+        def broken(alpha=0.5, resolution=224, classes=1000):
+            raise AssertionError
+
+
+def test_shufflenet_v1_units_and_errors():
+    from sepconv.models.shufflenet_v1 import SHUFFLENET_V1_CHANNELS
+
+    model = build_model("shufflenet_v1", groups=8, classes=5)
+    units = [m for m in model.features if isinstance(m, blocks.ShuffleV1Unit)]
+    assert len(units) == 16
+    assert units[0].conv_pw.conv.feature_group_count == 1  # stage 2's first pointwise layer is not grouped
+    assert all(u.conv_pw.conv.feature_group_count == 8 for u in units[1:])
+    assert units[-1].conv_pwl.conv.kernel.shape[-1] == SHUFFLENET_V1_CHANNELS[8][2]
+    with pytest.raises(ValueError, match="groups must be one of 1, 2, 3, 4, 8, got 5"):
+        build_model("shufflenet_v1", groups=5)
+
+
+def test_shufflenet_v2_conventions_differ_only_in_the_stride_2_units():
+    torch, megvii = resolve_model("shufflenet_v2"), resolve_model("shufflenet_v2", convention="megvii")
+    differing = [(a, b) for a, b in zip(torch.blocks, megvii.blocks) if a.layers(28, "x") != b.layers(28, "x")]
+    # only where c_out != 2 c_in: the first unit of stage 2 (24 -> 116); later stages double their input
+    assert [(a.stride, a.c_in, a.c_out) for a, _ in differing] == [(2, 24, 116)]
+    for a, b in differing:
+        (_, left_torch), (_, left_megvii) = a.branches()[0][1], b.branches()[0][1]
+        assert (left_torch.c_out, left_megvii.c_out) == (a.c_out // 2, a.c_in)  # the authors keep all c_in channels
+        assert b.branches()[1][-1][1].c_out == a.c_out - a.c_in  # and their main branch makes the rest
+    # the authors' final FC layer has no bias
+    assert torch.cost().select(prefix="head").params == 1024 * 1000 + 1000
+    assert megvii.cost().select(prefix="head").params == 1024 * 1000
+
+
+def test_xception_flows():
+    resolved = resolve_model("xception")
+    down = [(i, b) for i, b in enumerate(resolved.blocks) if isinstance(b, blocks.XceptionBlockSpec)]
+    assert len(down) == 12 and sum(not b.down for _, b in down) == 8
+    sizes = resolved.sizes()
+    assert [sizes[i][1] for i, _ in down[:3]] == [74, 37, 19]  # Xception Fig. 5 (Keras reference sizes)
+    model = build_model("xception", classes=3)
+    x = jax.ShapeDtypeStruct((1, 299, 299, 3), jnp.float32)
+    for i, block in enumerate(model.features):
+        x = jax.eval_shape(block, x)
+        assert x.shape[1] == sizes[i][1]
 
 
 def test_v3_minimalistic_and_width_conventions():
@@ -115,56 +253,17 @@ def test_v3_minimalistic_and_width_conventions():
     assert (keras_head, torch_head) == (1280, 960)
 
 
-def test_channel_shuffle_interleaves():
-    x = jnp.arange(6.0).reshape(1, 1, 1, 6)
-    assert channel_shuffle(x, 2).ravel().tolist() == [0, 3, 1, 4, 2, 5]
-    with pytest.raises(ValueError, match="5 channels cannot be shuffled in 2 groups"):
-        channel_shuffle(jnp.zeros((1, 1, 1, 5)), 2)
+def test_ceil_mode_pooling_sizes():
+    for n, expected in [(109, 54), (111, 55), (55, 27), (56, 28), (3, 1)]:
+        pool = blocks.PoolSpec("max", 3, 2, ceil=True)
+        x = jax.random.normal(jax.random.key(0), (1, n, n, 2))
+        y = pool.build(None)(x)
+        assert y.shape[1] == expected == pool.layers(n, "p")[1]
+        assert float(y[0, 0, 0, 0]) == float(jnp.max(x[0, :3, :3, 0]))
 
 
-@pytest.mark.parametrize("n, expected", [(109, 54), (111, 55), (55, 27), (56, 28), (3, 1)])
-def test_ceil_mode_pooling_sizes(n, expected):
-    x = jax.random.normal(jax.random.key(0), (1, n, n, 2))
-    y = ceil_max_pool(x)
-    assert y.shape[1] == expected
-    assert float(y[0, 0, 0, 0]) == float(jnp.max(x[0, :3, :3, 0]))
-
-
-@pytest.mark.parametrize("call, message", [
-    (lambda: build_model("resnet50"), "unknown model 'resnet50'"),
-    (lambda: build_model("shufflenet_v2", width=0.7), r"width must be one of \[0.5, 1.0, 1.5, 2.0\], got 0.7"),
-    (lambda: build_model("squeezenet1_0", classes=0), "classes must be a positive integer, got 0"),
-    (lambda: mobilenet_v1_layers(1.0, 16), "resolution must be an integer of at least 32 pixels, got 16"),
-    (lambda: mobilenet_v2_layers(0.0), "width multiplier|channel count must be positive"),
-    (lambda: build_model("mobilenet_v3_small", convention="slim"),
-     r"convention must be one of \['torchvision', 'keras'\], got 'slim'"),
-    (lambda: build_model("mobilenet_v1", minimal=True), "apply only to MobileNet v3, not to 'mobilenet_v1'"),
-])
-def test_bad_model_arguments(call, message):
-    with pytest.raises(ValueError, match=message):
-        call()
-
-
-def test_shufflenet_v1_units_and_errors():
-    from sepconv.models.shufflenet_v1 import SHUFFLENET_V1_CHANNELS
-
-    model = build_model("shufflenet_v1", groups=8, classes=5)
-    units = list(model.units)
-    assert len(units) == 16
-    assert units[0].conv_pw.conv.feature_group_count == 1  # stage 2's first pointwise layer is not grouped
-    assert all(u.conv_pw.conv.feature_group_count == 8 for u in units[1:])
-    assert units[-1].conv_pwl.conv.kernel.shape[-1] == SHUFFLENET_V1_CHANNELS[8][2]
-    with pytest.raises(ValueError, match=r"groups must be one of \[1, 2, 3, 4, 8\], got 5"):
-        build_model("shufflenet_v1", groups=5)
-
-
-def test_xception_flows():
-    model = build_model("xception", classes=3)
-    assert len(model.entry) == 3 and len(model.middle) == 8
-    shapes = []
-    x = jax.ShapeDtypeStruct((1, 299, 299, 3), jnp.float32)
-    x = jax.eval_shape(lambda v: model.conv2(model.conv1(v)), x)
-    for block in model.entry:
-        x = jax.eval_shape(block, x)
-        shapes.append(x.shape[1:])
-    assert shapes == [(74, 74, 128), (37, 37, 256), (19, 19, 728)]  # Xception Fig. 5 (Keras reference sizes)
+def test_network_table_reads_like_the_paper():
+    lines = resolve_model("mobilenet_v2").table().splitlines()
+    assert len(lines) == 1 + 19 + 1
+    assert lines[1].split()[:3] == ["224^2", "x", "3"] and "conv 3x3, s2" in lines[1]
+    assert "MBConv 3x3, no expansion, relu6, s1" in lines[2] and "MBConv 3x3, exp 144, relu6, s2" in lines[5]

@@ -1,4 +1,3 @@
-import jax.numpy as jnp
 import pytest
 
 from sepconv import published
@@ -70,14 +69,14 @@ def test_known_disagreements_are_checked_and_explained():
 
 def test_v2_checkpoint_table_rule_is_truncation_with_1001_classes():
     """The rule is discovered, not assumed: only truncation of the 1001-class counts fits all 44 values."""
-    from sepconv.models import mobilenet_v2_layers
+    from sepconv.models import model_cost
     from sepconv.published import published_table
 
     def fits(rule, classes):
         for value in published_table("mobilenet_v2_checkpoints"):
             _, _, alpha, res = value.row.split("_")
-            layers = mobilenet_v2_layers(float(alpha), int(res), classes)
-            c = sum(getattr(l, value.quantity) for l in layers)
+            c = getattr(model_cost("mobilenet_v2", alpha=float(alpha), resolution=int(res), classes=classes),
+                        value.quantity)
             if not matches(PublishedValue("t", value.row, value.quantity, value.published, "M", rule), c):
                 return False
         return True
@@ -88,11 +87,8 @@ def test_v2_checkpoint_table_rule_is_truncation_with_1001_classes():
 
 def test_v3_checkpoint_table_rule_and_the_notes_numbers():
     """MACs round to nearest (truncation breaks the Large rows); the notes' alternative counts hold."""
-    from flax import nnx
-
-    from sepconv.counter import count
     from sepconv.models import make_divisible
-    from sepconv.models.mobilenet_v3 import MOBILENET_V3_SMALL, MobileNetV3
+    from sepconv.models.mobilenet_v3 import MOBILENET_V3_SMALL, resolve_mobilenet_v3
     from sepconv.published import published_table
 
     computed = COMPUTERS["mobilenet_v3_checkpoints"]()
@@ -108,11 +104,10 @@ def test_v3_checkpoint_table_rule_and_the_notes_numbers():
         assert at_1000[key] != computed[key] and matches(value, at_1000[key]) == matches(value, computed[key])
     # the Small rows' 1280-unit-head hypothesis of the notes: 2.94M at 1.0; 43.77M and 2.40M at 0.75
     wide_head = dict(MOBILENET_V3_SMALL, head=1280)
-    x = jnp.zeros((1, 224, 224, 3))
-    at_1 = count(MobileNetV3(wide_head, 1.0, 1001, convention="keras", rngs=nnx.Rngs(0)), x)
-    at_075 = count(MobileNetV3(wide_head, 0.75, 1001, convention="keras", rngs=nnx.Rngs(0)), x)
-    assert round(at_1.params_excluding_norm / 1e6, 2) == 2.94 and round(at_1.macs / 1e6, 2) == 56.92
-    assert round(at_075.macs / 1e6, 2) == 43.77 and round(at_075.params_excluding_norm / 1e6, 2) == 2.40
+    at_1 = resolve_mobilenet_v3(wide_head, 1.0, 224, 1001, "keras").cost()
+    at_075 = resolve_mobilenet_v3(wide_head, 0.75, 224, 1001, "keras").cost()
+    assert round(at_1.params / 1e6, 2) == 2.94 and round(at_1.macs / 1e6, 2) == 56.92
+    assert round(at_075.macs / 1e6, 2) == 43.77 and round(at_075.params / 1e6, 2) == 2.40
     # squeeze-excite on the last 576-channel convolution: two 1x1 layers through make_divisible(576 / 4) = 144
     assert round(2 * 576 * make_divisible(576 / 4) / 1e6, 2) == 0.17
 

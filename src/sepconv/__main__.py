@@ -1,11 +1,11 @@
-"""Command line: ``python -m sepconv count MODEL ...``, ``validate`` and ``assign build|grade``.
+"""Command line: ``python -m sepconv count MODEL ...``, ``validate``, ``bench`` and ``assign``.
 
-``count`` builds the Flax model and counts it with the jaxpr counter:
-``macs`` (per image), ``params`` in the convention of the published tables
-(convolution and FC weights and biases, no BatchNorm parameters) and
-``params_trainable`` (BatchNorm scale and shift included).
-``validate`` recomputes every published table; its exit status is 1 if any
-record is not ok.
+``count`` traces a model from shapes (nothing is allocated) and reports ``macs`` (per batch),
+``params`` in the convention of the published tables (convolution and FC weights and biases,
+no normalization parameters) and ``params_trainable`` (normalization scale and shift included).
+Each model's options come from the model registry: ``python -m sepconv count MODEL --help``
+lists them. ``validate`` recomputes every published table; its exit status is 1 if any record
+is not ok.
 """
 
 from __future__ import annotations
@@ -14,34 +14,85 @@ import argparse
 import json
 import sys
 
-from .models import MODEL_NAMES
+from .models import model_entry, model_names
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``prog: error: message``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _option_type(option):
+    def parse(text: str):
+        try:
+            value = option.type(text) if option.type is not bool else text
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {option.describe_range()}, got {text!r}") from None
+        try:
+            return option.check(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {option.describe_range()}, got {text!r}") from None
+    return parse
+
+
+def _add_model_options(parser, entry) -> None:
+    for option in entry.options:
+        flag = "--" + option.name
+        if option.type is bool:
+            parser.add_argument(flag, action="store_true", help=option.help)
+        else:
+            parser.add_argument(flag, type=_option_type(option), default=option.default,
+                                metavar=option.name.upper(),
+                                help=f"{option.help}; {option.describe_range()} (default {option.default})")
 
 
 def _count(args) -> int:
-    from .validation import count_model
+    import jax
+    import jax.numpy as jnp
 
-    result = count_model(args.model, alpha=args.alpha, width=args.width, groups=args.groups,
-                         resolution=args.resolution, classes=args.classes, convention=args.convention,
-                         minimal=args.minimal)
-    report = {
-        "model": args.model, "alpha": args.alpha, "width": args.width, "resolution": args.resolution,
-        "classes": args.classes, "convention": args.convention, "minimal": args.minimal, "macs": result.macs,
-        "params": result.params_excluding_norm, "params_trainable": result.params, "activations": result.activations,
-        "peak_activation_bytes": result.peak_activation_bytes, "complete": result.complete,
-        "uncosted": result.uncosted,
-    }
-    if args.json:
+    from .counter import count, count_training
+    from .models import resolve_model
+
+    entry = model_entry(args.model)
+    options = {o.name: getattr(args, o.name) for o in entry.options}
+    resolved = resolve_model(args.model, **options)
+    x = jax.ShapeDtypeStruct((args.batch, resolved.resolution, resolved.resolution, 3), jnp.float32)
+    model = resolved.abstract()
+    result = count_training(model, x) if args.training else count(model, x)
+    report = {"model": args.model, **options, "batch": args.batch, "macs": result.macs,
+              "params": result.params_excluding_norm, "params_trainable": result.params,
+              "activations": result.activations, "peak_activation_bytes": result.peak_activation_bytes,
+              "elementwise_muls": result.elementwise_muls, "elementwise_adds": result.elementwise_adds,
+              "complete": result.complete, "uncosted": result.uncosted}
+    if args.training:
+        report["training"] = result.macs_by_role()
+    if args.format == "csv":
+        sys.stdout.write(result.to_csv())
+    elif args.format == "json":
+        if args.per_layer:
+            report["layers"] = result.layers()
         print(json.dumps(report, indent=2))
     else:
         for key, value in report.items():
             print(f"{key:>22}: {value:,}" if isinstance(value, int) and not isinstance(value, bool)
                   else f"{key:>22}: {value}")
+        if args.per_layer:
+            print()
+            print(f"{'layer':<40}{'role':>12}{'MACs':>16}")
+            for row in result.layers():
+                print(f"{row['path'] or '(no module)':<40}{row['role']:>12}{row['macs']:>16,}")
     return 0 if result.complete else 1
 
 
 def _validate(args) -> int:
+    from .published import table_names
     from .validation import validate
 
+    unknown = [t for t in args.table or () if t not in table_names()]
+    if unknown:
+        raise ValueError(f"unknown published table {unknown[0]!r}; known: {', '.join(table_names())}")
     records = validate(args.table or None)
     if args.json:
         print(json.dumps([r.to_dict() for r in records], indent=2))
@@ -56,21 +107,9 @@ def _validate(args) -> int:
 
 
 def _assign(args) -> int:
-    from .assignments import build, grade
+    from .assignments import main as assign_main
 
-    if args.action == "build":
-        student, grader = build(args.notebook, args.out)
-        print(f"student notebook: {student}\nautograder: {grader}")
-        return 0
-    result = grade(args.notebook, args.autograder)
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        for t in result.tests:
-            kind = "hidden " if t.hidden else ""
-            print(f"{t.earned:g}/{t.points:g}  {kind}{t.name}" + (f"  ({t.error})" if t.error else ""))
-        print(f"Score: {result.score:g} / {result.total:g}")
-    return 0
+    return assign_main(args)
 
 
 def _bench(args) -> int:
@@ -81,51 +120,62 @@ def _bench(args) -> int:
     return 0
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sepconv", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("count", help="count MACs and parameters of a model")
-    c.add_argument("model", choices=MODEL_NAMES)
-    c.add_argument("--alpha", type=_positive_float, default=1.0, help="MobileNet width multiplier")
-    c.add_argument("--width", type=_positive_float, default=1.0, help="ShuffleNet v2 width (0.5, 1.0, 1.5, 2.0)")
-    c.add_argument("--groups", type=int, default=3, help="ShuffleNet v1 groups (1, 2, 3, 4, 8)")
-    c.add_argument("--resolution", type=int, default=224, help="input height and width in pixels (Xception: 299)")
-    c.add_argument("--classes", type=int, default=1000, help="number of classes (TF-slim checkpoints use 1001)")
-    c.add_argument("--convention", choices=("torchvision", "keras"), default="torchvision",
-                   help="MobileNet v3 width rule: torchvision's or keras.applications'")
-    c.add_argument("--minimal", action="store_true", help="MobileNet v3 minimalistic variant (TF-slim, Keras)")
-    c.add_argument("--json", action="store_true", help="print JSON")
-    c.set_defaults(run=_count)
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="python -m sepconv", description=__doc__.split("\n\n")[0])
+    sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    c = sub.add_parser("count", help="count MACs and parameters of a model (from shapes)",
+                       description="Count a model of the registry; `count MODEL --help` lists its options.")
+    models = c.add_subparsers(dest="model", required=True, metavar="MODEL", parser_class=_Parser)
+    for name in model_names():
+        entry = model_entry(name)
+        m = models.add_parser(name, help=entry.summary, description=f"{entry.summary}. {entry.reference}".strip())
+        _add_model_options(m, entry)
+        m.add_argument("--batch", type=_option_type(_BATCH), default=1, help="images per batch (default 1)")
+        m.add_argument("--training", action="store_true",
+                       help="count one training step's gradient: forward, input-gradient and weight-gradient MACs")
+        m.add_argument("--per-layer", action="store_true", help="also list the MACs of every layer")
+        m.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                       help="text (default), json, or csv (every costed operation)")
+        m.add_argument("--json", dest="format", action="store_const", const="json", help="same as --format json")
+        m.set_defaults(run=_count)
     v = sub.add_parser("validate", help="check every published table")
     v.add_argument("--table", action="append", help="only this table (repeatable)")
     v.add_argument("--json", action="store_true", help="print every record as JSON")
     v.set_defaults(run=_validate)
-    a = sub.add_parser("assign", help="build student versions of an assignment, or grade a submission")
-    a.add_argument("action", choices=("build", "grade"))
-    a.add_argument("notebook", help="build: the source notebook with solutions; grade: the submitted notebook")
-    a.add_argument("--out", default="dist", help="build: folder for the student notebook and autograder file")
-    a.add_argument("--autograder", help="grade: the .autograder.json file written by build")
-    a.add_argument("--json", action="store_true", help="grade: print the result as JSON")
+    from .assignments import add_arguments
+
+    a = sub.add_parser("assign", help="build, grade or check the course's assignments (otter-grader)")
+    add_arguments(a)
     a.set_defaults(run=_assign)
     b = sub.add_parser("bench", help="measure latency: layers, guidelines, models, ours vs keras.applications")
-    b.add_argument("--out", help="folder for the JSON results (default: the package data folder for this device)")
+    b.add_argument("--out", help="folder for the JSON results (default: a folder for this device under "
+                                 "$XDG_DATA_HOME/sepconv/benchmarks, never the shipped results)")
     b.add_argument("--quick", action="store_true", help="a fast smoke run with few repetitions")
     b.add_argument("--no-keras", action="store_true", help="skip the keras.applications comparison")
     b.set_defaults(run=_bench)
-    args = parser.parse_args(argv)
-    if args.command == "assign" and args.action == "grade" and not args.autograder:
-        parser.error("assign grade needs --autograder FILE")
+    return top
+
+
+from .models.registry import Option  # noqa: E402
+
+_BATCH = Option("batch", int, 1, "images per batch", low=1, high=4096)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        if args.command == "count":
+            entry = model_entry(args.model)
+            flag = next((u for u in unknown if u.startswith("-")), unknown[0])
+            names = ", ".join("--" + o.name for o in entry.options)
+            p.exit(2, f"python -m sepconv count {args.model}: error: {args.model} takes no option "
+                      f"{flag.split('=')[0]}; its options are {names} (see --help)\n")
+        p.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.run(args)
-    except ValueError as error:
-        parser.exit(2, f"error: {error}\n")
+    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+        p.exit(2, f"python -m sepconv {args.command}: error: {error}\n")
 
 
 if __name__ == "__main__":

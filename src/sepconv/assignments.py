@@ -128,3 +128,32 @@ def grade(submission: str | Path, autograder: str | Path, timeout: int = 600) ->
         results.append(TestResult(test["name"], test["points"], 0.0 if errors else test["points"], test["hidden"],
                                   message))
     return Grade(sum(r.earned for r in results), sum(r.points for r in results), results)
+
+
+def add_arguments(parser) -> None:
+    """The ``python -m sepconv assign`` options."""
+    parser.add_argument("action", choices=("build", "grade"))
+    parser.add_argument("notebook", help="build: the source notebook with solutions; grade: the submitted notebook")
+    parser.add_argument("--out", default="dist", help="build: folder for the student notebook and autograder file")
+    parser.add_argument("--autograder", help="grade: the .autograder.json file written by build")
+    parser.add_argument("--json", action="store_true", help="grade: print the result as JSON")
+
+
+def main(args) -> int:
+    if not Path(args.notebook).is_file():
+        raise FileNotFoundError(f"no notebook {args.notebook!r}")
+    if args.action == "build":
+        student, grader = build(args.notebook, args.out)
+        print(f"student notebook: {student}\nautograder: {grader}")
+        return 0
+    if not args.autograder:
+        raise ValueError("assign grade needs --autograder FILE")
+    result = grade(args.notebook, args.autograder)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        for t in result.tests:
+            kind = "hidden " if t.hidden else ""
+            print(f"{t.earned:g}/{t.points:g}  {kind}{t.name}" + (f"  ({t.error})" if t.error else ""))
+        print(f"Score: {result.score:g} / {result.total:g}")
+    return 0

@@ -4,8 +4,11 @@ Timing rules (``time_call``): the function is compiled and run ``warmup`` times
 before any measurement (compilation excluded), every call ends with
 ``block_until_ready`` (JAX dispatches asynchronously), and ``repeats`` calls
 are timed one by one; we report the median and the 10th/90th percentiles.
-Results are saved as JSON under a folder named after the device so that the
-chapter plots stored measurements, and GPU/TPU runs sit beside CPU ones.
+Results are saved as JSON under a folder named after the device. ``run_all``
+writes to a folder of the user's (``user_results_root()``, under
+``$XDG_DATA_HOME``), never into the package: the results the book shows ship in
+``sepconv/data/benchmarks`` (``SHIPPED_RESULTS``), one folder per device, and the
+chapters read them explicitly with ``load_results(device)``.
 
 Nothing here asserts a speed: benchmarks print ratios against a peer measured
 in the same run, on the same machine, interleaved.
@@ -32,7 +35,8 @@ from .fast_depthwise import depthwise_by_shifts
 
 __all__ = ["Timing", "time_call", "device_info", "measure_peaks", "layer_benchmarks", "SHIFTS_LAYER",
            "guideline_experiments", "model_latencies", "keras_function", "keras_comparison", "KERAS_PROGRAMS",
-           "KERAS_RATIOS", "fused_convolutions", "run_all", "load_results", "results_dir"]
+           "KERAS_RATIOS", "fused_convolutions", "run_all", "load_results", "results_dir", "SHIPPED_RESULTS",
+           "user_results_root"]
 
 
 @dataclass
@@ -83,11 +87,22 @@ def device_info() -> dict:
             "machine": platform.machine()}
 
 
+#: The measurements shipped with the package, which the book's chapters show.
+SHIPPED_RESULTS = Path(__file__).parent / "data" / "benchmarks"
+
+
+def user_results_root() -> Path:
+    """Where ``python -m sepconv bench`` writes by default: ``$XDG_DATA_HOME/sepconv/benchmarks``
+    (``~/.local/share/sepconv/benchmarks`` when the variable is unset)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sepconv" / "benchmarks"
+
+
 def results_dir(info: dict | None = None, root: Path | None = None) -> Path:
-    """``<root>/<platform>-<device kind>``; root defaults to the package's ``data/benchmarks``."""
+    """``<root>/<platform>-<device kind>``; root defaults to ``user_results_root()``."""
     info = info or device_info()
     slug = re.sub(r"[^a-z0-9]+", "-", f"{info['platform']}-{info['device_kind']}".lower()).strip("-")
-    return (root or Path(__file__).parent / "data" / "benchmarks") / slug
+    return (root or user_results_root()) / slug
 
 
 def measure_peaks(size: int = 2048, megabytes: int = 256, repeats: int = 20) -> dict:
@@ -163,7 +178,7 @@ def guideline_experiments(repeats: int = 20, size: int = 28, blocks: int = 10) -
         fn = lambda x, ws: [x := pw(pw(x, ws[0]), ws[1]) for _ in range(blocks)][-1]
         macs = blocks * 2 * size * size * c1 * c2
         mac = blocks * 2 * (size * size * (c1 + c2) + c1 * c2)
-        g1.append({"ratio": f"1:{ratio}", "c1": c1, "c2": c2, "macs": macs, "mac": mac, "median_s": timed(fn, x, ws)})
+        g1.append({"ratio": f"1:{ratio}", "c1": c1, "c2": c2, "macs": macs, "memory_accesses": mac, "median_s": timed(fn, x, ws)})
     out["G1"] = g1
     # G2: group convolution increases memory access cost (c^2 / g fixed)
     g2 = []
@@ -173,7 +188,7 @@ def guideline_experiments(repeats: int = 20, size: int = 28, blocks: int = 10) -
         x = jnp.ones((1, size, size, c))
         fn = lambda x, w, g=g: [x := pw(x, w, g) for _ in range(blocks)][-1]
         g2.append({"groups": g, "channels": c, "macs": blocks * size * size * c * c // g,
-                   "mac": blocks * (size * size * 2 * c + c * c // g), "median_s": timed(fn, x, w)})
+                   "memory_accesses": blocks * (size * size * 2 * c + c * c // g), "median_s": timed(fn, x, w)})
     out["G2"] = g2
     # G3: fragmentation reduces parallelism (same MACs in 1, 2 or 4 pieces, in series or in parallel)
     g3, c = [], 128
@@ -324,7 +339,8 @@ def fused_convolutions(fn: Callable, *args) -> list[int]:
 
 
 def run_all(out: Path | None = None, quick: bool = False, with_keras: bool = True, log=print) -> Path:
-    """Run every experiment, write JSON files into ``out`` (default: the package data folder for this device)."""
+    """Run every experiment, write JSON files into ``out`` (default: this device's folder under
+    ``user_results_root()``; the shipped results are never overwritten)."""
     info = device_info()
     out = Path(out) if out else results_dir(info)
     out.mkdir(parents=True, exist_ok=True)
@@ -352,9 +368,13 @@ def run_all(out: Path | None = None, quick: bool = False, with_keras: bool = Tru
     return out
 
 
-def load_results(device: str | None = None) -> dict:
-    """Stored results of one device folder (the only one, or the one named), as a dict of experiment -> data."""
-    root = Path(__file__).parent / "data" / "benchmarks"
+def load_results(device: str | None = None, root: Path | None = None) -> dict:
+    """Stored results of one device folder (the only one, or the one named), as a dict of experiment -> data.
+
+    ``root`` defaults to the shipped results (``SHIPPED_RESULTS``); pass ``user_results_root()``
+    to read your own ``python -m sepconv bench`` run.
+    """
+    root = Path(root) if root is not None else SHIPPED_RESULTS
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []
     if device is not None:
         folders = [p for p in folders if p.name == device]

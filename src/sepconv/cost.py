@@ -11,6 +11,9 @@ feature map of ``D_F x D_F x M`` is mapped to ``D_F x D_F x N`` by a
   ``params = K_h * K_w * (M / groups) * N (+ N)``.
 * Activations are element counts of the input and output feature maps of one
   sample.
+* A normalization layer (BatchNorm, LayerNorm) costs no MACs and has a scale and a
+  shift per channel; published tables leave those parameters out, trainable counts
+  (torchvision's) include them. ``NetworkCost`` keeps both totals.
 
 Every function validates its arguments and raises ``ValueError`` naming the
 bad value; nothing is silently clipped or rounded.
@@ -29,6 +32,9 @@ Padding = Union[str, int, Sequence]
 
 __all__ = [
     "LayerCost",
+    "NetworkCost",
+    "norm_cost",
+    "scale_cost",
     "conv_output_size",
     "padding_amounts",
     "conv2d_cost",
@@ -42,7 +48,7 @@ __all__ = [
     "total_cost",
     "valid_taps",
     "memory_access_cost_1x1",
-    "mac_lower_bound",
+    "memory_access_lower_bound",
 ]
 
 
@@ -52,7 +58,8 @@ class LayerCost:
 
     ``macs``: multiply-accumulates; ``params``: weights (+ biases);
     ``input_activations``/``output_activations``: element counts of the input
-    and output feature maps.
+    and output feature maps; ``kind``: ``conv``, ``dense``, ``norm`` (a normalization
+    layer's scale and shift) or ``scale`` (a learned per-channel scale, ConvNeXt's layer scale).
     """
 
     name: str
@@ -61,11 +68,70 @@ class LayerCost:
     input_activations: int
     output_activations: int
     output_shape: tuple = ()
+    kind: str = "conv"
 
     @property
     def flops(self) -> int:
         """FLOPs under the common convention of 2 FLOPs (a multiply and an add) per MAC."""
         return 2 * self.macs
+
+
+@dataclass(frozen=True)
+class NetworkCost:
+    """The closed-form cost of a whole network: its layers in order, and their totals.
+
+    ``params`` follows the published tables (convolution and FC weights and biases, learned
+    scales; no normalization parameters); ``params_trainable`` adds the normalization layers' scale
+    and shift (torchvision's and Keras's trainable count).
+    """
+
+    layers: tuple
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def flops(self) -> int:
+        """``2 * macs``: one multiply and one add per MAC."""
+        return 2 * self.macs
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers if layer.kind != "norm")
+
+    @property
+    def params_trainable(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    def select(self, *, prefix: str | None = None, kind: str | None = None) -> "NetworkCost":
+        """The layers whose name starts with ``prefix`` and/or whose kind is ``kind``."""
+        return NetworkCost(tuple(layer for layer in self.layers
+                                 if (prefix is None or layer.name == prefix or layer.name.startswith(prefix + "."))
+                                 and (kind is None or layer.kind == kind)))
+
+    def costed(self) -> "NetworkCost":
+        """Only the layers that multiply-accumulate (convolutions and FC layers), as the counter lists them."""
+        return NetworkCost(tuple(layer for layer in self.layers if layer.kind in ("conv", "dense")))
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+
+def norm_cost(channels: int, name: str = "norm") -> LayerCost:
+    """A normalization layer over ``channels``: no MACs, a scale and a shift per channel."""
+    channels = _positive_int("channels", channels)
+    return LayerCost(name, 0, 2 * channels, channels, channels, (channels,), kind="norm")
+
+
+def scale_cost(channels: int, name: str = "scale") -> LayerCost:
+    """A learned per-channel scale (ConvNeXt's layer scale): no MACs in the papers' convention,
+    ``channels`` parameters."""
+    channels = _positive_int("channels", channels)
+    return LayerCost(name, 0, channels, channels, channels, (channels,), kind="scale")
 
 
 def total_cost(layers: Iterable[LayerCost], name: str = "total") -> LayerCost:
@@ -240,17 +306,18 @@ def grouped_conv_cost(height: int, width: int, in_channels: int, out_channels: i
                        dilation, groups=groups, bias=bias, name="grouped")
 
 
-def dense_cost(in_features: int, out_features: int, bias: bool = True) -> LayerCost:
+def dense_cost(in_features: int, out_features: int, bias: bool = True, name: str = "dense") -> LayerCost:
     """Fully connected layer: ``I * J`` MACs and ``I * J (+ J)`` parameters."""
     in_features = _positive_int("in_features", in_features)
     out_features = _positive_int("out_features", out_features)
     return LayerCost(
-        name="dense",
+        name=name,
         macs=in_features * out_features,
         params=in_features * out_features + (out_features if bias else 0),
         input_activations=in_features,
         output_activations=out_features,
         output_shape=(out_features,),
+        kind="dense",
     )
 
 
@@ -303,8 +370,10 @@ def memory_access_cost_1x1(height: int, width: int, in_channels: int, out_channe
                            groups: int = 1) -> int:
     """Memory access cost of a 1x1 (group) convolution, ShuffleNet v2 sec. 2 (G1, G2).
 
-    ``MAC = h w (c1 + c2) + c1 c2 / g``: read the input, write the output, read
-    the weights, counted in values (not bytes), ignoring caches.
+    ``h w (c1 + c2) + c1 c2 / g``: read the input, write the output, read the
+    weights, counted in values (not bytes), ignoring caches. The paper abbreviates
+    it "MAC"; this book writes *memory accesses* to keep it apart from MACs,
+    multiply-accumulates.
     """
     height, width = _positive_int("height", height), _positive_int("width", width)
     c1, c2 = _positive_int("in_channels", in_channels), _positive_int("out_channels", out_channels)
@@ -314,9 +383,9 @@ def memory_access_cost_1x1(height: int, width: int, in_channels: int, out_channe
     return height * width * (c1 + c2) + c1 * c2 // groups
 
 
-def mac_lower_bound(height: int, width: int, flops: int) -> float:
-    """ShuffleNet v2 eq. (1): for a 1x1 convolution with ``B = h w c1 c2`` MACs,
-    ``MAC >= 2 sqrt(h w B) + B / (h w)``, with equality when ``c1 = c2``."""
+def memory_access_lower_bound(height: int, width: int, flops: int) -> float:
+    """ShuffleNet v2 eq. (1): a 1x1 convolution with ``B = h w c1 c2`` multiply-accumulates makes at
+    least ``2 sqrt(h w B) + B / (h w)`` memory accesses, with equality when ``c1 = c2``."""
     hw = _positive_int("height", height) * _positive_int("width", width)
     b = _positive_int("flops", flops)
     return 2 * math.sqrt(hw * b) + b / hw

@@ -1,65 +1,89 @@
 """Exact cost counting from the computation itself.
 
-``count(fn, *args)`` traces ``fn`` (any JAX function, or a Flax NNX module
-called on ``args``) to a jaxpr and costs each equation:
+``count(fn, *args)`` traces ``fn`` (any JAX function, or a Flax NNX module called on ``args``) to a
+jaxpr and costs it in separate passes: a walk that lists every equation with how many times it
+runs and the module it belongs to; the cost rules, one per primitive; the liveness of activation
+memory. The counting contract (the book's page "What the counter counts" has the whole table):
 
-* ``conv_general_dilated``: ``MACs = prod(out_shape) * C_in_per_group * prod(kernel_spatial)``,
-  whatever the stride, padding, dilation, batch and ``feature_group_count``;
-* ``dot_general``: ``MACs = prod(out_shape) * prod(contracted dims)``;
-* element-wise, reduction and data-movement primitives: no MACs (listed with
-  their output sizes, since papers count only convolution and FC MACs);
-* call-like primitives (``jit``/``pjit``, ``custom_jvp_call``, ...): costed by
-  recursing into their jaxpr; ``scan`` multiplies its body by its length.
+* **MACs** are the multiply-accumulates of contractions, the papers' "Mult-Adds":
+  ``conv_general_dilated``: ``prod(out_shape) * C_in_per_group * prod(kernel_spatial)``, every tap
+  of every output, padding taps included, for any stride, dilation, batch, feature or batch
+  groups; with input dilation (a transposed convolution, or the input gradient of a strided one)
+  the inserted zeros are not multiplied: ``prod(input) * prod(kernel_spatial) * C_out / groups``.
+  ``dot_general``: ``prod(out_shape) * prod(contracted dims)``. ``FLOPs = 2 * MACs``.
+* **Element-wise arithmetic** (BatchNorm, activations, gating, a product written by hand) is not
+  a MAC in any paper's table. It is reported apart, never hidden: ``elementwise_muls`` counts the
+  elements ``mul`` produces, ``elementwise_adds`` those of ``add``/``sub`` and the additions of
+  ``reduce_sum``. A contraction written as ``(a[:, :, None] * b[None]).sum(1)`` shows there.
+* Calls (``jit``, ``custom_jvp_call``, ``remat``...) are followed; ``scan`` multiplies its body
+  by its length; ``shard_map`` (and ``pmap``, which JAX writes as one) by the number of devices
+  it runs on, so the count is the whole program's. A ``cond`` whose branches have the same MACs
+  costs those; a ``while`` whose body has no MACs costs none. RNG primitives cost nothing.
+* Everything else a rule does not cover is listed in ``CountResult.uncosted``, never skipped:
+  ``complete`` says whether ``macs`` is exact.
 
-A primitive it cannot cost (``while`` with an unknown trip count, ``cond``, a
-primitive it does not know, a depthwise layer rewritten by
-``fast_depthwise.depthwise_by_shifts``) is listed in ``CountResult.uncosted``; it is never
-skipped silently. ``CountResult.complete`` says whether the count is exact.
+Rules live in ``COST_RULES`` (by primitive) and ``CALL_RULES`` (by the name of a ``jit`` call),
+like fvcore's op handles or torch's ``register_flop_formula``; ``fast_depthwise`` registers the
+rule for the depthwise convolutions it rewrites. Each costed operation records the module path of
+the NNX layer that ran it (``features.3.conv_dw.conv``) and, in a gradient, whether it is the
+forward pass, an input gradient or a weight gradient (``count_training``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
+import json
 import math
-from dataclasses import dataclass, field
+import re
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import jax
 import numpy as np
+from jax.extend import core
 
 from .cost import valid_taps
 
-__all__ = ["count", "count_macs", "CountResult", "OpRecord", "parameter_counts", "pure_module", "sub_jaxprs",
-           "REWRITTEN_NAME", "ZERO_MAC_PRIMITIVES"]
-
-#: The name of the ``jit`` call ``fast_depthwise.depthwise_by_shifts`` makes of each depthwise layer:
-#: element-wise operations whose MACs the counter cannot see, so it reports the call as uncosted.
-REWRITTEN_NAME = "depthwise_by_shifts"
+__all__ = ["count", "count_macs", "count_training", "CountResult", "OpRecord", "parameter_counts", "pure_module",
+           "sub_jaxprs", "register_cost_rule", "register_call_rule", "COST_RULES", "CALL_RULES",
+           "ZERO_MAC_PRIMITIVES", "conv_record", "ROLES"]
 
 #: Primitives that perform no multiply-accumulate. They are known, costed as 0 MACs.
 ZERO_MAC_PRIMITIVES = frozenset("""
-abs acos acosh add and argmax argmin asin asinh atan atan2 atanh bitcast_convert_type broadcast_in_dim
+abs acos acosh add add_any and argmax argmin asin asinh atan atan2 atanh bitcast_convert_type broadcast_in_dim
 cbrt ceil clamp concatenate convert_element_type copy copy_p cos cosh cumlogsumexp cummax cummin cumprod
 cumsum custom_lin device_put div dynamic_slice dynamic_update_slice eq erf erf_inv erfc exp exp2 expm1
 expand_dims floor gather ge gt imag integer_pow iota is_finite le lgamma log log1p logistic lt max min
 mul ne neg nextafter not or pad population_count pow real reduce_and reduce_max reduce_min reduce_or
 reduce_precision reduce_prod reduce_sum reduce_xor rem reshape rev round rsqrt scatter scatter-add
-scatter_add select_n select_and_scatter_add shift_left shift_right_arithmetic shift_right_logical sign
-sin sinh slice sort split sqrt square squeeze stop_gradient sub tan tanh transpose xor
+scatter_add select_n select_and_scatter_add select_and_gather_add shift_left shift_right_arithmetic
+shift_right_logical sign sin sinh slice sort split sqrt square squeeze stop_gradient sub tan tanh transpose xor
 reduce_window_sum reduce_window_max reduce_window_min reduce_window argsort top_k clz
-random_bits random_seed random_wrap random_unwrap threefry2x32 sharding_constraint mesh_cast
-optimization_barrier name pvary
+random_bits random_seed random_wrap random_unwrap random_fold_in random_split random_clone threefry2x32
+sharding_constraint mesh_cast optimization_barrier name pvary psum pmax pmin pmean all_gather all_to_all
+ppermute psum_scatter axis_index reduce_scatter
 """.split())
 
-#: Call-like primitives whose cost is the cost of the jaxpr they carry.
+#: Call-like primitives whose cost is the cost of the one jaxpr they carry.
 CALL_PRIMITIVES = frozenset("""
 pjit jit closed_call core_call remat checkpoint remat2 custom_jvp_call custom_vjp_call
-custom_vjp_call_jaxpr xla_call named_call shard_map
+custom_vjp_call_jaxpr xla_call named_call
 """.split())
+
+#: What a costed operation is in a gradient program (``count_training``); ``backward`` where the
+#: two kinds of gradient cannot be told apart (a function, not a model).
+ROLES = ("forward", "input_grad", "weight_grad", "backward")
 
 
 @dataclass(frozen=True)
 class OpRecord:
-    """One multiply-accumulate equation: a convolution or a matrix product."""
+    """One multiply-accumulate operation: a convolution or a matrix product.
+
+    ``macs`` is per execution; ``calls`` how many times the program runs it (``scan`` lengths,
+    devices of a ``shard_map``); ``path`` the module (or ``jax.named_scope``) it ran in.
+    """
 
     primitive: str
     input_shape: tuple
@@ -68,9 +92,18 @@ class OpRecord:
     feature_group_count: int
     macs: int
     macs_excluding_padding: int
+    path: str = ""
+    role: str = "forward"
+    calls: int = 1
+
+    @property
+    def total_macs(self) -> int:
+        return self.macs * self.calls
 
     def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        d["total_macs"] = self.total_macs
+        return d
 
 
 @dataclass
@@ -94,6 +127,8 @@ class CountResult:
     params_excluding_norm: int | None = None
     activations: int = 0
     peak_activation_bytes: int = 0
+    elementwise_muls: int = 0
+    elementwise_adds: int = 0
 
     @property
     def flops(self) -> int:
@@ -104,6 +139,22 @@ class CountResult:
     def complete(self) -> bool:
         return not self.uncosted
 
+    def macs_by_role(self) -> dict:
+        """MACs per role (``ROLES``), for a gradient program."""
+        out = {}
+        for op in self.ops:
+            out[op.role] = out.get(op.role, 0) + op.total_macs
+        return out
+
+    def layers(self) -> list[dict]:
+        """One row per module path (or named scope) and role: its MACs and operations, in program order."""
+        rows = {}
+        for op in self.ops:
+            row = rows.setdefault((op.path, op.role), {"path": op.path, "role": op.role, "macs": 0, "ops": 0})
+            row["macs"] += op.total_macs
+            row["ops"] += op.calls
+        return list(rows.values())
+
     def to_dict(self) -> dict:
         return {
             "macs": self.macs,
@@ -113,10 +164,29 @@ class CountResult:
             "params_excluding_norm": self.params_excluding_norm,
             "activations": self.activations,
             "peak_activation_bytes": self.peak_activation_bytes,
+            "elementwise_muls": self.elementwise_muls,
+            "elementwise_adds": self.elementwise_adds,
             "complete": self.complete,
             "uncosted": dict(self.uncosted),
+            "macs_by_role": self.macs_by_role(),
             "by_primitive": {k: v.__dict__ for k, v in self.by_primitive.items()},
+            "ops": [op.to_dict() for op in self.ops],
         }
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def to_csv(self) -> str:
+        """Every costed operation as CSV: path, role, primitive, shapes, groups, MACs per call, calls, total."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["path", "role", "primitive", "input_shape", "kernel_shape", "output_shape", "groups",
+                         "macs", "calls", "total_macs"])
+        for op in self.ops:
+            writer.writerow([op.path, op.role, op.primitive, "x".join(map(str, op.input_shape)),
+                             "x".join(map(str, op.kernel_shape)), "x".join(map(str, op.output_shape)),
+                             op.feature_group_count, op.macs, op.calls, op.total_macs])
+        return buffer.getvalue()
 
 
 def _size(aval) -> int:
@@ -124,27 +194,62 @@ def _size(aval) -> int:
 
 
 def _nbytes(aval) -> int:
-    return _size(aval) * np.dtype(aval.dtype).itemsize
+    """Bytes of a value; ``dtype.itemsize`` also covers JAX's extended dtypes (PRNG keys)."""
+    return _size(aval) * aval.dtype.itemsize
 
 
-def _conv_record(eqn) -> OpRecord:
+# ----------------------------------------------------------------------------------------------------
+# Cost rules
+# ----------------------------------------------------------------------------------------------------
+
+#: Rules by primitive name: ``rule(eqn) -> OpRecord`` for an equation that multiply-accumulates.
+COST_RULES: dict[str, Callable] = {}
+#: Rules by the name of a ``jit`` call: ``rule(eqn) -> OpRecord`` (or ``None`` to follow the call).
+CALL_RULES: dict[str, Callable] = {}
+
+
+def register_cost_rule(primitive: str, rule: Callable | None = None):
+    """Register ``rule(eqn) -> OpRecord`` for ``primitive`` (usable as a decorator)."""
+    def decorate(rule):
+        COST_RULES[primitive] = rule
+        return rule
+    return decorate(rule) if rule is not None else decorate
+
+
+def register_call_rule(name: str, rule: Callable) -> None:
+    """Cost a ``jit`` call whose name starts with ``name`` by ``rule(eqn) -> OpRecord`` instead of
+    following its body (a rewrite whose body hides the multiply-accumulates it computes)."""
+    CALL_RULES[name] = rule
+
+
+@register_cost_rule("conv_general_dilated")
+def conv_record(eqn) -> OpRecord:
+    """A convolution's MACs (module docstring) and, for XLA's count, the taps on real input only."""
     lhs, rhs = (v.aval for v in eqn.invars)
     out = eqn.outvars[0].aval
     p = eqn.params
-    lhs_spec, rhs_spec, _ = p["dimension_numbers"]
+    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
     in_per_group = rhs.shape[rhs_spec[1]]
     kernel_spatial = [rhs.shape[d] for d in rhs_spec[2:]]
-    macs = _size(out) * in_per_group * math.prod(kernel_spatial)
+    if any(d != 1 for d in p["lhs_dilation"]):
+        # a transposed convolution: each input value meets each tap and each output channel of its group once
+        out_channels = rhs.shape[rhs_spec[0]]
+        macs = _size(lhs) * math.prod(kernel_spatial) * out_channels // p["feature_group_count"]
+        if p["batch_group_count"] != 1:
+            macs //= p["batch_group_count"]
+    else:
+        macs = _size(out) * in_per_group * math.prod(kernel_spatial)
     taps = 1
     for i, k in enumerate(kernel_spatial):
         taps *= valid_taps(lhs.shape[lhs_spec[2 + i]], k, p["window_strides"][i], tuple(p["padding"][i]),
                            p["rhs_dilation"][i], p["lhs_dilation"][i])
-    batch_and_out = _size(out) // math.prod(out.shape[d] for d in p["dimension_numbers"][2][2:])
+    batch_and_out = _size(out) // math.prod(out.shape[d] for d in out_spec[2:])
     return OpRecord("conv_general_dilated", tuple(lhs.shape), tuple(rhs.shape), tuple(out.shape),
                     int(p["feature_group_count"]), int(macs), int(batch_and_out * in_per_group * taps))
 
 
-def _dot_record(eqn) -> OpRecord:
+@register_cost_rule("dot_general")
+def dot_record(eqn) -> OpRecord:
     lhs, rhs = (v.aval for v in eqn.invars)
     out = eqn.outvars[0].aval
     (lhs_contract, _), _ = eqn.params["dimension_numbers"]
@@ -152,63 +257,169 @@ def _dot_record(eqn) -> OpRecord:
     return OpRecord("dot_general", tuple(lhs.shape), tuple(rhs.shape), tuple(out.shape), 1, int(macs), int(macs))
 
 
+#: Element-wise primitives whose output elements are reported as multiplications / additions.
+_ELEMENTWISE_MULS = frozenset({"mul"})
+_ELEMENTWISE_ADDS = frozenset({"add", "sub", "add_any"})
+
+
+# ----------------------------------------------------------------------------------------------------
+# Pass 1: the walk
+# ----------------------------------------------------------------------------------------------------
+
 def sub_jaxprs(eqn):
     """The jaxprs an equation carries in its parameters (also inside tuples, as ``cond`` has them)."""
     for value in eqn.params.values():
         for v in value if isinstance(value, (tuple, list)) else (value,):
-            if isinstance(v, jax.extend.core.ClosedJaxpr):
+            if isinstance(v, core.ClosedJaxpr):
                 yield v.jaxpr
-            elif isinstance(v, jax.extend.core.Jaxpr):
+            elif isinstance(v, core.Jaxpr):
                 yield v
 
 
-def _walk(jaxpr, result: CountResult, multiplier: int, tainted: set, own_inputs: bool = False) -> int:
-    """Cost ``jaxpr`` into ``result``; return the peak of its live activation bytes.
+_TRANSFORM = re.compile(r"^[A-Za-z_]+\((.*)\)$")
 
-    ``tainted`` holds the variables derived from the activation inputs (not from
-    parameters alone); only those count towards activation memory. With
-    ``own_inputs`` the jaxpr's activation inputs are live until their last use
-    (the top level); otherwise they belong to the caller and count zero here.
+
+def _scope(eqn) -> tuple[str, bool]:
+    """``(innermost scope, in a transpose)`` from an equation's name stack, e.g.
+    ``transpose(jvp(features.3))/features.3.conv_dw`` -> ``("features.3.conv_dw", True)``."""
+    stack = str(eqn.source_info.name_stack)
+    backward = "transpose(" in stack
+    last = stack.rsplit("/", 1)[-1]
+    while True:
+        match = _TRANSFORM.match(last)
+        if not match:
+            break
+        last = match.group(1)
+    return last.rsplit("/", 1)[-1], backward
+
+
+def _shard_count(eqn) -> int:
+    """How many devices run a ``shard_map`` body: the sizes of the mesh axes it makes manual."""
+    mesh = eqn.params["mesh"]
+    manual = eqn.params.get("newly_manual_axes") or eqn.params.get("manual_axes") or mesh.axis_names
+    sizes = dict(zip(mesh.axis_names, mesh.axis_sizes)) if hasattr(mesh, "axis_sizes") else dict(mesh.shape)
+    return int(math.prod(sizes[a] for a in manual))
+
+
+@dataclass
+class _Site:
+    eqn: Any
+    calls: int
+    record: OpRecord | None = None
+
+
+def _walk(jaxpr, calls: int, sites: list, uncosted: dict) -> None:
+    """Append every equation of ``jaxpr`` (following calls) to ``sites``, with how often it runs."""
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        call_rule = next((rule for prefix, rule in CALL_RULES.items()
+                          if str(eqn.params.get("name", "")).startswith(prefix)), None) if name in ("jit", "pjit") else None
+        if call_rule is not None:
+            sites.append(_Site(eqn, calls, call_rule(eqn)))
+        elif name in CALL_PRIMITIVES or name in ("scan", "shard_map", "xla_pmap"):
+            subs = list(sub_jaxprs(eqn))
+            if len(subs) != 1:
+                uncosted[name] = uncosted.get(name, 0) + calls
+                continue
+            times = calls
+            if name == "scan":
+                times *= int(eqn.params["length"])
+            elif name == "shard_map":
+                times *= _shard_count(eqn)
+            elif name == "xla_pmap":
+                times *= int(eqn.params["axis_size"])
+            _walk(subs[0], times, sites, uncosted)
+        elif name in ("cond", "while"):
+            branches = list(sub_jaxprs(eqn))
+            costs = []
+            for branch in branches:
+                inner_sites, inner_uncosted = [], {}
+                _walk(branch, calls, inner_sites, inner_uncosted)
+                costs.append((inner_sites, inner_uncosted))
+            macs = [sum(_site_record(s).macs * s.calls for s in inner if _site_record(s) is not None)
+                    for inner, _ in costs]
+            complete = all(not u for _, u in costs)
+            if name == "while":
+                # cond_jaxpr and body_jaxpr: without a known trip count only a loop with no MACs is exact
+                if complete and not any(macs):
+                    sites.append(_Site(eqn, calls))
+                else:
+                    uncosted[name] = uncosted.get(name, 0) + calls
+            elif complete and len(set(macs)) == 1:
+                sites.extend(costs[int(np.argmax([len(s) for s, _ in costs]))][0])
+            else:
+                uncosted[name] = uncosted.get(name, 0) + calls
+        else:
+            sites.append(_Site(eqn, calls))
+
+
+def _site_record(site: _Site) -> OpRecord | None:
+    if site.record is None and site.eqn.primitive.name in COST_RULES:
+        site.record = COST_RULES[site.eqn.primitive.name](site.eqn)
+    return site.record
+
+
+# ----------------------------------------------------------------------------------------------------
+# Pass 2: costing, and pass 3: activation memory
+# ----------------------------------------------------------------------------------------------------
+
+def _cost(sites: list, result: CountResult, role_of: Callable) -> None:
+    for site in sites:
+        eqn, calls = site.eqn, site.calls
+        name = eqn.primitive.name
+        record = _site_record(site)
+        label = "jit" if name in ("jit", "pjit") else name
+        stats = result.by_primitive.setdefault(label, PrimitiveCount(label))
+        stats.calls += calls
+        stats.output_elements += calls * sum(_size(v.aval) for v in eqn.outvars)
+        if record is not None:
+            path, backward = _scope(eqn)
+            record = OpRecord(record.primitive, record.input_shape, record.kernel_shape, record.output_shape,
+                              record.feature_group_count, record.macs, record.macs_excluding_padding, path,
+                              role_of(eqn, backward), calls)
+            result.ops.append(record)
+            result.macs += record.total_macs
+            result.macs_excluding_padding += calls * record.macs_excluding_padding
+            result.activations += calls * math.prod(record.output_shape)
+            stats.macs += record.total_macs
+        elif name in _ELEMENTWISE_MULS:
+            result.elementwise_muls += calls * _size(eqn.outvars[0].aval)
+        elif name in _ELEMENTWISE_ADDS:
+            result.elementwise_adds += calls * _size(eqn.outvars[0].aval)
+        elif name == "reduce_sum":
+            result.elementwise_adds += calls * (_size(eqn.invars[0].aval) - _size(eqn.outvars[0].aval))
+        elif name not in ZERO_MAC_PRIMITIVES and name not in ("while",):
+            result.uncosted[label] = result.uncosted.get(label, 0) + calls
+
+
+def _literal(v) -> bool:
+    return isinstance(v, core.Literal)
+
+
+def _peak_bytes(jaxpr, tainted: set, own_inputs: bool = False) -> int:
+    """Peak bytes of simultaneously live values derived from the data inputs (``tainted``).
+
+    With ``own_inputs`` the jaxpr's data inputs are live until their last use (the top level);
+    otherwise they belong to the caller. A call's body contributes its own peak while it runs.
     """
     last_use = {}
     for i, eqn in enumerate(jaxpr.eqns):
         for v in eqn.invars:
-            if not isinstance(v, jax.extend.core.Literal):
+            if not _literal(v):
                 last_use[v] = i
-    outputs = {v for v in jaxpr.outvars if not isinstance(v, jax.extend.core.Literal)}
+    outputs = {v for v in jaxpr.outvars if not _literal(v)}
     live = {v: _nbytes(v.aval) for v in jaxpr.invars if own_inputs and v in tainted}
     current = peak = sum(live.values())
     for i, eqn in enumerate(jaxpr.eqns):
-        name = eqn.primitive.name
-        is_act = any(v in tainted for v in eqn.invars if not isinstance(v, jax.extend.core.Literal))
-        out_bytes = sum(_nbytes(v.aval) for v in eqn.outvars) if is_act else 0
+        is_data = any(v in tainted for v in eqn.invars if not _literal(v))
+        out_bytes = sum(_nbytes(v.aval) for v in eqn.outvars) if is_data else 0
         inner_peak = 0
-        stats = result.by_primitive.setdefault(name, PrimitiveCount(name))
-        stats.calls += multiplier
-        stats.output_elements += multiplier * sum(_size(v.aval) for v in eqn.outvars)
-        if name in ("conv_general_dilated", "dot_general"):
-            rec = _conv_record(eqn) if name == "conv_general_dilated" else _dot_record(eqn)
-            result.ops.append(rec)
-            result.macs += multiplier * rec.macs
-            result.macs_excluding_padding += multiplier * rec.macs_excluding_padding
-            result.activations += multiplier * _size(eqn.outvars[0].aval)
-            stats.macs += multiplier * rec.macs
-        elif name in CALL_PRIMITIVES or name == "scan":
-            subs = list(sub_jaxprs(eqn))
-            if eqn.params.get("name") == REWRITTEN_NAME:  # a depthwise conv as element-wise ops: its MACs are hidden
-                result.uncosted[REWRITTEN_NAME] = result.uncosted.get(REWRITTEN_NAME, 0) + multiplier
-            elif len(subs) != 1:
-                result.uncosted[name] = result.uncosted.get(name, 0) + multiplier
-            else:
-                inner = subs[0]
-                times = multiplier * (int(eqn.params["length"]) if name == "scan" else 1)
-                offset = len(eqn.invars) - len(inner.invars)
-                inner_tainted = {iv for ov, iv in zip(eqn.invars[offset:], inner.invars)
-                                 if not isinstance(ov, jax.extend.core.Literal) and ov in tainted}
-                inner_peak = _walk(inner, result, times, inner_tainted)
-        elif name not in ZERO_MAC_PRIMITIVES:
-            result.uncosted[name] = result.uncosted.get(name, 0) + multiplier
-        if is_act:
+        for inner in sub_jaxprs(eqn):
+            offset = len(eqn.invars) - len(inner.invars)
+            inner_tainted = {iv for ov, iv in zip(eqn.invars[max(offset, 0):], inner.invars)
+                             if not _literal(ov) and ov in tainted}
+            inner_peak = max(inner_peak, _peak_bytes(inner, inner_tainted))
+        if is_data:
             tainted.update(eqn.outvars)
         peak = max(peak, current + max(out_bytes, inner_peak))
         for v in eqn.outvars:
@@ -216,17 +427,26 @@ def _walk(jaxpr, result: CountResult, multiplier: int, tainted: set, own_inputs:
                 live[v] = _nbytes(v.aval)
                 current += live[v]
         for v in eqn.invars:
-            if not isinstance(v, jax.extend.core.Literal) and last_use.get(v) == i \
-                    and v in live and v not in outputs:
+            if not _literal(v) and last_use.get(v) == i and v in live and v not in outputs:
                 current -= live.pop(v)
     return peak
+
+
+# ----------------------------------------------------------------------------------------------------
+# Models: parameters, pure functions, module paths
+# ----------------------------------------------------------------------------------------------------
+
+def _value_size(variable) -> int:
+    value = variable.get_value() if hasattr(variable, "get_value") else variable.value
+    return int(math.prod(np.shape(value))) if not hasattr(value, "shape") else int(math.prod(value.shape))
 
 
 def parameter_counts(model) -> tuple[int, int]:
     """``(all parameters, parameters outside normalization layers)`` of an NNX module.
 
-    Published tables count convolution and fully connected weights and biases
-    but not BatchNorm's scale and offset; the second number follows them.
+    Published tables count convolution and fully connected weights and biases but not
+    BatchNorm's scale and offset; the second number follows them. Works on abstract
+    (``nnx.eval_shape``) models: only shapes are read.
     """
     from flax import nnx
 
@@ -234,12 +454,46 @@ def parameter_counts(model) -> tuple[int, int]:
     total = norm = 0
     for _, node in nnx.iter_graph(model):
         if isinstance(node, nnx.Module):
-            own = sum(int(np.size(v.get_value() if hasattr(v, "get_value") else v.value))
-                      for v in vars(node).values() if isinstance(v, nnx.Param))
+            own = sum(_value_size(v) for v in vars(node).values() if isinstance(v, nnx.Param))
             total += own
             if isinstance(node, norm_types):
                 norm += own
     return total, total - norm
+
+
+@contextlib.contextmanager
+def _module_scopes(root):
+    """While tracing, run every submodule of ``root`` inside ``jax.named_scope(<its path>)``, so each
+    equation's name stack says which layer it belongs to (``features.3.conv_dw.conv``)."""
+    from flax import nnx
+
+    paths = {id(node): ".".join(map(str, path)) for path, node in nnx.iter_graph(root)
+             if isinstance(node, nnx.Module) and path}
+    classes = {type(node) for _, node in nnx.iter_graph(root) if isinstance(node, nnx.Module)}
+    patched = []
+    for cls in classes:
+        if not any("__call__" in c.__dict__ for c in cls.__mro__ if c is not object):
+            continue  # not callable (a container such as nnx.List)
+        own = cls.__dict__.get("__call__")
+        original = cls.__call__
+
+        def call(self, *args, __original=original, **kwargs):
+            path = paths.get(id(self))
+            if path is None:
+                return __original(self, *args, **kwargs)
+            with jax.named_scope(path):
+                return __original(self, *args, **kwargs)
+
+        cls.__call__ = call
+        patched.append((cls, own))
+    try:
+        yield
+    finally:
+        for cls, own in patched:
+            if own is None:
+                del cls.__call__
+            else:
+                cls.__call__ = own
 
 
 def pure_module(module, flat: bool = False) -> tuple[Callable, Any]:
@@ -262,30 +516,84 @@ def pure_module(module, flat: bool = False) -> tuple[Callable, Any]:
     return fn, (leaves if flat else state)
 
 
+def _is_array(leaf) -> bool:
+    return isinstance(leaf, (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct))
+
+
+def _split_static(args, kwargs):
+    """Leaves of ``(args, kwargs)`` that are arrays (or shapes) are traced; all others are static."""
+    leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+    traced = [i for i, leaf in enumerate(leaves) if _is_array(leaf)]
+
+    def rebuild(arrays):
+        values = list(leaves)
+        for i, a in zip(traced, arrays):
+            values[i] = a
+        return jax.tree_util.tree_unflatten(treedef, values)
+
+    return [leaves[i] for i in traced], rebuild
+
+
+def _trace(fn, args, kwargs, model=None, scoped=True):
+    """The closed jaxpr of ``fn(*args, **kwargs)`` (a module's state first, if ``model``), and its data inputs."""
+    arrays, rebuild = _split_static(args, kwargs)
+    if model is not None:
+        from flax import nnx
+
+        graphdef, state = nnx.split(model)
+
+        def traced(state, *arrays):
+            merged = nnx.merge(graphdef, state)
+            a, k = rebuild(arrays)
+            with _module_scopes(merged) if scoped else contextlib.nullcontext():
+                return fn(merged, *a, **k)
+
+        closed = jax.make_jaxpr(traced)(state, *arrays)
+        n_state = len(jax.tree_util.tree_leaves(state))
+        return closed, closed.jaxpr.invars[n_state:]
+
+    def traced(*arrays):
+        a, k = rebuild(arrays)
+        return fn(*a, **k)
+
+    closed = jax.make_jaxpr(traced)(*arrays)
+    return closed, closed.jaxpr.invars
+
+
+def _result(closed, data_inputs, role_of) -> CountResult:
+    result = CountResult()
+    sites = []
+    _walk(closed.jaxpr, 1, sites, result.uncosted)
+    _cost(sites, result, role_of)
+    result.peak_activation_bytes = _peak_bytes(closed.jaxpr, set(data_inputs), own_inputs=True)
+    return result
+
+
+def _plain_role(eqn, backward: bool) -> str:
+    return "backward" if backward else "forward"
+
+
 def count(fn: Callable | Any, *args, **kwargs) -> CountResult:
     """Trace ``fn(*args, **kwargs)`` and count its MACs, activations and (for a module) parameters.
 
-    ``fn`` may be any JAX-traceable function or a Flax NNX module; a module is
-    split into its graph and state so that its parameters are inputs, not
-    activations. Activation memory is the peak of simultaneously live
-    intermediate values derived from ``args`` (parameters excluded), in bytes.
+    ``fn`` may be any JAX-traceable function or a Flax NNX module (abstract ones included); a
+    module is split into its graph and state so that its parameters are inputs, not
+    activations. Arguments that are arrays or ``jax.ShapeDtypeStruct`` (shapes without data) are
+    traced; every other argument (an int, a string, a flag) is passed as a static Python value.
+    Activation memory is the peak of simultaneously live intermediate values derived from the
+    traced arguments (parameters excluded), in bytes.
     """
     from flax import nnx
 
-    result = CountResult()
     if isinstance(fn, nnx.Module):
+        closed, data = _trace(lambda m, *a, **k: m(*a, **k), args, kwargs, model=fn)
+        result = _result(closed, data, _plain_role)
         result.params, result.params_excluding_norm = parameter_counts(fn)
-        pure, state = pure_module(fn)
-        closed = jax.make_jaxpr(pure)(state, *args, **kwargs)
-        n_state = len(jax.tree_util.tree_leaves(state))
-        act_inputs = closed.jaxpr.invars[n_state:]
-    elif callable(fn):
-        closed = jax.make_jaxpr(fn)(*args, **kwargs)
-        act_inputs = closed.jaxpr.invars
-    else:
+        return result
+    if not callable(fn):
         raise TypeError(f"count needs a callable or an nnx.Module, got {type(fn).__name__}")
-    result.peak_activation_bytes = _walk(closed.jaxpr, result, 1, set(act_inputs), own_inputs=True)
-    return result
+    closed, data = _trace(fn, args, kwargs)
+    return _result(closed, data, _plain_role)
 
 
 def count_macs(fn: Callable | Any, *args, **kwargs) -> int:
@@ -294,3 +602,78 @@ def count_macs(fn: Callable | Any, *args, **kwargs) -> int:
     if not result.complete:
         raise ValueError(f"cannot cost primitives {sorted(result.uncosted)}; MACs would be incomplete")
     return result.macs
+
+
+def _cross_entropy(logits, labels):
+    import jax.numpy as jnp
+
+    return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=-1))
+
+
+def count_training(model, x, labels=None, loss: Callable | None = None) -> CountResult:
+    """Count one training step's gradient: ``jax.value_and_grad`` of ``loss(model(x), labels)`` with
+    respect to the model's parameters, the model in training mode (BatchNorm on batch statistics).
+
+    Every costed operation carries its role: ``forward``; ``input_grad`` (the gradient flowing back
+    to a layer's input: one operand is a parameter); ``weight_grad`` (a parameter's gradient: both
+    operands come from the data). ``peak_activation_bytes`` is the most memory the step's values
+    derived from the data hold at once: activations kept for the backward pass, cotangents and
+    gradients. ``loss`` defaults to softmax cross-entropy on integer ``labels`` (shape ``(batch,)``).
+    """
+    import jax.numpy as jnp
+    from flax import nnx
+
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"count_training needs an nnx.Module, got {type(model).__name__}")
+    batch = x.shape[0]
+    if labels is None:
+        labels = jax.ShapeDtypeStruct((batch,), jnp.int32)
+    loss = loss or _cross_entropy
+    graphdef, state = nnx.split(model)
+
+    def step(state, x, labels):
+        merged = nnx.merge(graphdef, state)
+        merged.train()
+
+        def objective(m):
+            with _module_scopes(m):
+                return loss(m(x), labels)
+
+        return nnx.value_and_grad(objective)(merged)
+
+    closed = jax.make_jaxpr(step)(state, x, labels)
+    n_state = len(jax.tree_util.tree_leaves(state))
+    invars = closed.jaxpr.invars
+    data = set(invars[n_state:])
+    param_only = _derived_only_from(closed.jaxpr, set(invars[:n_state]) | set(closed.jaxpr.constvars))
+
+    def role_of(eqn, backward):
+        if not backward:
+            return "forward"
+        return "input_grad" if any(v in param_only for v in eqn.invars if not _literal(v)) else "weight_grad"
+
+    result = _result(closed, data, role_of)
+    result.params, result.params_excluding_norm = parameter_counts(model)
+    return result
+
+
+def _derived_only_from(jaxpr, sources: set) -> set:
+    """Variables of ``jaxpr``, and of the calls in it, computed from ``sources`` and constants alone."""
+    derived = set(sources)
+
+    def visit(jaxpr):
+        derived.update(jaxpr.constvars)
+        for eqn in jaxpr.eqns:
+            subs = list(sub_jaxprs(eqn))
+            if len(subs) == 1 and (eqn.primitive.name in CALL_PRIMITIVES or eqn.primitive.name == "shard_map"):
+                inner = subs[0]
+                offset = len(eqn.invars) - len(inner.invars)
+                derived.update(iv for ov, iv in zip(eqn.invars[max(offset, 0):], inner.invars)
+                               if _literal(ov) or ov in derived)
+                visit(inner)
+                derived.update(ov for ov, iv in zip(eqn.outvars, inner.outvars) if _literal(iv) or iv in derived)
+            elif all(_literal(v) or v in derived for v in eqn.invars):
+                derived.update(eqn.outvars)
+
+    visit(jaxpr)
+    return derived

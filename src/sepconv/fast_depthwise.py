@@ -13,9 +13,11 @@ C``) instead runs far below it (chapter 6 measures both).
 ``depthwise_by_shifts(fn)`` rewrites a traced function: each depthwise
 ``conv_general_dilated`` of ``fn`` becomes that sum, everything else runs as
 traced. It works on any JAX function, our Flax models and Keras models on the
-JAX backend alike; the MACs are unchanged, only how they are executed. Count
-the function *before* the rewrite: the counter reports a rewritten depthwise
-layer as uncosted rather than guess it.
+JAX backend alike; the MACs are unchanged, only how they are executed. Each
+rewritten layer is a ``jit`` call whose element-wise body hides its
+multiply-accumulates, so this module registers a counter rule for those calls
+(``counter.register_call_rule``): the counter costs a rewritten layer as the
+convolution it replaces, and a function counts the same before and after the rewrite.
 """
 
 from __future__ import annotations
@@ -30,9 +32,24 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend import core
 
-from .counter import REWRITTEN_NAME, sub_jaxprs
+from .counter import conv_record, register_call_rule, sub_jaxprs
 
 __all__ = ["depthwise_by_shifts", "is_depthwise", "shifted_depthwise_conv", "REWRITTEN_NAME"]
+
+#: The name of the ``jit`` call each rewritten depthwise convolution becomes (a suffix tells geometries apart).
+REWRITTEN_NAME = "depthwise_by_shifts"
+
+#: The counter's record of each convolution rewritten so far, by the name of its call: one entry per
+#: distinct geometry (shapes, strides, padding, dilation), however often it is traced.
+_RECORDS: dict = {}
+
+
+def _rewritten_record(eqn):
+    """The counter rule of a rewritten call: the cost of the convolution it replaced."""
+    return _RECORDS[eqn.params["name"]]
+
+
+register_call_rule(REWRITTEN_NAME, _rewritten_record)
 
 #: Call-like primitives whose body is rewritten in place (inlined); others run unchanged.
 _INLINED = frozenset({"jit", "pjit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call",
@@ -100,7 +117,10 @@ def _rewritten_conv(eqn, x, w):
     def rewritten(x, w):
         return shifted_depthwise_conv(x, w, **geometry)
 
-    rewritten.__name__ = REWRITTEN_NAME  # the call's name in the jaxpr, which the counter recognizes
+    record = conv_record(eqn)
+    name = f"{REWRITTEN_NAME}_{abs(hash(record)):x}"
+    _RECORDS[name] = record
+    rewritten.__name__ = name  # the call's name in the jaxpr, by which the counter finds its rule
     return jax.jit(rewritten)(x, w)
 
 

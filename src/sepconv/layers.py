@@ -1,59 +1,19 @@
-"""Flax NNX building blocks shared by the networks.
+"""Layers of the first chapter, and helpers for equivalence checks.
 
-Names follow timm/TF-slim: ``conv_dw`` (depthwise), ``conv_pw`` (pointwise),
-``bn_*`` (BatchNorm). Convolutions carry no bias when BatchNorm follows.
+The blocks of the networks live in ``sepconv.blocks`` (one library, each block a resolved spec and
+its module); this module keeps the linear separable convolution that chapter 1 factorizes and the
+helpers around it.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
-__all__ = ["ConvBN", "DepthwiseSeparable", "SeparableConv", "separable_to_standard_kernel", "relu6",
-           "randomize_batchnorm"]
+from .blocks import ConvBN, DepthwiseSeparable, relu6
 
-
-def relu6(x):
-    """``min(max(x, 0), 6)``, the activation of MobileNet v1/v2."""
-    return jnp.clip(x, 0.0, 6.0)
-
-
-class ConvBN(nnx.Module):
-    """Convolution -> BatchNorm -> activation (``activation=None`` for a linear layer)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1,
-                 groups: int = 1, activation: Callable | None = jax.nn.relu, *,
-                 padding="SAME", rngs: nnx.Rngs):
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"channels {in_channels}->{out_channels} are not divisible by groups={groups}")
-        self.conv = nnx.Conv(in_channels, out_channels, (kernel, kernel), strides=stride,
-                             padding=padding, feature_group_count=groups, use_bias=False, rngs=rngs)
-        self.bn = nnx.BatchNorm(out_channels, momentum=0.9, epsilon=1e-3, rngs=rngs)
-        self.activation = activation
-
-    def __call__(self, x):
-        x = self.bn(self.conv(x))
-        return self.activation(x) if self.activation is not None else x
-
-
-class DepthwiseSeparable(nnx.Module):
-    """MobileNet v1 block (paper Fig. 3, right): 3x3 depthwise -> BN -> ReLU -> 1x1 pointwise -> BN -> ReLU.
-
-    The depthwise layer is a convolution with ``feature_group_count = C_in``;
-    it carries the stride.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, kernel: int = 3,
-                 activation: Callable = jax.nn.relu, *, rngs: nnx.Rngs):
-        self.conv_dw = ConvBN(in_channels, in_channels, kernel, stride, groups=in_channels,
-                              activation=activation, rngs=rngs)
-        self.conv_pw = ConvBN(in_channels, out_channels, 1, 1, activation=activation, rngs=rngs)
-
-    def __call__(self, x):
-        return self.conv_pw(self.conv_dw(x))
+__all__ = ["SeparableConv", "separable_to_standard_kernel", "randomize_batchnorm", "ConvBN", "DepthwiseSeparable",
+           "relu6"]
 
 
 class SeparableConv(nnx.Module):

@@ -15,27 +15,22 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from .layers import ConvBN
-from .models.mobilenet_v2 import InvertedResidual
+from .blocks import ConvBN, ConvSpec, InvertedResidual
 
 __all__ = ["block_output_shapes", "materialized_by_resolution", "streamed_inverted_residual"]
 
 
-def block_output_shapes(model, resolution: int) -> list[tuple[str, tuple]]:
-    """``(block type, (H, W, C))`` for the stem and every block of ``model.features``, then the pooled vector.
-
-    Shapes come from the model itself (``jax.eval_shape``, nothing is computed).
-    """
-    x = jax.ShapeDtypeStruct((1, resolution, resolution, 3), jnp.float32)
-    shapes = []
-    for block in model.features:
-        x = jax.eval_shape(block, x)
-        shapes.append((type(block).__name__, tuple(x.shape[1:])))
-    shapes.append(("pooled", (1, 1, x.shape[-1])))
+def block_output_shapes(resolved) -> list[tuple[str, tuple]]:
+    """``(block type, (H, W, C))`` for every block of a ``ResolvedNetwork``, then the pooled vector."""
+    shapes, channels = [], 3
+    for block, (_, size) in zip(resolved.blocks, resolved.sizes()):
+        channels = getattr(block, "c_out", channels)
+        shapes.append((type(block).__name__, (size, size, channels)))
+    shapes.append(("pooled", (1, 1, resolved.head.c_in)))
     return shapes
 
 
-def materialized_by_resolution(model, resolution: int, fuse_stem: bool = False) -> dict:
+def materialized_by_resolution(resolved, fuse_stem: bool = False) -> dict:
     """The widest tensor kept in memory at each spatial size: ``{(H, W): channels}``.
 
     ``fuse_stem`` drops the stem's output: MobileNetV2 sec. 5.1 computes the
@@ -43,7 +38,7 @@ def materialized_by_resolution(model, resolution: int, fuse_stem: bool = False) 
     never held whole.
     """
     widest = {}
-    shapes = block_output_shapes(model, resolution)
+    shapes = block_output_shapes(resolved)
     for kind, (h, w, c) in shapes[1:] if fuse_stem else shapes:
         widest[(h, w)] = max(widest.get((h, w), 0), c)
     return widest
@@ -58,9 +53,8 @@ def _slice_convbn(layer: ConvBN, start: int, stop: int, axis: str, rngs: nnx.Rng
         depthwise = groups > 1
         width = stop - start
         stride = conv.strides if isinstance(conv.strides, int) else conv.strides[0]
-        new = ConvBN(width if depthwise else kernel.shape[2], width, kernel.shape[0], stride,
-                     groups=width if depthwise else 1, activation=layer.activation, padding=conv.padding,
-                     rngs=rngs)
+        new = ConvBN(ConvSpec(width if depthwise else kernel.shape[2], width, kernel.shape[0], stride,
+                              groups=width if depthwise else 1, act=layer.act, padding=conv.padding), rngs=rngs)
         new.conv.kernel[...] = kernel[..., start:stop]
         for name in ("scale", "bias", "mean", "var"):
             getattr(new.bn, name)[...] = getattr(layer.bn, name)[...][start:stop]

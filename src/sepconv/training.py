@@ -11,7 +11,6 @@ included), so the result is the single-device result.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -20,9 +19,9 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from .models.mobilenet_v1 import Conv, DepSepConv, MobileNetV1
+from .models.mobilenet_v1 import Conv, DepSepConv, full_conv_twin, resolve_mobilenet_v1
 
-__all__ = ["Digits", "load_digits", "TINY_MOBILENET", "tiny_mobilenet", "full_conv_twin", "train_step",
+__all__ = ["Digits", "load_digits", "TINY_MOBILENET", "tiny_mobilenet", "tiny_mobilenet_spec", "full_conv_twin", "train_step",
            "eval_step", "fit", "accuracy", "data_parallel"]
 
 #: A MobileNet v1 for 32x32 inputs: the Table 1 pattern at a tenth of the depth.
@@ -36,14 +35,15 @@ TINY_MOBILENET = (
 )
 
 
-def full_conv_twin(spec: Sequence) -> tuple:
-    """The same network with every depthwise separable layer replaced by a standard convolution."""
-    return tuple(Conv(op.kernel, op.stride, op.depth) for op in spec)
-
-
-def tiny_mobilenet(alpha: float = 1.0, separable: bool = True, seed: int = 0) -> MobileNetV1:
+def tiny_mobilenet_spec(alpha: float = 1.0, separable: bool = True, resolution: int = 16):
+    """The ``ResolvedNetwork`` of ``TINY_MOBILENET`` (or its full-convolution twin) for 10 classes."""
     spec = TINY_MOBILENET if separable else full_conv_twin(TINY_MOBILENET)
-    return MobileNetV1(alpha, 10, spec, rngs=nnx.Rngs(seed))
+    return resolve_mobilenet_v1(spec, alpha, resolution, 10, name="tiny_mobilenet")
+
+
+def tiny_mobilenet(alpha: float = 1.0, separable: bool = True, seed: int = 0):
+    """A runnable ``TINY_MOBILENET`` (in eval mode; ``fit`` switches it to training mode)."""
+    return tiny_mobilenet_spec(alpha, separable).build(seed)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Each entry of ``COMPUTERS`` maps a table name to a function returning
 ``{(row, quantity): computed integer}``; ``validate()`` runs them all through
 ``published.check_table``. Closed forms come from the specs; the
-torchvision comparison counts the Flax models themselves with ``sepconv.count``.
+torchvision comparison counts the Flax models themselves with ``sepconv.count``,
+from shapes.
 """
 
 from __future__ import annotations
@@ -13,17 +14,15 @@ from typing import Callable
 from . import cost
 from .published import Record, check_table, table_names
 
-__all__ = ["COMPUTERS", "validate", "mobilenet_v1_table3", "count_model"]
+__all__ = ["COMPUTERS", "validate", "mobilenet_v1_table3", "v1_cost", "layer_type"]
 
 
-def _totals(layers) -> tuple[int, int]:
-    return sum(layer.macs for layer in layers), sum(layer.params for layer in layers)
-
-
-def _rows(named_layers: dict) -> dict:
+def _rows(named: dict) -> dict:
+    """``{(row, "macs"): .., (row, "params"): ..}`` from ``{row: NetworkCost or list of LayerCost}``."""
     out = {}
-    for row, layers in named_layers.items():
-        out[(row, "macs")], out[(row, "params")] = _totals(layers)
+    for row, layers in named.items():
+        layers = layers if isinstance(layers, cost.NetworkCost) else cost.NetworkCost(tuple(layers))
+        out[(row, "macs")], out[(row, "params")] = layers.macs, layers.params
     return out
 
 
@@ -44,11 +43,20 @@ def mobilenet_v1_table3() -> dict:
     })
 
 
-def _layer_type(layer) -> str:
-    """``conv``, ``dw``, ``pw`` or ``fc`` from a MobileNet v1 layer name."""
-    if layer.name == "fc":
+def v1_cost(alpha: float = 1.0, resolution: int = 224, classes: int = 1000, spec=None) -> cost.NetworkCost:
+    """Closed-form cost of a MobileNet v1 (the paper's Table 1 unless ``spec`` is given)."""
+    from .models.mobilenet_v1 import MOBILENET_V1, resolve_mobilenet_v1
+
+    return resolve_mobilenet_v1(MOBILENET_V1 if spec is None else spec, alpha, resolution, classes).cost()
+
+
+def layer_type(layer) -> str:
+    """``conv``, ``dw``, ``pw``, ``fc`` or ``norm``: a MobileNet v1 layer's type, from its module path."""
+    if layer.kind == "norm":
+        return "norm"
+    if layer.name.startswith("head."):
         return "fc"
-    return layer.name.rsplit("_", 1)[-1] if layer.name.endswith(("_dw", "_pw")) else "conv"
+    return {"conv_dw": "dw", "conv_pw": "pw"}.get(layer.name.split(".")[-2], "conv")
 
 
 def mobilenet_v1_type_shares(alpha: float = 1.0, resolution: int = 224, classes: int = 1000,
@@ -59,12 +67,11 @@ def mobilenet_v1_type_shares(alpha: float = 1.0, resolution: int = 224, classes:
     """
     from fractions import Fraction
 
-    from .models.mobilenet_v1 import mobilenet_v1_layers
-
-    layers = mobilenet_v1_layers(alpha, resolution, classes)
     macs, params = {}, {}
-    for layer in layers:
-        kind = _layer_type(layer)
+    for layer in v1_cost(alpha, resolution, classes).layers:
+        kind = layer_type(layer)
+        if kind == "norm":
+            continue
         macs[kind] = macs.get(kind, 0) + layer.macs
         params[kind] = params.get(kind, 0) + layer.params - (classes if kind == "fc" and not fc_bias else 0)
     total_macs, total_params = sum(macs.values()), sum(params.values())
@@ -90,48 +97,41 @@ def mobilenet_v1_shallow_spec():
 
 
 def mobilenet_v1_table5(shallow_alpha: float = 1.0) -> dict:
-    from .models.mobilenet_v1 import mobilenet_v1_layers
-
-    return _rows({"0.75 MobileNet": mobilenet_v1_layers(0.75, 224, 1000),
-                  "Shallow MobileNet": mobilenet_v1_layers(shallow_alpha, 224, 1000, spec=mobilenet_v1_shallow_spec())})
+    return _rows({"0.75 MobileNet": v1_cost(0.75),
+                  "Shallow MobileNet": v1_cost(shallow_alpha, spec=mobilenet_v1_shallow_spec())})
 
 
 def mobilenet_v1_table8() -> dict:
-    from .models.mobilenet_v1 import mobilenet_v1_layers
-
-    return _rows({f"{a} MobileNet-{r}": mobilenet_v1_layers(float(a), r, 120)
+    return _rows({f"{a} MobileNet-{r}": v1_cost(float(a), r, 120)
                   for a, r in (("1.0", 224), ("0.75", 224), ("1.0", 192), ("0.75", 192))})
 
 
 def mobilenet_v1_table4() -> dict:
-    from .models.mobilenet_v1 import MOBILENET_V1, Conv, mobilenet_v1_layers
+    from .models.mobilenet_v1 import MOBILENET_V1, full_conv_twin
 
-    full_conv = tuple(Conv(op.kernel, op.stride, op.depth) for op in MOBILENET_V1)
-    return _rows({"Conv MobileNet": mobilenet_v1_layers(1.0, 224, 1000, spec=full_conv),
-                  "MobileNet": mobilenet_v1_layers(1.0, 224, 1000)})
+    return _rows({"Conv MobileNet": v1_cost(spec=full_conv_twin(MOBILENET_V1)), "MobileNet": v1_cost()})
 
 
 def mobilenet_v1_table6_7() -> dict:
-    from .models.mobilenet_v1 import mobilenet_v1_layers
-
-    rows = {f"{a} MobileNet-224": mobilenet_v1_layers(float(a), 224, 1000) for a in ("1.0", "0.75", "0.5", "0.25")}
-    rows.update({f"1.0 MobileNet-{r}": mobilenet_v1_layers(1.0, r, 1000) for r in (192, 160, 128)})
+    rows = {f"{a} MobileNet-224": v1_cost(float(a)) for a in ("1.0", "0.75", "0.5", "0.25")}
+    rows.update({f"1.0 MobileNet-{r}": v1_cost(1.0, r) for r in (192, 160, 128)})
     return _rows(rows)
 
 
 def mobilenet_v2_checkpoints() -> dict:
-    from .models.mobilenet_v2 import mobilenet_v2_layers
+    from .models import model_cost
     from .published import published_table
 
     rows = {}
     for value in published_table("mobilenet_v2_checkpoints"):
         _, _, alpha, resolution = value.row.split("_")
-        rows[value.row] = mobilenet_v2_layers(float(alpha), int(resolution), classes=1001)
+        rows[value.row] = model_cost("mobilenet_v2", alpha=float(alpha), resolution=int(resolution), classes=1001)
     return _rows(rows)
 
 
 def mobilenet_v3_checkpoints(classes: int = 1001) -> dict:
     """The networks keras.applications builds for TF-slim's V3 checkpoints: Keras width rule, 1001 classes."""
+    from .models import count_model
     from .published import published_table
 
     out = {}
@@ -144,12 +144,12 @@ def mobilenet_v3_checkpoints(classes: int = 1001) -> dict:
 
 
 def mobilenet_v2_table3() -> dict:
-    """Bytes of the widest materialized tensor (2 bytes per value) at 224x224, from the models' block outputs."""
+    """Bytes of the widest materialized tensor (2 bytes per value) at 224x224, from the resolved blocks."""
     from .memory import materialized_by_resolution
-    from .models import build_model
+    from .models import resolve_model
 
     def peak(name: str, fuse_stem: bool) -> int:
-        widest = materialized_by_resolution(build_model(name), 224, fuse_stem=fuse_stem)
+        widest = materialized_by_resolution(resolve_model(name), fuse_stem=fuse_stem)
         return max(2 * h * w * c for (h, w), c in widest.items())
 
     return {("MobileNetV1", "peak_memory"): peak("mobilenet_v1", False),
@@ -157,55 +157,40 @@ def mobilenet_v2_table3() -> dict:
 
 
 def mobilenet_v2_table4() -> dict:
-    from .models.mobilenet_v1 import mobilenet_v1_layers
-    from .models.mobilenet_v2 import mobilenet_v2_layers
+    from .models import model_cost
 
-    out = _rows({"MobileNetV1": mobilenet_v1_layers(1.0, 224, 1000),
-                 "MobileNetV2": mobilenet_v2_layers(1.0, 224, 1000),
-                 "MobileNetV2 (1.4)": mobilenet_v2_layers(1.4, 224, 1000)})
+    out = _rows({"MobileNetV1": v1_cost(), "MobileNetV2": model_cost("mobilenet_v2"),
+                 "MobileNetV2 (1.4)": model_cost("mobilenet_v2", alpha=1.4)})
     del out[("MobileNetV1", "params")]
     return out
 
 
 def shufflenet_v1_table1() -> dict:
     """MACs of ShuffleNet v1 1x without its FC layer (the convention that reproduces Table 1)."""
+    from .models import model_cost
+
     out = {}
     for g in (1, 2, 3, 4, 8):
-        result = count_model("shufflenet_v1", groups=g)
-        fc = result.ops[-1]
-        if fc.primitive != "dot_general":
-            raise AssertionError("the last costed operation of ShuffleNet v1 should be its FC layer")
-        out[(f"ShuffleNet 1x (g = {g})", "macs_without_fc")] = result.macs - fc.macs
+        network = model_cost("shufflenet_v1", groups=g)
+        out[(f"ShuffleNet 1x (g = {g})", "macs_without_fc")] = network.macs - network.select(prefix="head").macs
     return out
 
 
 def mobilenet_v1_table10() -> dict:
-    from .models.mobilenet_v1 import mobilenet_v1_layers
+    from .models import model_cost
 
-    out = _rows({"0.50 MobileNet-160": mobilenet_v1_layers(0.5, 160, 1000)})
-    squeezenet = count_model("squeezenet1_0", resolution=227)
+    out = _rows({"0.50 MobileNet-160": v1_cost(0.5, 160)})
+    squeezenet = model_cost("squeezenet1_0", resolution=227)
     out[("Squeezenet", "macs")] = squeezenet.macs
-    out[("Squeezenet", "params")] = squeezenet.params_excluding_norm
+    out[("Squeezenet", "params")] = squeezenet.params
     return out
 
 
 def shufflenet_v2_table5() -> dict:
-    return {(f"ShuffleNet v2 {label}", "macs"): count_model("shufflenet_v2", width=width).macs
+    from .models import model_cost
+
+    return {(f"ShuffleNet v2 {label}", "macs"): model_cost("shufflenet_v2", width=width).macs
             for label, width in (("0.5x", 0.5), ("1x", 1.0), ("1.5x", 1.5), ("2x", 2.0))}
-
-
-def count_model(name: str, *, resolution: int = 224, batch: int = 1, **options):
-    """Build model ``name`` (``options`` as for ``build_model``) and count it on a
-    ``batch x resolution x resolution x 3`` input."""
-    import jax.numpy as jnp
-
-    from .counter import count
-    from .models import build_model
-    from .models.common import check_resolution
-
-    model = build_model(name, **options)
-    x = jnp.zeros((batch, check_resolution(resolution), resolution, 3))
-    return count(model, x)
 
 
 TORCHVISION_MODELS = {
@@ -222,6 +207,9 @@ TORCHVISION_MODELS = {
 
 
 def torchvision_reference() -> dict:
+    """The Flax models, traced by the counter (from shapes), against torchvision's recorded metadata."""
+    from .models import count_model
+
     out = {}
     for row, kwargs in TORCHVISION_MODELS.items():
         result = count_model(**kwargs)

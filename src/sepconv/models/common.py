@@ -1,15 +1,12 @@
-"""Pieces shared by the network definitions: input checks, pooling, the classifier."""
+"""Pieces shared by the network definitions: the ``Conv`` row of a spec, argument checks, option types."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax.numpy as jnp
-from flax import nnx
+from .registry import Option
 
-from ..cost import LayerCost, dense_cost
-
-__all__ = ["Conv", "FeatureStack", "check_resolution", "check_classes", "global_avg_pool", "max_pool", "classifier_cost"]
+__all__ = ["Conv", "check_resolution", "check_classes", "ALPHA"]
 
 
 @dataclass(frozen=True)
@@ -20,7 +17,12 @@ class Conv:
     depth: int
 
 
-def check_resolution(resolution: int, minimum: int = 32) -> int:
+#: The MobileNet width multiplier, as every MobileNet entry of the registry declares it.
+ALPHA = Option("alpha", float, 1.0, "width multiplier: every layer's channels are scaled by it (rounded by the "
+               "model's width rule)", low=0.0, high=4.0, low_open=True)
+
+
+def check_resolution(resolution: int, minimum: int = 1) -> int:
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < minimum:
         raise ValueError(f"resolution must be an integer of at least {minimum} pixels, got {resolution!r}")
     return resolution
@@ -30,29 +32,3 @@ def check_classes(classes: int) -> int:
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(f"classes must be a positive integer, got {classes!r}")
     return classes
-
-
-def global_avg_pool(x):
-    """Mean over height and width: ``(B, H, W, C) -> (B, C)``."""
-    return jnp.mean(x, axis=(1, 2))
-
-
-def max_pool(x, window: int = 3, stride: int = 2, padding="SAME"):
-    return nnx.max_pool(x, (window, window), (stride, stride), padding=padding)
-
-
-def classifier_cost(features: int, classes: int) -> LayerCost:
-    return dense_cost(features, classes, bias=True)
-
-
-class FeatureStack(nnx.Module):
-    """Blocks applied in order (``features``), global average pooling, then a linear ``classifier``."""
-
-    def _set_blocks(self, blocks: list, channels: int, classes: int, rngs: nnx.Rngs) -> None:
-        self.features = nnx.List(blocks)
-        self.classifier = nnx.Linear(channels, check_classes(classes), rngs=rngs)
-
-    def __call__(self, x):
-        for block in self.features:
-            x = block(x)
-        return self.classifier(global_avg_pool(x))

@@ -1,8 +1,8 @@
 """MobileNet v1 (Howard et al. 2017), one spec read like the paper's Table 1.
 
-The spec drives the closed-form cost (``mobilenet_v1_layers``) and the Flax
-NNX model (``MobileNetV1``). Width multiplier: every layer has
-``max(int(c * alpha), 8)`` channels (TF-slim ``mobilenet_v1.py``), the first
+``resolve_mobilenet_v1`` turns the spec into typed blocks (``sepconv.blocks``); the closed-form
+cost, the Flax NNX model and the checks all read those blocks. Width multiplier: every layer has
+``max(int(c * alpha), 8)`` channels (TF-slim ``mobilenet_v1.py``, ``v1_depth``), the first
 convolution included. The resolution multiplier is the input size itself.
 """
 
@@ -11,14 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from flax import nnx
-
-from ..cost import LayerCost, depthwise_conv_cost, pointwise_conv_cost, standard_conv_cost
-from ..layers import ConvBN, DepthwiseSeparable
-from .common import Conv, FeatureStack, check_classes, check_resolution, classifier_cost
+from ..blocks import ClassifierSpec, ConvSpec, SeparableSpec
+from .common import ALPHA, Conv, check_classes, check_resolution
+from .network import ResolvedNetwork
+from .registry import register_model
 from .rounding import v1_depth
 
-__all__ = ["Conv", "DepSepConv", "MOBILENET_V1", "mobilenet_v1_layers", "MobileNetV1"]
+__all__ = ["Conv", "DepSepConv", "MOBILENET_V1", "MOBILENET_V1_AS_PRINTED", "resolve_mobilenet_v1", "full_conv_twin"]
 
 
 @dataclass(frozen=True)
@@ -52,39 +51,31 @@ MOBILENET_V1 = (
 MOBILENET_V1_AS_PRINTED = MOBILENET_V1[:-1] + (replace(MOBILENET_V1[-1], stride=2),)
 
 
-def mobilenet_v1_layers(alpha: float = 1.0, resolution: int = 224, classes: int | None = 1000,
-                        spec: Sequence = MOBILENET_V1) -> list[LayerCost]:
-    """Closed-form cost of every layer, in order, ending with the FC layer (omitted if ``classes`` is None)."""
-    size = check_resolution(resolution)
-    channels, layers = 3, []
-    for i, op in enumerate(spec):
+def full_conv_twin(spec: Sequence) -> tuple:
+    """The same network with every depthwise separable row replaced by a standard convolution
+    (the paper's "Conv MobileNet", Table 4)."""
+    return tuple(Conv(op.kernel, op.stride, op.depth) for op in spec)
+
+
+def resolve_mobilenet_v1(spec: Sequence = MOBILENET_V1, alpha: float = 1.0, resolution: int = 224,
+                         classes: int = 1000, name: str = "mobilenet_v1") -> ResolvedNetwork:
+    """Typed blocks of a MobileNet v1 ``spec``: ``Conv`` rows become ``ConvSpec``, ``DepSepConv`` rows
+    ``SeparableSpec``, each with ``v1_depth(depth, alpha)`` output channels and ReLU."""
+    check_resolution(resolution)
+    blocks, channels = [], 3
+    for op in spec:
         depth = v1_depth(op.depth, alpha)
         if isinstance(op, Conv):
-            layer = standard_conv_cost(size, size, channels, depth, op.kernel, op.stride)
-            layers.append(replace(layer, name=f"conv{i}"))
+            blocks.append(ConvSpec(channels, depth, op.kernel, op.stride, act="relu"))
+        elif isinstance(op, DepSepConv):
+            blocks.append(SeparableSpec(channels, depth, op.kernel, op.stride, act="relu"))
         else:
-            dw = depthwise_conv_cost(size, size, channels, op.kernel, op.stride)
-            size = dw.output_shape[0]
-            pw = pointwise_conv_cost(size, size, channels, depth)
-            layers += [replace(dw, name=f"conv{i}_dw"), replace(pw, name=f"conv{i}_pw")]
-        size, channels = layers[-1].output_shape[0], depth
-    if classes is not None:
-        layers.append(replace(classifier_cost(channels, check_classes(classes)), name="fc"))
-    return layers
+            raise TypeError(f"a MobileNet v1 spec row is Conv or DepSepConv, got {op!r}")
+        channels = depth
+    return ResolvedNetwork(name, resolution, tuple(blocks), ClassifierSpec(channels, check_classes(classes)))
 
 
-class MobileNetV1(FeatureStack):
-    """MobileNet v1 in Flax NNX, built from ``spec``; input ``(B, H, W, 3)``, output logits."""
-
-    def __init__(self, alpha: float = 1.0, classes: int = 1000, spec: Sequence = MOBILENET_V1, *,
-                 rngs: nnx.Rngs):
-        self.alpha, self.spec = alpha, tuple(spec)
-        blocks, channels = [], 3
-        for op in self.spec:
-            depth = v1_depth(op.depth, alpha)
-            if isinstance(op, Conv):
-                blocks.append(ConvBN(channels, depth, op.kernel, op.stride, rngs=rngs))
-            else:
-                blocks.append(DepthwiseSeparable(channels, depth, op.stride, op.kernel, rngs=rngs))
-            channels = depth
-        self._set_blocks(blocks, channels, classes, rngs)
+@register_model("mobilenet_v1", ALPHA, summary="MobileNet v1 (Howard et al. 2017, Table 1)", family="MobileNet",
+                reference="TF-slim mobilenet_v1.py; keras.applications.MobileNet")
+def mobilenet_v1(alpha=1.0, resolution=224, classes=1000):
+    return resolve_mobilenet_v1(MOBILENET_V1, alpha, resolution, classes)

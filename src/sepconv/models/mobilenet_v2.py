@@ -1,31 +1,27 @@
 """MobileNet v2 (Sandler et al. 2018), one spec read like the paper's Table 2.
 
-Rows are ``(t, c, n, s)``: expansion factor, output channels, repeats, stride
-of the first repeat. The spec drives the closed-form cost
-(``mobilenet_v2_layers``) and the Flax NNX model (``MobileNetV2``).
+Rows are ``(t, c, n, s)``: expansion factor, output channels, repeats, stride of the first repeat.
+``resolve_mobilenet_v2`` turns them into ``MBConvSpec`` blocks.
 
-Width rules of the reference implementations (TF-slim ``mobilenet_v2.py``,
-torchvision): every channel count is ``make_divisible(c * alpha, 8)``, the
-first convolution included; the expansion is ``make_divisible(c_in * t, 8)``;
-the last 1x1 convolution keeps 1280 channels for ``alpha <= 1`` and is scaled
-above (``make_divisible(1280 * alpha, 8)``), since a thin head hurts accuracy
-more than it saves.
+Width rules of the reference implementations (TF-slim ``mobilenet_v2.py``, torchvision): every
+channel count is ``make_divisible(c * alpha, 8)``, the first convolution included; the expansion
+is ``make_divisible(c_in * t, 8)`` (so ``t = 1`` has no expansion layer); the last 1x1 convolution
+keeps 1280 channels for ``alpha <= 1`` and is scaled above (``make_divisible(1280 * alpha, 8)``),
+since a thin head hurts accuracy more than it saves.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
-from flax import nnx
-
-from ..cost import LayerCost, depthwise_conv_cost, pointwise_conv_cost, standard_conv_cost
-from ..layers import ConvBN, relu6
-from .common import Conv, FeatureStack, check_classes, check_resolution, classifier_cost
+from ..blocks import ClassifierSpec, ConvSpec, MBConvSpec
+from .common import ALPHA, Conv, check_classes, check_resolution
+from .network import ResolvedNetwork
+from .registry import register_model
 from .rounding import make_divisible
 
-__all__ = ["Conv", "Bottleneck", "MOBILENET_V2", "mobilenet_v2_layers", "bottleneck_macs",
-           "InvertedResidual", "MobileNetV2", "head_channels"]
+__all__ = ["Conv", "Bottleneck", "MOBILENET_V2", "resolve_mobilenet_v2", "bottleneck_macs", "head_channels"]
 
 
 @dataclass(frozen=True)
@@ -56,22 +52,6 @@ def head_channels(depth: int, alpha: float) -> int:
     return make_divisible(depth * max(1.0, alpha))
 
 
-def _blocks(spec, alpha):
-    """Yield ``(kind, in, out, expanded, stride)`` for every layer group of ``spec``."""
-    channels = 3
-    for i, op in enumerate(spec):
-        if isinstance(op, Conv):
-            last = i == len(spec) - 1
-            depth = head_channels(op.depth, alpha) if last else make_divisible(op.depth * alpha)
-            yield "conv", channels, depth, None, op
-            channels = depth
-        else:
-            out = make_divisible(op.c * alpha)
-            for r in range(op.n):
-                yield "bottleneck", channels, out, make_divisible(channels * op.t), (op.t, op.s if r == 0 else 1)
-                channels = out
-
-
 def bottleneck_macs(h: int, w: int, d_in: int, t: int, d_out: int, k: int = 3, stride: int = 1) -> int:
     """Paper sec. 3.3: ``h * w * d' * t * (d' + k^2 + d'')`` for stride 1.
 
@@ -85,60 +65,30 @@ def bottleneck_macs(h: int, w: int, d_in: int, t: int, d_out: int, k: int = 3, s
     return expand + h2 * w2 * inner * (k * k + d_out)
 
 
-def mobilenet_v2_layers(alpha: float = 1.0, resolution: int = 224, classes: int | None = 1000,
-                        spec: Sequence = MOBILENET_V2) -> list[LayerCost]:
-    """Closed-form cost of every layer, in order, ending with the FC layer (omitted if ``classes`` is None)."""
-    size = check_resolution(resolution)
-    layers = []
-    for b, (kind, c_in, c_out, expanded, op) in enumerate(_blocks(spec, alpha)):
-        if kind == "conv":
-            layers.append(replace(standard_conv_cost(size, size, c_in, c_out, op.kernel, op.stride),
-                                  name=f"conv{b}"))
+def resolve_mobilenet_v2(spec: Sequence = MOBILENET_V2, alpha: float = 1.0, resolution: int = 224,
+                         classes: int = 1000, name: str = "mobilenet_v2") -> ResolvedNetwork:
+    """Typed blocks of a MobileNet v2 ``spec``: ``Conv`` rows become ``ConvSpec`` (ReLU6), each repeat of a
+    ``Bottleneck`` row an ``MBConvSpec``; the last ``Conv`` row follows ``head_channels``."""
+    check_resolution(resolution)
+    blocks, channels = [], 3
+    for i, op in enumerate(spec):
+        if isinstance(op, Conv):
+            last = i == len(spec) - 1
+            depth = head_channels(op.depth, alpha) if last else make_divisible(op.depth * alpha)
+            blocks.append(ConvSpec(channels, depth, op.kernel, op.stride, act="relu6"))
+            channels = depth
+        elif isinstance(op, Bottleneck):
+            out = make_divisible(op.c * alpha)
+            for r in range(op.n):
+                blocks.append(MBConvSpec(channels, make_divisible(channels * op.t), out, 3, op.s if r == 0 else 1,
+                                         act="relu6"))
+                channels = out
         else:
-            t, stride = op
-            if t != 1:
-                layers.append(replace(pointwise_conv_cost(size, size, c_in, expanded), name=f"block{b}_expand"))
-            dw = depthwise_conv_cost(size, size, expanded, 3, stride)
-            layers.append(replace(dw, name=f"block{b}_dw"))
-            layers.append(replace(pointwise_conv_cost(*dw.output_shape[:2], expanded, c_out),
-                                  name=f"block{b}_project"))
-        size = layers[-1].output_shape[0]
-    if classes is not None:
-        layers.append(replace(classifier_cost(layers[-1].output_shape[-1], check_classes(classes)), name="fc"))
-    return layers
+            raise TypeError(f"a MobileNet v2 spec row is Conv or Bottleneck, got {op!r}")
+    return ResolvedNetwork(name, resolution, tuple(blocks), ClassifierSpec(channels, check_classes(classes)))
 
 
-class InvertedResidual(nnx.Module):
-    """Paper Table 1: 1x1 expand -> ReLU6, 3x3 depthwise (stride s) -> ReLU6, 1x1 linear projection.
-
-    The residual connection exists only when ``stride == 1`` and the input and
-    output channels match (``has_skip`` is computed, not passed).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, expanded: int, stride: int, *,
-                 rngs: nnx.Rngs, activation=relu6, kernel: int = 3):
-        self.conv_pw = (ConvBN(in_channels, expanded, 1, activation=activation, rngs=rngs)
-                        if expanded != in_channels else None)
-        self.conv_dw = ConvBN(expanded, expanded, kernel, stride, groups=expanded, activation=activation, rngs=rngs)
-        self.conv_pwl = ConvBN(expanded, out_channels, 1, activation=None, rngs=rngs)
-        self.has_skip = stride == 1 and in_channels == out_channels
-
-    def __call__(self, x):
-        y = self.conv_pw(x) if self.conv_pw is not None else x
-        y = self.conv_pwl(self.conv_dw(y))
-        return x + y if self.has_skip else y
-
-
-class MobileNetV2(FeatureStack):
-    """MobileNet v2 in Flax NNX, built from ``spec``; input ``(B, H, W, 3)``, output logits."""
-
-    def __init__(self, alpha: float = 1.0, classes: int = 1000, spec: Sequence = MOBILENET_V2, *,
-                 rngs: nnx.Rngs):
-        blocks, channels = [], 3
-        for kind, c_in, c_out, expanded, op in _blocks(spec, alpha):
-            if kind == "conv":
-                blocks.append(ConvBN(c_in, c_out, op.kernel, op.stride, activation=relu6, rngs=rngs))
-            else:
-                blocks.append(InvertedResidual(c_in, c_out, expanded, op[1], rngs=rngs))
-            channels = c_out
-        self._set_blocks(blocks, channels, classes, rngs)
+@register_model("mobilenet_v2", ALPHA, summary="MobileNet v2 (Sandler et al. 2018, Table 2)", family="MobileNet",
+                reference="TF-slim mobilenet_v2.py; torchvision mobilenet_v2; keras.applications.MobileNetV2")
+def mobilenet_v2(alpha=1.0, resolution=224, classes=1000):
+    return resolve_mobilenet_v2(MOBILENET_V2, alpha, resolution, classes)

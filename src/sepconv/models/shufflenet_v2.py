@@ -1,22 +1,19 @@
 """ShuffleNet v2 (Ma et al. 2018), the spec of the paper's Table 5.
 
-Stages 2-4 repeat ``(4, 8, 4)`` units; output channels per width come from
-the same table. A unit with stride 1 splits the channels in two, transforms
-one half (1x1 -> 3x3 depthwise -> 1x1) and concatenates; a unit with stride 2
-transforms both copies of the input. Both end with a channel shuffle of two
-groups. Convolutions carry no bias; the FC layer does (torchvision reference).
+Stages 2-4 repeat ``(4, 8, 4)`` units (``ShuffleV2Spec``); output channels per width come from the
+same table. Convolutions carry no bias. Two conventions build the stride-2 unit (see
+``ShuffleV2Spec``): torchvision's, and the authors' (``megvii``, the megvii-model/ShuffleNet-Series
+code, whose final FC layer also has no bias).
 """
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
-from flax import nnx
+from ..blocks import ClassifierSpec, ConvSpec, PoolSpec, ShuffleV2Spec
+from .common import check_classes, check_resolution
+from .network import ResolvedNetwork
+from .registry import Option, register_model
 
-from ..layers import ConvBN
-from .common import check_classes, global_avg_pool, max_pool
-
-__all__ = ["SHUFFLENET_V2_WIDTHS", "STAGE_REPEATS", "channel_shuffle", "ShuffleNetV2"]
+__all__ = ["SHUFFLENET_V2_WIDTHS", "STAGE_REPEATS", "resolve_shufflenet_v2"]
 
 STAGE_REPEATS = (4, 8, 4)
 #: Output channels of conv1, stages 2-4 and conv5 for each width multiplier (Table 5).
@@ -28,62 +25,27 @@ SHUFFLENET_V2_WIDTHS = {
 }
 
 
-def channel_shuffle(x, groups: int = 2):
-    """Interleave the channels of ``groups`` groups: ``(.., g, C/g) -> (.., C/g, g)``."""
-    *lead, c = x.shape
-    if c % groups:
-        raise ValueError(f"{c} channels cannot be shuffled in {groups} groups")
-    return x.reshape(*lead, groups, c // groups).swapaxes(-1, -2).reshape(*lead, c)
+def resolve_shufflenet_v2(width: float = 1.0, resolution: int = 224, classes: int = 1000,
+                          convention: str = "torchvision") -> ResolvedNetwork:
+    if width not in SHUFFLENET_V2_WIDTHS:
+        raise ValueError(f"ShuffleNet v2 width must be one of {sorted(SHUFFLENET_V2_WIDTHS)}, got {width!r}")
+    check_resolution(resolution)
+    channels = SHUFFLENET_V2_WIDTHS[width]
+    blocks, c_in = [ConvSpec(3, channels[0], 3, 2), PoolSpec("max", 3, 2, ((1, 1), (1, 1)))], channels[0]
+    for repeats, c_out in zip(STAGE_REPEATS, channels[1:4]):
+        blocks += [ShuffleV2Spec(c_in if r == 0 else c_out, c_out, 2 if r == 0 else 1, convention)
+                   for r in range(repeats)]
+        c_in = c_out
+    blocks.append(ConvSpec(c_in, channels[4], 1))
+    head = ClassifierSpec(channels[4], check_classes(classes), bias=convention != "megvii")
+    return ResolvedNetwork("shufflenet_v2", resolution, tuple(blocks), head)
 
 
-class ShuffleUnit(nnx.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int, *, rngs: nnx.Rngs):
-        half = c_out // 2
-        self.stride = stride
-        if stride > 1:
-            self.branch1 = nnx.List([
-                ConvBN(c_in, c_in, 3, stride, groups=c_in, activation=None, rngs=rngs),
-                ConvBN(c_in, half, 1, rngs=rngs)])
-        else:
-            self.branch1 = None
-        first = c_in if stride > 1 else half
-        self.branch2 = nnx.List([
-            ConvBN(first, half, 1, rngs=rngs),
-            ConvBN(half, half, 3, stride, groups=half, activation=None, rngs=rngs),
-            ConvBN(half, half, 1, rngs=rngs)])
-
-    def __call__(self, x):
-        if self.stride == 1:
-            keep, x2 = jnp.split(x, 2, axis=-1)
-        else:
-            keep = x
-            for layer in self.branch1:
-                keep = layer(keep)
-            x2 = x
-        for layer in self.branch2:
-            x2 = layer(x2)
-        return channel_shuffle(jnp.concatenate([keep, x2], axis=-1), 2)
-
-
-class ShuffleNetV2(nnx.Module):
-    """ShuffleNet v2 with width multiplier ``width`` in {0.5, 1.0, 1.5, 2.0}."""
-
-    def __init__(self, width: float = 1.0, classes: int = 1000, *, rngs: nnx.Rngs):
-        if width not in SHUFFLENET_V2_WIDTHS:
-            raise ValueError(f"ShuffleNet v2 width must be one of {sorted(SHUFFLENET_V2_WIDTHS)}, got {width!r}")
-        channels = SHUFFLENET_V2_WIDTHS[width]
-        self.conv1 = ConvBN(3, channels[0], 3, 2, rngs=rngs)
-        units, c_in = [], channels[0]
-        for repeats, c_out in zip(STAGE_REPEATS, channels[1:4]):
-            units += [ShuffleUnit(c_in if r == 0 else c_out, c_out, 2 if r == 0 else 1, rngs=rngs)
-                      for r in range(repeats)]
-            c_in = c_out
-        self.units = nnx.List(units)
-        self.conv5 = ConvBN(c_in, channels[4], 1, rngs=rngs)
-        self.fc = nnx.Linear(channels[4], check_classes(classes), rngs=rngs)
-
-    def __call__(self, x):
-        x = max_pool(self.conv1(x), 3, 2, padding=((1, 1), (1, 1)))
-        for unit in self.units:
-            x = unit(x)
-        return self.fc(global_avg_pool(self.conv5(x)))
+@register_model("shufflenet_v2", Option("width", float, 1.0, "width multiplier (Table 5)",
+                                        choices=tuple(SHUFFLENET_V2_WIDTHS)),
+                Option("convention", str, "torchvision", "whose stride-2 unit: torchvision's or the authors' "
+                       "(megvii-model/ShuffleNet-Series)", choices=("torchvision", "megvii")),
+                summary="ShuffleNet v2 (Ma et al. 2018, Table 5)", family="ShuffleNet",
+                reference="torchvision shufflenet_v2_*; megvii-model/ShuffleNet-Series")
+def shufflenet_v2(width=1.0, convention="torchvision", resolution=224, classes=1000):
+    return resolve_shufflenet_v2(width, resolution, classes, convention)

@@ -1,0 +1,731 @@
+"""The block library: every block of the book's networks, as a resolved spec and the module it builds.
+
+A *resolved* block spec is a frozen dataclass of concrete numbers (channels, kernel, stride,
+activation): what one row of a paper's table becomes once a width rule and a resolution have been
+applied (``sepconv.models``). Each spec has two readers, and only these two:
+
+* ``build(rngs)``: the Flax NNX module that computes the block;
+* ``layers(size, path)``: the block's closed-form cost for a ``size x size`` input, one
+  ``LayerCost`` per parameterized layer, named by the module path the counter reports
+  (``features.3.conv_dw.conv``), and the output size.
+
+Composite blocks derive their parts (``parts()``: convolution sub-specs) once, and both readers use
+those same parts, so the module and the closed form cannot disagree on what a block contains.
+Naming follows timm and TF-slim: ``conv_pw`` (expansion), ``conv_dw`` (depthwise), ``conv_pwl``
+(linear projection), ``se`` (squeeze-and-excite).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Union
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from .cost import LayerCost, conv2d_cost, conv_output_size, dense_cost, norm_cost, scale_cost
+
+__all__ = ["ACTIVATIONS", "activation", "relu6", "channel_shuffle", "ceil_pool_padding",
+           "ConvSpec", "ConvBN", "SeparableSpec", "DepthwiseSeparable", "SqueezeExciteSpec", "SqueezeExcite",
+           "MBConvSpec", "InvertedResidual", "ShuffleV1Spec", "ShuffleV1Unit", "ShuffleV2Spec", "ShuffleV2Unit",
+           "FireSpec", "Fire", "XceptionBlockSpec", "XceptionBlock", "ConvNeXtBlockSpec", "ConvNeXtBlock",
+           "DownsampleSpec", "Downsample", "PoolSpec", "Pool", "ClassifierSpec", "Classifier", "Block"]
+
+Padding = Union[str, tuple]
+
+
+def relu6(x):
+    """``min(max(x, 0), 6)``, the activation of MobileNet v2 (and of v1 in TF-slim and Keras)."""
+    return jnp.clip(x, 0.0, 6.0)
+
+
+#: Activations by the names the specs use; ``hard_swish`` is ``x * relu6(x + 3) / 6`` (MobileNetV3 sec. 5.2).
+ACTIVATIONS = {
+    "relu": jax.nn.relu, "relu6": relu6, "hard_swish": jax.nn.hard_swish, "silu": jax.nn.silu,
+    "gelu": functools.partial(jax.nn.gelu, approximate=False), "sigmoid": jax.nn.sigmoid,
+    "hard_sigmoid": jax.nn.hard_sigmoid,
+}
+
+
+def activation(name: str | None):
+    """The function of an activation name; ``None`` is the identity (a linear layer)."""
+    if name is None:
+        return lambda x: x
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def channel_shuffle(x, groups: int = 2):
+    """Interleave the channels of ``groups`` groups (ShuffleNet sec. 3.1): ``(.., g, C/g) -> (.., C/g, g)``."""
+    *lead, c = x.shape
+    if c % groups:
+        raise ValueError(f"{c} channels cannot be shuffled in {groups} groups")
+    return x.reshape(*lead, groups, c // groups).swapaxes(-1, -2).reshape(*lead, c)
+
+
+def ceil_pool_padding(size: int, window: int, stride: int) -> tuple[int, int]:
+    """Padding after the input that gives Caffe's ``ceil`` output length ``ceil((n - window) / stride) + 1``."""
+    out = -(-(size - window) // stride) + 1
+    return 0, max((out - 1) * stride + window - size, 0)
+
+
+class Block:
+    """What every resolved block spec provides (see the module docstring)."""
+
+    def build(self, rngs: nnx.Rngs) -> nnx.Module:
+        raise NotImplementedError
+
+    def layers(self, size: int, path: str) -> tuple[list[LayerCost], int]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _run(parts, size: int, path: str) -> tuple[list[LayerCost], int]:
+    """Cost of sub-specs applied one after the other."""
+    out = []
+    for name, spec in parts:
+        layers, size = spec.layers(size, _join(path, name))
+        out += layers
+    return out, size
+
+
+# ----------------------------------------------------------------------------------------------------
+# Convolution -> normalization -> activation
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConvSpec(Block):
+    """A convolution, then ``norm`` (``"batch"``, ``"layer"`` or ``None``), then ``act``.
+
+    ``groups = c_in = c_out`` is a depthwise convolution. Costs: ``conv2d_cost`` (MACs
+    ``H_out W_out C_out (C_in / g) K^2``), plus the normalization's scale and shift.
+    """
+
+    c_in: int
+    c_out: int
+    kernel: int = 3
+    stride: int = 1
+    groups: int = 1
+    act: str | None = "relu"
+    padding: Padding = "SAME"
+    norm: str | None = "batch"
+    bias: bool = False
+
+    def __post_init__(self):
+        if self.c_in % self.groups or self.c_out % self.groups:
+            raise ValueError(f"channels {self.c_in}->{self.c_out} are not divisible by groups={self.groups}")
+        if self.norm not in (None, "batch", "layer"):
+            raise ValueError(f"norm must be 'batch', 'layer' or None, got {self.norm!r}")
+        activation(self.act)
+
+    @property
+    def depthwise(self) -> bool:
+        return self.groups == self.c_in == self.c_out and self.groups > 1
+
+    def build(self, rngs):
+        return ConvBN(self, rngs=rngs)
+
+    def layers(self, size, path):
+        conv = conv2d_cost(size, size, self.c_in, self.c_out, self.kernel, self.stride, self.padding,
+                           groups=self.groups, bias=self.bias, name=_join(path, "conv"))
+        out = [conv]
+        if self.norm == "batch":
+            out.append(norm_cost(self.c_out, _join(path, "bn")))
+        elif self.norm == "layer":
+            out.append(norm_cost(self.c_out, _join(path, "norm")))
+        return out, conv.output_shape[0]
+
+    def describe(self):
+        kind = "dw" if self.depthwise else f"g{self.groups}" if self.groups > 1 else ""
+        return f"conv {self.kernel}x{self.kernel}{' ' + kind if kind else ''}, s{self.stride}"
+
+
+class ConvBN(nnx.Module):
+    """``act(norm(conv(x)))`` for a ``ConvSpec``; a convolution carries a bias only when the spec says so."""
+
+    def __init__(self, spec: ConvSpec, *, rngs: nnx.Rngs):
+        self.conv = nnx.Conv(spec.c_in, spec.c_out, (spec.kernel, spec.kernel), strides=spec.stride,
+                             padding=spec.padding, feature_group_count=spec.groups, use_bias=spec.bias, rngs=rngs)
+        self.bn = nnx.BatchNorm(spec.c_out, momentum=0.9, epsilon=1e-3, rngs=rngs) if spec.norm == "batch" else None
+        self.norm = nnx.LayerNorm(spec.c_out, epsilon=1e-6, rngs=rngs) if spec.norm == "layer" else None
+        self.act = spec.act
+
+    def __call__(self, x):
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        if self.norm is not None:
+            x = self.norm(x)
+        return activation(self.act)(x)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Depthwise separable convolution (MobileNet v1, Xception)
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SeparableSpec(Block):
+    """A depthwise ``kernel x kernel`` convolution (carrying the stride), then a 1x1 pointwise one.
+
+    MobileNet v1 (Fig. 3): BN and ``act`` after each (``dw_norm=True``). Xception (a Keras
+    ``SeparableConv2D`` without bias): nothing between the two, BN and ``act`` after the pointwise one
+    (``dw_norm=False``). MACs ``D_K^2 M D_F^2 + M N D_F^2`` (MobileNet eq. 5).
+    """
+
+    c_in: int
+    c_out: int
+    kernel: int = 3
+    stride: int = 1
+    act: str | None = "relu"
+    dw_norm: bool = True
+
+    def parts(self):
+        dw = ConvSpec(self.c_in, self.c_in, self.kernel, self.stride, groups=self.c_in,
+                      act=self.act if self.dw_norm else None, norm="batch" if self.dw_norm else None)
+        return [("conv_dw", dw), ("conv_pw", ConvSpec(self.c_in, self.c_out, 1, act=self.act))]
+
+    def build(self, rngs):
+        return DepthwiseSeparable(self, rngs=rngs)
+
+    def layers(self, size, path):
+        return _run(self.parts(), size, path)
+
+    def describe(self):
+        return f"sep {self.kernel}x{self.kernel}, s{self.stride}"
+
+
+class DepthwiseSeparable(nnx.Module):
+    """``conv_pw(conv_dw(x))`` for a ``SeparableSpec``."""
+
+    def __init__(self, spec: SeparableSpec, *, rngs: nnx.Rngs):
+        (_, dw), (_, pw) = spec.parts()
+        self.conv_dw, self.conv_pw = dw.build(rngs), pw.build(rngs)
+
+    def __call__(self, x):
+        return self.conv_pw(self.conv_dw(x))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Inverted residual / MBConv (MobileNet v2, v3, EfficientNet, EfficientNetV2)
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SqueezeExciteSpec:
+    """``x * gate(W2 act(W1 mean(x) + b1) + b2)`` (Hu et al. 2018), W1 and W2 biased 1x1 convolutions
+    through ``squeeze`` channels. MobileNetV3: ReLU and a hard sigmoid; EfficientNet: SiLU and a sigmoid."""
+
+    channels: int
+    squeeze: int
+    act: str = "relu"
+    gate: str = "hard_sigmoid"
+
+    def layers(self, path):
+        return [conv2d_cost(1, 1, self.channels, self.squeeze, 1, bias=True, name=_join(path, "fc1")),
+                conv2d_cost(1, 1, self.squeeze, self.channels, 1, bias=True, name=_join(path, "fc2"))]
+
+
+class SqueezeExcite(nnx.Module):
+    def __init__(self, spec: SqueezeExciteSpec, *, rngs: nnx.Rngs):
+        self.fc1 = nnx.Conv(spec.channels, spec.squeeze, (1, 1), rngs=rngs)
+        self.fc2 = nnx.Conv(spec.squeeze, spec.channels, (1, 1), rngs=rngs)
+        self.act, self.gate = spec.act, spec.gate
+
+    def __call__(self, x):
+        s = x.mean(axis=(1, 2), keepdims=True)
+        return x * activation(self.gate)(self.fc2(activation(self.act)(self.fc1(s))))
+
+
+@dataclass(frozen=True)
+class MBConvSpec(Block):
+    """The inverted residual (MobileNetV2 Table 1), with MobileNetV3's and EfficientNet's options.
+
+    1x1 expansion to ``expanded`` channels (only if ``expanded != c_in``), ``kernel x kernel``
+    depthwise with the stride, optional squeeze-and-excite, linear 1x1 projection to ``c_out``;
+    the input is added when ``stride == 1 and c_in == c_out`` (``has_skip``, computed, never passed).
+    ``fused=True`` is EfficientNetV2's Fused-MBConv: one ``kernel x kernel`` convolution replaces
+    expansion and depthwise. Stride-1 MACs: ``h w d' t (d' + k^2 + d'')`` (MobileNetV2 sec. 3.3).
+    ``drop_path`` is the stochastic-depth rate used in training (EfficientNet), ignored in eval mode.
+    """
+
+    c_in: int
+    expanded: int
+    c_out: int
+    kernel: int = 3
+    stride: int = 1
+    act: str = "relu6"
+    se: SqueezeExciteSpec | None = None
+    fused: bool = False
+    drop_path: float = 0.0
+
+    @property
+    def has_expansion(self) -> bool:
+        return self.expanded != self.c_in
+
+    @property
+    def has_skip(self) -> bool:
+        return self.stride == 1 and self.c_in == self.c_out
+
+    def parts(self):
+        parts = []
+        if self.fused:
+            if self.has_expansion:
+                parts += [("conv_exp", ConvSpec(self.c_in, self.expanded, self.kernel, self.stride, act=self.act)),
+                          ("conv_pwl", ConvSpec(self.expanded, self.c_out, 1, act=None))]
+            else:
+                parts += [("conv_exp", ConvSpec(self.c_in, self.c_out, self.kernel, self.stride, act=self.act))]
+            return parts
+        if self.has_expansion:
+            parts.append(("conv_pw", ConvSpec(self.c_in, self.expanded, 1, act=self.act)))
+        parts.append(("conv_dw", ConvSpec(self.expanded, self.expanded, self.kernel, self.stride,
+                                          groups=self.expanded, act=self.act)))
+        parts.append(("conv_pwl", ConvSpec(self.expanded, self.c_out, 1, act=None)))
+        return parts
+
+    def build(self, rngs):
+        return InvertedResidual(self, rngs=rngs)
+
+    def layers(self, size, path):
+        parts = self.parts()
+        split = next(i for i, (name, _) in enumerate(parts) if name in ("conv_dw", "conv_exp")) + 1
+        layers, size = _run(parts[:split], size, path)
+        if self.se is not None:
+            layers += self.se.layers(_join(path, "se"))
+        more, size = _run(parts[split:], size, path)
+        return layers + more, size
+
+    def describe(self):
+        kind = "fused-MBConv" if self.fused else "MBConv"
+        extras = ", SE" if self.se else ""
+        expansion = f"exp {self.expanded}" if self.has_expansion else "no expansion"
+        return f"{kind} {self.kernel}x{self.kernel}, {expansion}{extras}, {self.act}, s{self.stride}"
+
+
+class InvertedResidual(nnx.Module):
+    """The module of an ``MBConvSpec`` (MobileNet v2/v3's inverted residual, EfficientNet's MBConv)."""
+
+    def __init__(self, spec: MBConvSpec, *, rngs: nnx.Rngs):
+        parts = dict(spec.parts())
+        self.conv_exp = parts["conv_exp"].build(rngs) if "conv_exp" in parts else None
+        self.conv_pw = parts["conv_pw"].build(rngs) if "conv_pw" in parts else None
+        self.conv_dw = parts["conv_dw"].build(rngs) if "conv_dw" in parts else None
+        self.se = SqueezeExcite(spec.se, rngs=rngs) if spec.se is not None else None
+        self.conv_pwl = parts["conv_pwl"].build(rngs) if "conv_pwl" in parts else None
+        self.has_skip = spec.has_skip
+        self.drop_path = (nnx.Dropout(spec.drop_path, broadcast_dims=(1, 2, 3), rngs=rngs)
+                          if spec.drop_path > 0 and spec.has_skip else None)
+
+    def __call__(self, x):
+        y = x
+        for layer in (self.conv_exp, self.conv_pw, self.conv_dw, self.se, self.conv_pwl):
+            if layer is not None:
+                y = layer(y)
+        if not self.has_skip:
+            return y
+        return x + (self.drop_path(y) if self.drop_path is not None else y)
+
+
+# ----------------------------------------------------------------------------------------------------
+# ShuffleNet units
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ShuffleV1Spec(Block):
+    """A ShuffleNet v1 unit (Zhang et al. 2018, Fig. 2): 1x1 group conv -> ReLU -> channel shuffle ->
+    3x3 depthwise (stride) -> 1x1 group conv, a quarter of ``c_out`` in the bottleneck. Stride 1 adds the
+    input; stride 2 concatenates a 3x3 average-pooled input, so the branch makes ``c_out - c_in``.
+    ``first_grouped=False`` for stage 2's first unit, whose 24-channel input is not grouped.
+    Unit cost: ``h w (2 c m / g + 9 m)`` MACs (sec. 3.2)."""
+
+    c_in: int
+    c_out: int
+    groups: int
+    stride: int
+    first_grouped: bool = True
+
+    def parts(self):
+        b = self.c_out // 4
+        branch_out = self.c_out - self.c_in if self.stride == 2 else self.c_out
+        return [("conv_pw", ConvSpec(self.c_in, b, 1, groups=self.groups if self.first_grouped else 1)),
+                ("conv_dw", ConvSpec(b, b, 3, self.stride, groups=b, act=None)),
+                ("conv_pwl", ConvSpec(b, branch_out, 1, groups=self.groups, act=None))]
+
+    def build(self, rngs):
+        return ShuffleV1Unit(self, rngs=rngs)
+
+    def layers(self, size, path):
+        return _run(self.parts(), size, path)
+
+    def describe(self):
+        return f"shuffle unit g{self.groups}, s{self.stride}"
+
+
+class ShuffleV1Unit(nnx.Module):
+    def __init__(self, spec: ShuffleV1Spec, *, rngs: nnx.Rngs):
+        (_, pw), (_, dw), (_, pwl) = spec.parts()
+        self.conv_pw, self.conv_dw, self.conv_pwl = pw.build(rngs), dw.build(rngs), pwl.build(rngs)
+        self.stride, self.groups = spec.stride, spec.groups
+        self.shuffle = spec.first_grouped and spec.groups > 1
+
+    def __call__(self, x):
+        y = self.conv_pw(x)
+        if self.shuffle:
+            y = channel_shuffle(y, self.groups)
+        y = self.conv_pwl(self.conv_dw(y))
+        if self.stride == 2:
+            shortcut = nnx.avg_pool(x, (3, 3), (2, 2), padding="SAME", count_include_pad=False)
+            return jax.nn.relu(jnp.concatenate([shortcut, y], axis=-1))
+        return jax.nn.relu(x + y)
+
+
+@dataclass(frozen=True)
+class ShuffleV2Spec(Block):
+    """A ShuffleNet v2 unit (Ma et al. 2018, Fig. 3c, d), ending with a shuffle of two groups.
+
+    Stride 1: split the channels in two, transform one half (1x1 -> 3x3 depthwise -> 1x1), concatenate.
+    Stride 2: both branches see the whole input. ``convention`` picks how the stride-2 unit is built:
+
+    * ``"torchvision"``: each branch outputs ``c_out / 2``; the left one is depthwise -> 1x1.
+    * ``"megvii"`` (the authors' ShuffleNet-Series code): the left (projection) branch keeps all
+      ``c_in`` channels (depthwise -> 1x1 ``c_in -> c_in``), the right one outputs ``c_out - c_in``.
+    """
+
+    c_in: int
+    c_out: int
+    stride: int
+    convention: str = "torchvision"
+
+    def __post_init__(self):
+        if self.convention not in ("torchvision", "megvii"):
+            raise ValueError(f"convention must be 'torchvision' or 'megvii', got {self.convention!r}")
+
+    def branches(self):
+        half = self.c_out // 2
+        if self.stride == 1:
+            return [], [("0", ConvSpec(half, half, 1)), ("1", ConvSpec(half, half, 3, groups=half, act=None)),
+                        ("2", ConvSpec(half, half, 1))]
+        left = self.c_in if self.convention == "megvii" else half
+        right = self.c_out - left
+        branch1 = [("0", ConvSpec(self.c_in, self.c_in, 3, self.stride, groups=self.c_in, act=None)),
+                   ("1", ConvSpec(self.c_in, left, 1))]
+        branch2 = [("0", ConvSpec(self.c_in, half, 1)), ("1", ConvSpec(half, half, 3, self.stride, groups=half, act=None)),
+                   ("2", ConvSpec(half, right, 1))]
+        return branch1, branch2
+
+    def build(self, rngs):
+        return ShuffleV2Unit(self, rngs=rngs)
+
+    def layers(self, size, path):
+        branch1, branch2 = self.branches()
+        left, _ = _run(branch1, size, _join(path, "branch1"))
+        right, out = _run(branch2, size, _join(path, "branch2"))
+        return left + right, out
+
+    def describe(self):
+        return f"shuffle v2 unit, s{self.stride}"
+
+
+class ShuffleV2Unit(nnx.Module):
+    def __init__(self, spec: ShuffleV2Spec, *, rngs: nnx.Rngs):
+        branch1, branch2 = spec.branches()
+        self.branch1 = nnx.List([s.build(rngs) for _, s in branch1]) if branch1 else None
+        self.branch2 = nnx.List([s.build(rngs) for _, s in branch2])
+        self.stride = spec.stride
+
+    def __call__(self, x):
+        if self.branch1 is None:
+            keep, x2 = jnp.split(x, 2, axis=-1)
+        else:
+            keep = x
+            for layer in self.branch1:
+                keep = layer(keep)
+            x2 = x
+        for layer in self.branch2:
+            x2 = layer(x2)
+        return channel_shuffle(jnp.concatenate([keep, x2], axis=-1), 2)
+
+
+# ----------------------------------------------------------------------------------------------------
+# SqueezeNet's fire module
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FireSpec(Block):
+    """A fire module (Iandola et al. 2016, Fig. 1): a 1x1 squeeze, then parallel 1x1 and 3x3 expands,
+    concatenated. Every convolution has a bias and a ReLU, no normalization."""
+
+    c_in: int
+    squeeze: int
+    expand1x1: int
+    expand3x3: int
+
+    def parts(self):
+        conv = functools.partial(ConvSpec, norm=None, bias=True)
+        return [("squeeze", conv(self.c_in, self.squeeze, 1)),
+                ("expand1x1", conv(self.squeeze, self.expand1x1, 1)),
+                ("expand3x3", conv(self.squeeze, self.expand3x3, 3, padding=((1, 1), (1, 1))))]
+
+    def build(self, rngs):
+        return Fire(self, rngs=rngs)
+
+    def layers(self, size, path):
+        (n1, squeeze), (n2, e1), (n3, e3) = self.parts()
+        layers, size = squeeze.layers(size, _join(path, n1))
+        return layers + e1.layers(size, _join(path, n2))[0] + e3.layers(size, _join(path, n3))[0], size
+
+    def describe(self):
+        return f"fire {self.squeeze}/{self.expand1x1}/{self.expand3x3}"
+
+
+class Fire(nnx.Module):
+    def __init__(self, spec: FireSpec, *, rngs: nnx.Rngs):
+        (_, s), (_, e1), (_, e3) = spec.parts()
+        self.squeeze, self.expand1x1, self.expand3x3 = s.build(rngs), e1.build(rngs), e3.build(rngs)
+
+    def __call__(self, x):
+        s = self.squeeze(x)
+        return jnp.concatenate([self.expand1x1(s), self.expand3x3(s)], axis=-1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Xception's blocks
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class XceptionBlockSpec(Block):
+    """An Xception block (Chollet 2017, Fig. 5): separable convolutions to ``widths``, each preceded by a
+    ReLU (the first one only with ``pre_relu``). ``down``: 3x3 stride-2 max pooling, plus a 1x1 stride-2
+    convolution shortcut (entry and exit flows); otherwise the input is added (middle flow)."""
+
+    c_in: int
+    widths: tuple
+    pre_relu: bool = True
+    down: bool = True
+
+    def parts(self):
+        parts, c = [], self.c_in
+        for i, width in enumerate(self.widths):
+            parts.append((f"seps.{i}", SeparableSpec(c, width, act=None, dw_norm=False)))
+            c = width
+        if self.down:
+            parts.append(("shortcut", ConvSpec(self.c_in, c, 1, 2, act=None)))
+        return parts
+
+    def build(self, rngs):
+        return XceptionBlock(self, rngs=rngs)
+
+    def layers(self, size, path):
+        parts = self.parts()
+        seps = parts[:len(self.widths)]
+        layers, out = _run(seps, size, path)
+        if self.down:
+            shortcut, out = parts[-1][1].layers(size, _join(path, "shortcut"))
+            layers += shortcut
+        return layers, out
+
+    def describe(self):
+        return f"xception block {'/'.join(map(str, self.widths))}{', down' if self.down else ''}"
+
+
+class XceptionBlock(nnx.Module):
+    def __init__(self, spec: XceptionBlockSpec, *, rngs: nnx.Rngs):
+        parts = spec.parts()
+        self.seps = nnx.List([s.build(rngs) for name, s in parts if name.startswith("seps")])
+        self.shortcut = parts[-1][1].build(rngs) if spec.down else None
+        self.pre_relu = spec.pre_relu
+
+    def __call__(self, x):
+        y = x
+        for i, sep in enumerate(self.seps):
+            y = sep(jax.nn.relu(y) if i > 0 or self.pre_relu else y)
+        if self.shortcut is None:
+            return x + y
+        return nnx.max_pool(y, (3, 3), (2, 2), padding="SAME") + self.shortcut(x)
+
+
+# ----------------------------------------------------------------------------------------------------
+# ConvNeXt
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConvNeXtBlockSpec(Block):
+    """A ConvNeXt block (Liu et al. 2022, Fig. 4): 7x7 depthwise (with bias) -> LayerNorm ->
+    Linear ``dim -> 4 dim`` -> GELU -> Linear ``4 dim -> dim`` -> layer scale ``gamma`` (initialized to
+    ``layer_scale``) -> stochastic depth, plus the input. The Linear layers act on every pixel: each is
+    a 1x1 convolution, ``h w dim 4dim`` MACs."""
+
+    dim: int
+    kernel: int = 7
+    expansion: int = 4
+    layer_scale: float = 1e-6
+    drop_path: float = 0.0
+
+    def build(self, rngs):
+        return ConvNeXtBlock(self, rngs=rngs)
+
+    def layers(self, size, path):
+        dw = ConvSpec(self.dim, self.dim, self.kernel, groups=self.dim, act=None, norm=None, bias=True)
+        layers, size = dw.layers(size, _join(path, "conv_dw"))
+        wide = self.expansion * self.dim
+        pixels = size * size
+        for name, i, o in (("pw1", self.dim, wide), ("pw2", wide, self.dim)):
+            d = dense_cost(i, o, bias=True)
+            layers.append(LayerCost(_join(path, name), pixels * d.macs, d.params, pixels * i, pixels * o,
+                                    (size, size, o), kind="dense"))
+        layers.insert(1, norm_cost(self.dim, _join(path, "norm")))
+        layers.append(scale_cost(self.dim, _join(path, "gamma")))
+        return layers, size
+
+    def describe(self):
+        return f"ConvNeXt block {self.kernel}x{self.kernel}, {self.dim}"
+
+
+class ConvNeXtBlock(nnx.Module):
+    def __init__(self, spec: ConvNeXtBlockSpec, *, rngs: nnx.Rngs):
+        self.conv_dw = nnx.Conv(spec.dim, spec.dim, (spec.kernel, spec.kernel), padding="SAME",
+                                feature_group_count=spec.dim, rngs=rngs)
+        self.norm = nnx.LayerNorm(spec.dim, epsilon=1e-6, rngs=rngs)
+        self.pw1 = nnx.Linear(spec.dim, spec.expansion * spec.dim, rngs=rngs)
+        self.pw2 = nnx.Linear(spec.expansion * spec.dim, spec.dim, rngs=rngs)
+        self.gamma = nnx.Param(jnp.full((spec.dim,), spec.layer_scale, jnp.float32))
+        self.layer_scale = spec.layer_scale
+        self.drop_path = (nnx.Dropout(spec.drop_path, broadcast_dims=(1, 2, 3), rngs=rngs)
+                          if spec.drop_path > 0 else None)
+
+    def __call__(self, x):
+        y = self.pw2(activation("gelu")(self.pw1(self.norm(self.conv_dw(x))))) * self.gamma[...]
+        return x + (self.drop_path(y) if self.drop_path is not None else y)
+
+
+@dataclass(frozen=True)
+class DownsampleSpec(Block):
+    """ConvNeXt's downsampling layer: LayerNorm, then a 2x2 stride-2 convolution with bias."""
+
+    c_in: int
+    c_out: int
+
+    def build(self, rngs):
+        return Downsample(self, rngs=rngs)
+
+    def layers(self, size, path):
+        conv = conv2d_cost(size, size, self.c_in, self.c_out, 2, 2, "VALID", bias=True, name=_join(path, "conv"))
+        return [norm_cost(self.c_in, _join(path, "norm")), conv], conv.output_shape[0]
+
+    def describe(self):
+        return "LN, conv 2x2, s2"
+
+
+class Downsample(nnx.Module):
+    def __init__(self, spec: DownsampleSpec, *, rngs: nnx.Rngs):
+        self.norm = nnx.LayerNorm(spec.c_in, epsilon=1e-6, rngs=rngs)
+        self.conv = nnx.Conv(spec.c_in, spec.c_out, (2, 2), strides=2, padding="VALID", rngs=rngs)
+
+    def __call__(self, x):
+        return self.conv(self.norm(x))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Pooling and the classifier
+# ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PoolSpec(Block):
+    """Max or average pooling; ``ceil=True`` rounds the output length up (Caffe, SqueezeNet)."""
+
+    kind: str = "max"
+    window: int = 3
+    stride: int = 2
+    padding: Padding = "SAME"
+    ceil: bool = False
+
+    def build(self, rngs):
+        return Pool(self)
+
+    def layers(self, size, path):
+        if self.ceil:
+            return [], -(-(size - self.window) // self.stride) + 1
+        pad = self.padding[0] if isinstance(self.padding, tuple) else self.padding
+        return [], conv_output_size(size, self.window, self.stride, pad)
+
+    def describe(self):
+        return f"{self.kind}pool {self.window}x{self.window}, s{self.stride}"
+
+
+class Pool(nnx.Module):
+    def __init__(self, spec: PoolSpec):
+        self.kind, self.window, self.stride, self.padding, self.ceil = (spec.kind, spec.window, spec.stride,
+                                                                        spec.padding, spec.ceil)
+
+    def __call__(self, x):
+        padding = ([ceil_pool_padding(n, self.window, self.stride) for n in x.shape[1:3]] if self.ceil
+                   else self.padding)
+        pool = nnx.max_pool if self.kind == "max" else nnx.avg_pool
+        return pool(x, (self.window, self.window), (self.stride, self.stride), padding=padding)
+
+
+@dataclass(frozen=True)
+class ClassifierSpec(Block):
+    """The head: global average pooling, then [LayerNorm] [-> FC ``hidden`` -> act] [-> dropout] -> FC.
+
+    ``conv=True`` is SqueezeNet's head instead: a biased 1x1 convolution to the classes and a ReLU
+    *before* the pooling, no FC layer. ``bias=False`` drops the last FC layer's bias (the ShuffleNet v2
+    authors' code)."""
+
+    c_in: int
+    classes: int
+    hidden: int | None = None
+    hidden_act: str | None = None
+    norm: str | None = None
+    dropout: float = 0.0
+    conv: bool = False
+    bias: bool = True
+
+    def build(self, rngs):
+        return Classifier(self, rngs=rngs)
+
+    def layers(self, size, path):
+        if self.conv:
+            conv = conv2d_cost(size, size, self.c_in, self.classes, 1, bias=True, name=_join(path, "conv"))
+            return [conv], 1
+        layers, c = [], self.c_in
+        if self.norm == "layer":
+            layers.append(norm_cost(c, _join(path, "norm")))
+        if self.hidden:
+            layers.append(dense_cost(c, self.hidden, name=_join(path, "hidden")))
+            c = self.hidden
+        layers.append(dense_cost(c, self.classes, bias=self.bias, name=_join(path, "fc")))
+        return layers, 1
+
+    def describe(self):
+        return f"{'conv 1x1, ' if self.conv else ''}pool, {'FC ' + str(self.hidden) + ', ' if self.hidden else ''}FC"
+
+
+class Classifier(nnx.Module):
+    def __init__(self, spec: ClassifierSpec, *, rngs: nnx.Rngs):
+        self.conv = nnx.Conv(spec.c_in, spec.classes, (1, 1), rngs=rngs) if spec.conv else None
+        self.norm = nnx.LayerNorm(spec.c_in, epsilon=1e-6, rngs=rngs) if spec.norm == "layer" else None
+        self.hidden = nnx.Linear(spec.c_in, spec.hidden, rngs=rngs) if spec.hidden and not spec.conv else None
+        self.hidden_act = spec.hidden_act
+        self.dropout = nnx.Dropout(spec.dropout, rngs=rngs) if spec.dropout > 0 and not spec.conv else None
+        c = spec.hidden or spec.c_in
+        self.fc = None if spec.conv else nnx.Linear(c, spec.classes, use_bias=spec.bias, rngs=rngs)
+
+    def __call__(self, x):
+        if self.conv is not None:
+            return jnp.mean(jax.nn.relu(self.conv(x)), axis=(1, 2))
+        x = jnp.mean(x, axis=(1, 2))
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.hidden is not None:
+            x = activation(self.hidden_act)(self.hidden(x))
+        if self.dropout is not None:
+            x = self.dropout(x)
+        return self.fc(x)

@@ -1,0 +1,187 @@
+"""A resolved network: the blocks a paper's table becomes, and everything read from them.
+
+``ResolvedNetwork`` is the single interpreter's output (each network's ``resolve`` function
+writes it): the typed blocks of ``sepconv.blocks`` in order and the classifier head, with the
+resolution they were resolved at. From it, and only from it:
+
+* ``cost()``: the closed-form ``NetworkCost``, layer by layer;
+* ``module(rngs)``: the Flax NNX ``Network`` (``features`` then ``head``), with Flax's initializers;
+* ``abstract()``: the same module with shapes and no arrays (``nnx.eval_shape``), for counting;
+* ``build(seed)``: a runnable model, in eval mode, initialized by ``materialize`` in well under a
+  second (no per-layer compilation);
+* ``table()``: the network printed like the paper's table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ..blocks import Block, ClassifierSpec, ConvNeXtBlock
+from ..cost import NetworkCost
+
+__all__ = ["ResolvedNetwork", "Network", "materialize"]
+
+
+@dataclass(frozen=True)
+class ResolvedNetwork:
+    """A network as concrete blocks. ``options`` records the choices that produced it."""
+
+    name: str
+    resolution: int
+    blocks: tuple
+    head: ClassifierSpec
+    options: tuple = ()
+
+    def __post_init__(self):
+        if not all(isinstance(b, Block) for b in self.blocks):
+            raise TypeError("every block of a ResolvedNetwork must be a block spec of sepconv.blocks")
+
+    def sizes(self) -> list[tuple[int, int]]:
+        """``(input size, output size)`` of every block at ``resolution``."""
+        out, size = [], self.resolution
+        for i, block in enumerate(self.blocks):
+            _, new = block.layers(size, f"features.{i}")
+            out.append((size, new))
+            size = new
+        return out
+
+    def cost(self) -> NetworkCost:
+        """Closed-form cost of every parameterized layer, named by its module path."""
+        layers, size = [], self.resolution
+        for i, block in enumerate(self.blocks):
+            block_layers, size = block.layers(size, f"features.{i}")
+            layers += block_layers
+        layers += self.head.layers(size, "head")[0]
+        return NetworkCost(tuple(layers))
+
+    def module(self, rngs: nnx.Rngs) -> "Network":
+        return Network(self, rngs=rngs)
+
+    def abstract(self) -> "Network":
+        """The module with ``jax.ShapeDtypeStruct`` in place of every array: nothing is allocated."""
+        with _constant_keys():
+            model = nnx.eval_shape(lambda: Network(self, rngs=nnx.Rngs(0)))
+        model.eval()
+        return model
+
+    def build(self, seed: int = 0) -> "Network":
+        """A runnable model in eval mode, its parameters drawn by ``materialize`` from ``seed``."""
+        return materialize(self.abstract(), seed)
+
+    def table(self) -> str:
+        """One line per block: input size and channels, the operator, the output channels."""
+        lines = [f"{'input':>14}  {'operator':<44}{'out':>6}"]
+        channels = 3
+        for block, (size, _) in zip(self.blocks, self.sizes()):
+            c_out = getattr(block, "c_out", getattr(block, "dim", channels))
+            lines.append(f"{f'{size}^2 x {channels}':>14}  {block.describe():<44}{c_out:>6}")
+            channels = c_out
+        lines.append(f"{'1^2 x ' + str(self.head.c_in):>14}  {self.head.describe():<44}{self.head.classes:>6}")
+        return "\n".join(lines)
+
+
+class Network(nnx.Module):
+    """``head(features[-1](... features[0](x)))``: input ``(B, H, W, 3)``, output logits ``(B, classes)``."""
+
+    def __init__(self, spec: ResolvedNetwork, *, rngs: nnx.Rngs):
+        self.features = nnx.List([block.build(rngs) for block in spec.blocks])
+        self.head = spec.head.build(rngs)
+        self.spec = spec
+
+    def __call__(self, x):
+        for block in self.features:
+            x = block(x)
+        return self.head(x)
+
+
+@contextlib.contextmanager
+def _constant_keys():
+    """While only shapes are traced, let every RNG stream return one fixed key.
+
+    No value of an abstract model is ever used, and deriving a fresh key per parameter (a traced
+    ``fold_in`` each) takes most of the tracing time. Only an optimization: on a Flax without
+    ``RngStream.__call__`` nothing is patched.
+    """
+    stream = getattr(nnx.rnglib, "RngStream", None)
+    original = stream.__dict__.get("__call__") if stream is not None else None
+    if original is None:
+        yield
+        return
+    stream.__call__ = lambda self, *args, **kwargs: jax.random.key(0)
+    try:
+        yield
+    finally:
+        stream.__call__ = original
+
+
+# ----------------------------------------------------------------------------------------------------
+# Fast initialization from shapes
+# ----------------------------------------------------------------------------------------------------
+
+_TRUNCATED_NORMAL_STD = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
+
+
+def _truncated_normal(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` standard normal draws, redrawing those outside ``[-2, 2]``."""
+    values = rng.standard_normal(n, dtype=np.float32)
+    outside = np.flatnonzero(np.abs(values) > 2)
+    while outside.size:
+        values[outside] = rng.standard_normal(outside.size, dtype=np.float32)
+        outside = outside[np.abs(values[outside]) > 2]
+    return values
+
+
+def _initial_value(owner, name: str, variable, rng: np.random.Generator, key):
+    shape, dtype = variable.get_value().shape, variable.get_value().dtype
+    if isinstance(variable, nnx.Param):
+        if name == "kernel":  # LeCun normal, Flax's default for Conv and Linear: std 1/sqrt(fan_in), truncated at 2 std
+            fan_in = int(np.prod(shape[:-1]))
+            std = np.float32(np.sqrt(1.0 / fan_in) / _TRUNCATED_NORMAL_STD)
+            return (std * _truncated_normal(rng, int(np.prod(shape)))).reshape(shape).astype(dtype, copy=False)
+        if name == "bias":
+            return np.zeros(shape, dtype)
+        if name == "scale":
+            return np.ones(shape, dtype)
+        if name == "gamma" and isinstance(owner, ConvNeXtBlock):
+            return np.full(shape, owner.layer_scale, dtype)
+    elif isinstance(variable, nnx.BatchStat):
+        if name == "mean":
+            return np.zeros(shape, dtype)
+        if name == "var":
+            return np.ones(shape, dtype)
+    elif isinstance(variable, nnx.RngKey):
+        return key
+    elif isinstance(variable, nnx.RngCount):
+        return np.zeros(shape, dtype)
+    return None
+
+
+def materialize(abstract: nnx.Module, seed: int = 0) -> nnx.Module:
+    """Give an abstract module (``nnx.eval_shape``) real parameters, drawn on the host with NumPy.
+
+    The rules are Flax's defaults: convolution and linear kernels LeCun normal (truncated at two
+    standard deviations), biases 0, normalization scales 1, running means 0 and variances 1,
+    ConvNeXt's layer scale at its constant; RNG streams get keys folded from ``seed``. Drawing on
+    the host compiles nothing, which is what makes ``build`` fast: initializing a MobileNet with
+    Flax's own (JAX) initializers compiles one program per distinct parameter shape, several
+    seconds on a CPU. Same seed, same numbers on every machine. A variable no rule covers is an error.
+    """
+    graphdef, state = nnx.split(abstract)
+    owners = {path: node for path, node in nnx.iter_graph(abstract) if isinstance(node, nnx.Module)}
+    rng = np.random.default_rng(seed)
+    base_key = jax.random.key(seed)
+    flat = []
+    for index, (path, variable) in enumerate(nnx.to_flat_state(state)):
+        value = _initial_value(owners.get(path[:-1]), path[-1], variable, rng,
+                               jax.random.fold_in(base_key, index) if isinstance(variable, nnx.RngKey) else None)
+        if value is None:
+            raise ValueError(f"no initialization rule for {type(variable).__name__} "
+                             f"{'.'.join(map(str, path))}; materialize knows the variables of sepconv's blocks")
+        flat.append((path, variable.replace(jax.device_put(value))))
+    return nnx.merge(graphdef, nnx.from_flat_state(flat))
