@@ -15,6 +15,8 @@ memory. The counting contract (the book's page "What the counter counts" has the
   a MAC in any paper's table. It is reported apart, never hidden: ``elementwise_muls`` counts the
   elements ``mul`` produces, ``elementwise_adds`` those of ``add``/``sub`` and the additions of
   ``reduce_sum``. A contraction written as ``(a[:, :, None] * b[None]).sum(1)`` shows there.
+* Only live code is counted: equations whose results nothing uses (as in a gradient that
+  discards the forward pass's value) are dropped first, as XLA drops them.
 * Calls (``jit``, ``custom_jvp_call``, ``remat``...) are followed; ``scan`` multiplies its body
   by its length; ``shard_map`` (and ``pmap``, which JAX writes as one) by the number of devices
   it runs on, so the count is the whole program's. A ``cond`` whose branches have the same MACs
@@ -44,7 +46,6 @@ import jax
 import numpy as np
 from jax.extend import core
 
-from .cost import valid_taps
 
 __all__ = ["count", "count_macs", "count_training", "CountResult", "OpRecord", "parameter_counts", "pure_module",
            "sub_jaxprs", "register_cost_rule", "register_call_rule", "COST_RULES", "CALL_RULES",
@@ -241,11 +242,25 @@ def conv_record(eqn) -> OpRecord:
         macs = _size(out) * in_per_group * math.prod(kernel_spatial)
     taps = 1
     for i, k in enumerate(kernel_spatial):
-        taps *= valid_taps(lhs.shape[lhs_spec[2 + i]], k, p["window_strides"][i], tuple(p["padding"][i]),
+        taps *= _real_taps(lhs.shape[lhs_spec[2 + i]], k, p["window_strides"][i], *p["padding"][i],
                            p["rhs_dilation"][i], p["lhs_dilation"][i])
     batch_and_out = _size(out) // math.prod(out.shape[d] for d in out_spec[2:])
     return OpRecord("conv_general_dilated", tuple(lhs.shape), tuple(rhs.shape), tuple(out.shape),
                     int(p["feature_group_count"]), int(macs), int(batch_and_out * in_per_group * taps))
+
+
+def _real_taps(size: int, kernel: int, stride: int, lo: int, hi: int, dilation: int, input_dilation: int) -> int:
+    """``cost.valid_taps`` for XLA's padding, which may be negative (a crop, as in gradients)."""
+    dilated = (size - 1) * input_dilation + 1
+    effective = dilation * (kernel - 1) + 1
+    out = (dilated + lo + hi - effective) // stride + 1
+    count = 0
+    for o in range(max(out, 0)):
+        for k in range(kernel):
+            r = o * stride + k * dilation - lo
+            if 0 <= r < dilated and r % input_dilation == 0:
+                count += 1
+    return count
 
 
 @register_cost_rule("dot_general")
@@ -560,12 +575,27 @@ def _trace(fn, args, kwargs, model=None, scoped=True):
     return closed, closed.jaxpr.invars
 
 
+def _live_code(jaxpr):
+    """``jaxpr`` without the equations whose results are never used, as XLA compiles it: a gradient
+    program, for instance, keeps a forward pass that nothing reads. Falls back to ``jaxpr``
+    where this JAX lacks the (internal) pass."""
+    try:
+        from jax._src.interpreters import partial_eval as pe
+
+        live, _ = pe.dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars), instantiate=True)
+    except Exception:  # pragma: no cover - depends on JAX internals
+        return jaxpr
+    return live
+
+
 def _result(closed, data_inputs, role_of) -> CountResult:
     result = CountResult()
     sites = []
-    _walk(closed.jaxpr, 1, sites, result.uncosted)
+    jaxpr = _live_code(closed.jaxpr)
+    data = {new for old, new in zip(closed.jaxpr.invars, jaxpr.invars) if old in set(data_inputs)}
+    _walk(jaxpr, 1, sites, result.uncosted)
     _cost(sites, result, role_of)
-    result.peak_activation_bytes = _peak_bytes(closed.jaxpr, set(data_inputs), own_inputs=True)
+    result.peak_activation_bytes = _peak_bytes(jaxpr, data, own_inputs=True)
     return result
 
 
