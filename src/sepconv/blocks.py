@@ -568,12 +568,15 @@ class ConvNeXtBlockSpec(Block):
     layer_scale: float = 1e-6
     drop_path: float = 0.0
 
+    @property
+    def depthwise(self) -> ConvSpec:
+        return ConvSpec(self.dim, self.dim, self.kernel, groups=self.dim, act=None, norm=None, bias=True)
+
     def build(self, rngs):
         return ConvNeXtBlock(self, rngs=rngs)
 
     def layers(self, size, path):
-        dw = ConvSpec(self.dim, self.dim, self.kernel, groups=self.dim, act=None, norm=None, bias=True)
-        layers, size = dw.layers(size, _join(path, "conv_dw"))
+        layers, size = self.depthwise.layers(size, _join(path, "conv_dw"))
         wide = self.expansion * self.dim
         pixels = size * size
         for name, i, o in (("pw1", self.dim, wide), ("pw2", wide, self.dim)):
@@ -590,8 +593,7 @@ class ConvNeXtBlockSpec(Block):
 
 class ConvNeXtBlock(nnx.Module):
     def __init__(self, spec: ConvNeXtBlockSpec, *, rngs: nnx.Rngs):
-        self.conv_dw = nnx.Conv(spec.dim, spec.dim, (spec.kernel, spec.kernel), padding="SAME",
-                                feature_group_count=spec.dim, rngs=rngs)
+        self.conv_dw = spec.depthwise.build(rngs)
         self.norm = nnx.LayerNorm(spec.dim, epsilon=1e-6, rngs=rngs)
         self.pw1 = nnx.Linear(spec.dim, spec.expansion * spec.dim, rngs=rngs)
         self.pw2 = nnx.Linear(spec.expansion * spec.dim, spec.dim, rngs=rngs)

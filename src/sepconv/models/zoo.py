@@ -1,3 +1,4 @@
 """Imports every network module, which registers it (``sepconv.models.registry``)."""
 
-from . import mobilenet_v1, mobilenet_v2, mobilenet_v3, shufflenet_v1, shufflenet_v2, squeezenet, xception  # noqa: F401
+from . import (convnext, efficientnet, mobilenet_v1, mobilenet_v2, mobilenet_v3, shufflenet_v1,  # noqa: F401
+               shufflenet_v2, squeezenet, xception)
