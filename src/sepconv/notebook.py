@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["glue", "fmt", "show_records"]
+__all__ = ["glue", "fmt", "show_records", "show_summary"]
 
 
 def glue(name: str, value) -> None:
@@ -29,3 +29,17 @@ def show_records(records) -> bool:
 
     print(records_table(records))
     return all(r.ok for r in records)
+
+
+def show_summary(records) -> dict:
+    """Print one line per published table (numbers, agreeing, known disagreements, ok) and the known
+    disagreements with their notes; return the records grouped by table."""
+    tables = {}
+    for r in records:
+        tables.setdefault(r.table, []).append(r)
+    print(f"{'table':<30}{'numbers':>8}{'agree':>7}{'known disagreements':>21}{'ok':>5}")
+    for name, rs in tables.items():
+        print(f"{name:<30}{len(rs):>8}{sum(r.matches for r in rs):>7}{sum(not r.agrees for r in rs):>21}"
+              f"{str(all(r.ok for r in rs)):>6}")
+    assert all(r.ok for r in records), [r for r in records if not r.ok]
+    return tables

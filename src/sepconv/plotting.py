@@ -8,7 +8,16 @@ import matplotlib
 
 from .cost import separable_ratio
 
-__all__ = ["plot_separable_ratio", "plot_cost_curves", "plot_accuracy_vs_macs"]
+__all__ = ["use_book_style", "plot_separable_ratio", "plot_cost_curves", "plot_accuracy_vs_macs"]
+
+#: Sizes that stay legible when a figure is scaled to the page's width (about 750 pixels).
+BOOK_STYLE = {"figure.dpi": 100, "figure.figsize": (7.0, 4.2), "font.size": 12, "axes.titlesize": 12,
+              "axes.labelsize": 12, "legend.fontsize": 10, "xtick.labelsize": 11, "ytick.labelsize": 11}
+
+
+def use_book_style() -> None:
+    """Set matplotlib's sizes for the book: figures at most about 800 pixels wide, 10-12 point text."""
+    matplotlib.rcParams.update(BOOK_STYLE)
 
 
 def plot_separable_ratio(ax: "matplotlib.axes.Axes", channels: Sequence[int],

@@ -101,9 +101,39 @@ def mobilenet_v1_table5(shallow_alpha: float = 1.0) -> dict:
                   "Shallow MobileNet": v1_cost(shallow_alpha, spec=mobilenet_v1_shallow_spec())})
 
 
-def mobilenet_v1_table8() -> dict:
+def mobilenet_v1_table10() -> dict:
+    """Table 10: MobileNet for Stanford Dogs, 120 classes."""
     return _rows({f"{a} MobileNet-{r}": v1_cost(float(a), r, 120)
                   for a, r in (("1.0", 224), ("0.75", 224), ("1.0", 192), ("0.75", 192))})
+
+
+def mobilenet_v1_table8() -> dict:
+    return _rows({"1.0 MobileNet-224": v1_cost()})
+
+
+def mobilenet_v1_planet(final_layer: int = 10_000_000) -> dict:
+    """Sec. 4.5: the MobileNet body plus a final layer of ``final_layer`` weights (the text's '10 million')."""
+    body = v1_cost().select(prefix="features")
+    return {("body", "params"): body.params, ("PlaNet MobileNet", "params"): body.params + final_layer,
+            ("PlaNet MobileNet", "macs"): body.macs + final_layer}
+
+
+def mobilenet_v1_table12() -> dict:
+    """Table 12 (face attributes): the MobileNet body without a classifier."""
+    return _rows({f"{a} MobileNet-{r}": v1_cost(float(a), r).select(prefix="features")
+                  for a in ("1.0", "0.5", "0.25") for r in (224, 128)})
+
+
+def mobilenet_v1_checkpoints() -> dict:
+    """TF-slim's v1 checkpoints: 1001 classes; parameters are every trainable variable (BatchNorm's included)."""
+    from .published import published_table
+
+    out = {}
+    for value in published_table("mobilenet_v1_checkpoints"):
+        _, _, alpha, resolution = value.row.split("_")
+        network = v1_cost(float(alpha), int(resolution), 1001)
+        out[(value.row, "macs")], out[(value.row, "params")] = network.macs, network.params_trainable
+    return out
 
 
 def mobilenet_v1_table4() -> dict:
@@ -176,7 +206,8 @@ def shufflenet_v1_table1() -> dict:
     return out
 
 
-def mobilenet_v1_table10() -> dict:
+def mobilenet_v1_table9() -> dict:
+    """Table 9: smaller MobileNet compared with popular models (SqueezeNet 1.0 at its native 227 pixels)."""
     from .models import model_cost
 
     out = _rows({"0.50 MobileNet-160": v1_cost(0.5, 160)})
@@ -186,11 +217,49 @@ def mobilenet_v1_table10() -> dict:
     return out
 
 
-def shufflenet_v2_table5() -> dict:
+def shufflenet_v2_table5(convention: str = "megvii") -> dict:
+    """Table 5, counted for the authors' network (``convention="megvii"``)."""
     from .models import model_cost
 
-    return {(f"ShuffleNet v2 {label}", "macs"): model_cost("shufflenet_v2", width=width).macs
-            for label, width in (("0.5x", 0.5), ("1x", 1.0), ("1.5x", 1.5), ("2x", 2.0))}
+    return _rows({f"ShuffleNet v2 {label}": model_cost("shufflenet_v2", width=width, convention=convention)
+                  for label, width in (("0.5x", 0.5), ("1x", 1.0), ("1.5x", 1.5), ("2x", 2.0))})
+
+
+def mobilenet_v3_table3() -> dict:
+    """MobileNetV3 paper Table 3: TF-slim's (Keras's) networks, 1001 classes."""
+    from .models import model_cost
+
+    rows = {f"V3-{size.capitalize()} {a}": model_cost(f"mobilenet_v3_{size}", alpha=float(a), convention="keras",
+                                                     classes=1001)
+            for size in ("large", "small") for a in ("1.0", "0.75")}
+    rows.update({f"V2 {a}": model_cost("mobilenet_v2", alpha=float(a), classes=1001) for a in ("1.0", "0.35")})
+    return _rows(rows)
+
+
+def efficientnet_table2() -> dict:
+    """EfficientNet paper Table 2: trainable parameters and MACs at each model's own resolution."""
+    from .models import model_cost
+
+    out = {}
+    for i in range(8):
+        network = model_cost(f"efficientnet_b{i}")
+        out[(f"EfficientNet-B{i}", "params")], out[(f"EfficientNet-B{i}", "macs")] = network.params_trainable, network.macs
+    return out
+
+
+def convnext_tiny() -> dict:
+    from .models import model_cost
+
+    network = model_cost("convnext_tiny")
+    return {(row, q): v for row in ("ConvNeXt-T (paper)", "ConvNeXt-T (repository README)")
+            for q, v in (("params", network.params_trainable), ("macs", network.macs))}
+
+
+def efficientnet_v2_readme() -> dict:
+    from .models import model_cost
+
+    network = model_cost("efficientnet_v2_s")
+    return {("EffNetV2-S", "params"): network.params_trainable, ("EffNetV2-S", "macs"): network.macs}
 
 
 TORCHVISION_MODELS = {
@@ -203,6 +272,10 @@ TORCHVISION_MODELS = {
     "shufflenet_v2_x2_0": dict(name="shufflenet_v2", width=2.0),
     "squeezenet1_0": dict(name="squeezenet1_0"),
     "squeezenet1_1": dict(name="squeezenet1_1"),
+    **{f"efficientnet_b{i}": dict(name=f"efficientnet_b{i}") for i in range(8)},
+    "efficientnet_b2": dict(name="efficientnet_b2", resolution=288),  # torchvision's crop for B2
+    "efficientnet_v2_s": dict(name="efficientnet_v2_s"),
+    "convnext_tiny": dict(name="convnext_tiny"),
 }
 
 
@@ -225,7 +298,15 @@ COMPUTERS: dict[str, Callable[[], dict]] = {
     "mobilenet_v1_table3": mobilenet_v1_table3,
     "mobilenet_v1_table5": mobilenet_v1_table5,
     "mobilenet_v1_table8": mobilenet_v1_table8,
+    "mobilenet_v1_table9": mobilenet_v1_table9,
     "mobilenet_v1_table10": mobilenet_v1_table10,
+    "mobilenet_v1_planet": mobilenet_v1_planet,
+    "mobilenet_v1_table12": mobilenet_v1_table12,
+    "mobilenet_v1_checkpoints": mobilenet_v1_checkpoints,
+    "mobilenet_v3_table3": mobilenet_v3_table3,
+    "efficientnet_table2": efficientnet_table2,
+    "convnext_tiny": convnext_tiny,
+    "efficientnet_v2_readme": efficientnet_v2_readme,
     "shufflenet_v1_table1": shufflenet_v1_table1,
     "shufflenet_v2_table5": shufflenet_v2_table5,
     "mobilenet_v1_table4": mobilenet_v1_table4,
