@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
-from .blocks import ConvBN, ConvSpec, InvertedResidual
+from .blocks import InvertedResidual, activation
 
-__all__ = ["block_output_shapes", "materialized_by_resolution", "streamed_inverted_residual"]
+__all__ = ["block_output_shapes", "materialized_by_resolution", "streamed_inverted_residual", "compiled_memory"]
 
 
 def block_output_shapes(resolved) -> list[tuple[str, tuple]]:
@@ -44,56 +43,63 @@ def materialized_by_resolution(resolved, fuse_stem: bool = False) -> dict:
     return widest
 
 
-def _slice_convbn(layer: ConvBN, start: int, stop: int, axis: str, rngs: nnx.Rngs) -> ConvBN:
-    """A ConvBN computing output channels (``axis='out'``) or reading input channels (``'in'``) start:stop."""
-    conv = layer.conv
-    kernel = conv.kernel[...]
-    groups = conv.feature_group_count
-    if axis == "out":
-        depthwise = groups > 1
-        width = stop - start
-        stride = conv.strides if isinstance(conv.strides, int) else conv.strides[0]
-        new = ConvBN(ConvSpec(width if depthwise else kernel.shape[2], width, kernel.shape[0], stride,
-                              groups=width if depthwise else 1, act=layer.act, padding=conv.padding), rngs=rngs)
-        new.conv.kernel[...] = kernel[..., start:stop]
-        for name in ("scale", "bias", "mean", "var"):
-            getattr(new.bn, name)[...] = getattr(layer.bn, name)[...][start:stop]
-    else:
-        new = nnx.Conv(stop - start, kernel.shape[3], (1, 1), use_bias=False, rngs=rngs)
-        new.kernel[...] = kernel[:, :, start:stop, :]
-    return new
+def compiled_memory(fn, *args) -> dict:
+    """Bytes XLA reserves for ``jax.jit(fn)(*args)``: ``temp`` (intermediate buffers after fusion and
+    scheduling), ``arguments`` and ``output``. Arguments may be ``jax.ShapeDtypeStruct``: nothing runs."""
+    analysis = jax.jit(fn).lower(*args).compile().memory_analysis()
+    return {"temp": int(analysis.temp_size_in_bytes), "arguments": int(analysis.argument_size_in_bytes),
+            "output": int(analysis.output_size_in_bytes)}
+
+
+def _bn_affine(bn) -> tuple:
+    """BatchNorm in eval mode as ``x * scale + shift``."""
+    scale = bn.scale[...] / jnp.sqrt(bn.var[...] + bn.epsilon)
+    return scale, bn.bias[...] - bn.mean[...] * scale
 
 
 def streamed_inverted_residual(block: InvertedResidual, splits: int):
-    """A function computing ``block`` in ``splits`` slices of its expanded channels (sec. 5.2).
+    """A function computing ``block`` (eval mode) in ``splits`` slices of its expanded channels (sec. 5.2).
 
-    ``y = BN(sum_i P_i relu6(BN(DW_i relu6(BN(E_i x)))))`` (+ x): only one slice
-    of the expanded tensor is alive at a time. Returns ``f(x)`` equal to
-    ``block(x)`` in eval mode.
+    ``y = BN(sum_i P_i relu6(BN(DW_i relu6(BN(E_i x)))))`` (+ x): BatchNorm, ReLU6 and the depthwise
+    convolution act on each channel alone, so slice ``i`` of the expansion can be expanded, filtered and
+    projected on its own, and the projections summed. The slices run as a ``lax.scan``: one loop body,
+    so the compiled program holds one slice of the expanded tensor at a time. (Written as a Python
+    loop, the slices are unrolled into one program that XLA is free to schedule at once.)
     """
     if block.conv_pw is None:
         raise ValueError("a block without expansion (t = 1) has nothing to stream")
     expanded = block.conv_dw.conv.kernel.shape[-1]
-    if not 1 <= splits <= expanded:
-        raise ValueError(f"splits must be between 1 and {expanded} (the expanded channels), got {splits}")
-    bounds = [round(i * expanded / splits) for i in range(splits + 1)]
-    rngs = nnx.Rngs(0)
-    pieces = []
-    for start, stop in zip(bounds[:-1], bounds[1:]):
-        expand = _slice_convbn(block.conv_pw, start, stop, "out", rngs)
-        depthwise = _slice_convbn(block.conv_dw, start, stop, "out", rngs)
-        project = _slice_convbn(block.conv_pwl, start, stop, "in", rngs)
-        for module in (expand, depthwise):
-            module.eval()
-        pieces.append((expand, depthwise, project))
-    bn = block.conv_pwl.bn
+    if not 1 <= splits <= expanded or expanded % splits:
+        raise ValueError(f"splits must divide the {expanded} expanded channels, got {splits}")
+    k = expanded // splits
+    stride = block.conv_dw.conv.strides
+    stride = stride if isinstance(stride, int) else stride[0]
+    kernel = block.conv_dw.conv.kernel.shape[0]
+    dn = ("NHWC", "HWIO", "NHWC")
+    act_e, act_d = activation(block.conv_pw.act), activation(block.conv_dw.act)
+    s_e, b_e = _bn_affine(block.conv_pw.bn)
+    s_d, b_d = _bn_affine(block.conv_dw.bn)
+    s_p, b_p = _bn_affine(block.conv_pwl.bn)
+    w_e, w_d, w_p = (block.conv_pw.conv.kernel[...], block.conv_dw.conv.kernel[...], block.conv_pwl.conv.kernel[...])
+    # slice i takes expanded channels i*k ... (i+1)*k - 1 of every weight
+    slices = (w_e.reshape(1, 1, -1, splits, k).transpose(3, 0, 1, 2, 4), s_e.reshape(splits, k), b_e.reshape(splits, k),
+              w_d.reshape(kernel, kernel, 1, splits, k).transpose(3, 0, 1, 2, 4), s_d.reshape(splits, k),
+              b_d.reshape(splits, k), w_p.reshape(1, 1, splits, k, -1).transpose(2, 0, 1, 3, 4))
+    padding = block.conv_dw.conv.padding
 
     def forward(x):
-        total = None
-        for expand, depthwise, project in pieces:
-            part = project(depthwise(expand(x)))
-            total = part if total is None else total + part
-        y = bn(total)
+        out = -(-x.shape[1] // stride), -(-x.shape[2] // stride)
+        total = jnp.zeros((x.shape[0], *out, w_p.shape[-1]), x.dtype)
+
+        def one_slice(total, weights):
+            we, se, be, wd, sd, bd, wp = weights
+            e = act_e(jax.lax.conv_general_dilated(x, we, (1, 1), "SAME", dimension_numbers=dn) * se + be)
+            d = act_d(jax.lax.conv_general_dilated(e, wd, (stride, stride), padding, dimension_numbers=dn,
+                                                   feature_group_count=k) * sd + bd)
+            return total + jax.lax.conv_general_dilated(d, wp, (1, 1), "SAME", dimension_numbers=dn), None
+
+        total, _ = jax.lax.scan(one_slice, total, slices)
+        y = total * s_p + b_p
         return x + y if block.has_skip else y
 
     return forward
