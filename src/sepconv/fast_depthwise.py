@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import itertools
 from typing import Callable
 
@@ -118,7 +119,7 @@ def _rewritten_conv(eqn, x, w):
         return shifted_depthwise_conv(x, w, **geometry)
 
     record = conv_record(eqn)
-    name = f"{REWRITTEN_NAME}_{abs(hash(record)):x}"
+    name = f"{REWRITTEN_NAME}_{hashlib.sha1(repr(record).encode()).hexdigest()[:10]}"
     _RECORDS[name] = record
     rewritten.__name__ = name  # the call's name in the jaxpr, by which the counter finds its rule
     return jax.jit(rewritten)(x, w)
