@@ -35,7 +35,7 @@ from .fast_depthwise import depthwise_by_shifts
 
 __all__ = ["Timing", "time_call", "device_info", "measure_peaks", "layer_benchmarks", "SHIFTS_LAYER",
            "guideline_experiments", "model_latencies", "keras_function", "keras_comparison", "KERAS_PROGRAMS",
-           "KERAS_RATIOS", "fused_convolutions", "run_all", "load_results", "results_dir", "SHIPPED_RESULTS",
+           "KERAS_RATIOS", "fused_convolutions", "run_all", "interleaved", "roofline_seconds", "successor_blocks", "load_results", "results_dir", "SHIPPED_RESULTS",
            "user_results_root"]
 
 
@@ -231,13 +231,88 @@ def guideline_experiments(repeats: int = 20, size: int = 28, blocks: int = 10) -
     return out
 
 
+def _op_traffic(result) -> list[tuple[int, int]]:
+    """``(MACs, bytes)`` per costed operation: input, weights and output moved once, float32."""
+    return [(op.total_macs, 4 * op.calls * (math.prod(op.input_shape) + math.prod(op.kernel_shape)
+                                            + math.prod(op.output_shape))) for op in result.ops]
+
+
+def roofline_seconds(ops: list[tuple[int, int]], peaks: dict) -> float:
+    """The roofline estimate of a program: ``sum max(2 MACs / P, bytes / B)`` over its operations."""
+    return sum(max(2 * m / peaks["peak_flops"], b / peaks["peak_bandwidth"]) for m, b in ops)
+
+
 def _traffic_and_macs(model, resolution: int) -> tuple[int, int, list]:
     from .counter import count
 
     result = count(model, jnp.zeros((1, resolution, resolution, 3)))
-    ops = [(op.macs, 4 * (math.prod(op.input_shape) + math.prod(op.kernel_shape) + math.prod(op.output_shape)))
-           for op in result.ops]
+    ops = _op_traffic(result)
     return result.macs, sum(b for _, b in ops), ops
+
+
+def interleaved(programs: dict, rounds: int, repeats: int, warmup: int = 3) -> dict:
+    """Time ``{label: (jitted fn, args)}`` in ``rounds`` rounds, each timing every program back to back
+    (the median of ``repeats`` calls): ``{label: [median per round]}``. Ratios of one round compare
+    measurements taken moments apart, so a slow spell of the machine hits every program alike."""
+    times = {label: [] for label in programs}
+    for i in range(rounds):
+        for label, (fn, args) in programs.items():
+            times[label].append(time_call(fn, *args, warmup=warmup if i == 0 else 1, repeats=repeats).median_s)
+    return times
+
+
+#: EfficientNetV2's question at equal output shapes: (label, input size, c_in, c_out, expansion, stride).
+FUSED_STAGES = (("112x112x24 -> 56x56x48", 112, 24, 48, 4, 2), ("56x56x48 -> 28x28x64", 56, 48, 64, 4, 2),
+                ("28x28x64 -> 14x14x128", 28, 64, 128, 4, 2), ("14x14x128 -> 14x14x128", 14, 128, 128, 4, 1))
+#: ConvNeXt's question: depthwise kernels at ConvNeXt-T's first and third stage shapes.
+DEPTHWISE_SHAPES = ((56, 96), (14, 384))
+
+
+def successor_blocks(peaks: dict, rounds: int = 7, repeats: int = 10) -> dict:
+    """The two measurements of chapter 8, interleaved per shape: MBConv (depthwise as XLA's grouped
+    convolution and as shifted multiply-adds) against Fused-MBConv at equal output shapes (SiLU, no
+    squeeze-excite, batch 1), and a depthwise layer with 3x3, 5x5 and 7x7 kernels both ways."""
+    from flax import nnx
+
+    from .blocks import ConvSpec, MBConvSpec
+    from .counter import count, pure_module
+
+    def program(spec, size, channels, shifts=False):
+        module = spec.build(nnx.Rngs(0))
+        module.eval()
+        fn, state = pure_module(module, flat=True)
+        x = jnp.ones((1, size, size, channels), jnp.float32)
+        ops = _op_traffic(count(fn, state, x))
+        jitted = jax.jit(depthwise_by_shifts(fn) if shifts else fn)
+        return (jitted, (state, x)), ops
+
+    fused_rows = []
+    for label, size, c_in, c_out, t, stride in FUSED_STAGES:
+        specs = {"MBConv": (MBConvSpec(c_in, c_in * t, c_out, 3, stride, act="silu"), False),
+                 "MBConv, shifts": (MBConvSpec(c_in, c_in * t, c_out, 3, stride, act="silu"), True),
+                 "Fused-MBConv": (MBConvSpec(c_in, c_in * t, c_out, 3, stride, act="silu", fused=True), False)}
+        programs, costs = {}, {}
+        for name, (spec, shifts) in specs.items():
+            programs[name], ops = program(spec, size, c_in, shifts)
+            costs[name] = {"macs": sum(m for m, _ in ops), "bytes": sum(b for _, b in ops),
+                           "roofline_s": roofline_seconds(ops, peaks)}
+        times = interleaved(programs, rounds, repeats)
+        fused_rows.append({"stage": label, "costs": costs, "times": times,
+                           "seconds": {k: float(np.median(v)) for k, v in times.items()}})
+    kernel_rows = []
+    for size, channels in DEPTHWISE_SHAPES:
+        programs, costs = {}, {}
+        for k in (3, 5, 7):
+            spec = ConvSpec(channels, channels, k, groups=channels, act=None, norm=None)
+            for shifts in (False, True):
+                name = f"{k}x{k}{', shifts' if shifts else ''}"
+                programs[name], ops = program(spec, size, channels, shifts)
+                costs[name] = {"macs": sum(m for m, _ in ops), "bytes": sum(b for _, b in ops),
+                               "roofline_s": roofline_seconds(ops, peaks)}
+        times = interleaved(programs, rounds, repeats)
+        kernel_rows.append({"shape": f"{size}x{size}x{channels}", "costs": costs, "times": times,
+                            "seconds": {k: float(np.median(v)) for k, v in times.items()}})
+    return {"fused": fused_rows, "depthwise_kernels": kernel_rows}
 
 
 def model_latencies(peaks: dict, repeats: int = 15) -> list[dict]:
@@ -259,7 +334,7 @@ def model_latencies(peaks: dict, repeats: int = 15) -> list[dict]:
         t = time_call(jax.jit(fn), state, x, repeats=repeats)
         shifts = time_call(jax.jit(depthwise_by_shifts(fn)), state, x, repeats=repeats)
         macs, moved, ops = _traffic_and_macs(model, resolution)
-        estimate = sum(max(2 * m / peaks["peak_flops"], b / peaks["peak_bandwidth"]) for m, b in ops)
+        estimate = roofline_seconds(ops, peaks)
         rows.append({"model": name, "alpha": alpha, "resolution": resolution, "macs": macs, "bytes": moved,
                      "roofline_s": estimate, "median_s": t.median_s, "spread": t.spread,
                      "shifts_median_s": shifts.median_s, "shifts_spread": shifts.spread})
@@ -312,12 +387,8 @@ def keras_comparison(batches=(1, 32), rounds: int = 9, repeats: int = 10, batche
             programs[label] = (jax.jit(depthwise_by_shifts(fn) if shifts else fn), params)
         for batch in batches:
             x = jnp.zeros((batch, 224, 224, 3))
-            times = {label: [] for label in programs}
-            calls = repeats if batch == 1 else batched_repeats
-            for i in range(rounds):
-                warmup = 3 if i == 0 else 1  # compiled in the first round
-                for label, (fn, params) in programs.items():
-                    times[label].append(time_call(fn, *params, x, warmup=warmup, repeats=calls).median_s)
+            times = interleaved({label: (fn, (*params, x)) for label, (fn, params) in programs.items()}, rounds,
+                                repeats if batch == 1 else batched_repeats)
             ratios = {f"{a} / {b}": [t / u for t, u in zip(times[a], times[b])] for a, b in KERAS_RATIOS}
             rows.append({"model": name, "batch": batch,
                          "seconds": {label: float(np.median(t)) for label, t in times.items()},
@@ -357,6 +428,7 @@ def run_all(out: Path | None = None, quick: bool = False, with_keras: bool = Tru
     save("guidelines", guideline_experiments(repeats=repeats, blocks=2 if quick else 10))
     if not quick:
         save("models", model_latencies(peaks))
+    save("successors", successor_blocks(peaks, rounds=2 if quick else 7, repeats=3 if quick else 10))
     if with_keras:
         rows = keras_comparison(batches=(1,) if quick else (1, 32), rounds=1 if quick else 9,
                                 repeats=2 if quick else 10, batched_repeats=2 if quick else 3)
