@@ -125,7 +125,15 @@ def test_validate_exits_nonzero_on_a_failing_record(monkeypatch, capsys):
 def test_bench_writes_to_the_users_folder_not_the_package(tmp_path):
     from sepconv import bench
 
-    result = _run("bench", "--quick", "--no-keras", env={"XDG_DATA_HOME": str(tmp_path)})
+    result = _run("bench", "--quick", "--no-keras", "--no-runtimes", env={"XDG_DATA_HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-2000:]
     written = list((tmp_path / "sepconv" / "benchmarks").glob("*/peaks.json"))
     assert len(written) == 1 and str(bench.SHIPPED_RESULTS) not in result.stdout
+
+
+def test_bench_refuses_a_missing_tflite_folder(tmp_path):
+    result = _run("bench", "--tflite", str(tmp_path / "absent"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"python -m sepconv bench: error: --tflite {tmp_path / 'absent'}: no such folder "
+        "(write it with tools/keras_to_tflite.py)"]

@@ -223,3 +223,16 @@ def test_training_roles_per_layer():
     assert result.complete
     inference = count(model, jax.ShapeDtypeStruct((2, 12, 12, 3), jnp.float32))
     assert result.peak_activation_bytes > inference.peak_activation_bytes  # activations kept for the backward pass
+
+
+def test_operations_say_what_kind_of_layer_they_are():
+    from sepconv.models import abstract_model
+
+    result = count(abstract_model("mobilenet_v2"), jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32))
+    kinds = [op.kind for op in result.ops]
+    # MobileNet v2 (Table 2): a full 3x3 stem, 17 depthwise layers, 16 expansions + 17 projections + the
+    # last 1x1 = 34 pointwise layers, one classifier
+    assert kinds[0] == "full" and kinds[-1] == "linear"
+    assert kinds.count("depthwise") == 17 and kinds.count("pointwise") == 34 and len(kinds) == 53
+    shuffle = count(abstract_model("shufflenet_v1"), jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32))
+    assert "grouped" in {op.kind for op in shuffle.ops}

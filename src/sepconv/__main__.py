@@ -113,9 +113,15 @@ def _assign(args) -> int:
 
 
 def _bench(args) -> int:
+    from pathlib import Path
+
     from .bench import run_all
 
-    out = run_all(args.out, quick=args.quick, with_keras=not args.no_keras)
+    if args.tflite and not Path(args.tflite).is_dir():
+        raise FileNotFoundError(f"--tflite {args.tflite}: no such folder (write it with tools/keras_to_tflite.py)")
+
+    out = run_all(args.out, quick=args.quick, with_keras=not args.no_keras, with_runtimes=not args.no_runtimes,
+                  tflite=args.tflite)
     print(f"results in {out}")
     return 0
 
@@ -147,11 +153,15 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser("assign", help="build, grade or check the course's assignments (otter-grader)")
     add_arguments(a)
     a.set_defaults(run=_assign)
-    b = sub.add_parser("bench", help="measure latency: layers, guidelines, models, ours vs keras.applications")
+    b = sub.add_parser("bench", help="measure latency: layers, guidelines, models, ours vs keras.applications and other runtimes")
     b.add_argument("--out", help="folder for the JSON results (default: a folder for this device under "
                                  "$XDG_DATA_HOME/sepconv/benchmarks, never the shipped results)")
     b.add_argument("--quick", action="store_true", help="a fast smoke run with few repetitions")
     b.add_argument("--no-keras", action="store_true", help="skip the keras.applications comparison")
+    b.add_argument("--no-runtimes", action="store_true",
+                   help="skip the runtime comparison (ONNX Runtime; PyTorch when installed)")
+    b.add_argument("--tflite", metavar="DIR", help="folder of LiteRT models written by tools/keras_to_tflite.py "
+                                                   "(times LiteRT with XNNPACK; needs ai-edge-litert)")
     b.set_defaults(run=_bench)
     return top
 

@@ -341,6 +341,43 @@ def model_latencies(peaks: dict, repeats: int = 15) -> list[dict]:
     return rows
 
 
+def training_step(name: str = "mobilenet_v2", batch: int = 16, resolution: int = 224, rounds: int = 5,
+                  repeats: int = 3) -> dict:
+    """A training step against a forward pass of the same network, interleaved: the forward pass in
+    training mode (batch statistics) and ``jax.value_and_grad`` of the cross-entropy (no optimizer
+    update), both with depthwise layers as shifted multiply-adds. ``macs`` holds the counter's MACs
+    per role (``count_training``), so ``predicted`` = (forward + input_grad + weight_grad) / forward
+    sits beside the ``measured`` time ratios of each round."""
+    import optax
+    from flax import nnx
+
+    from .counter import count_training
+    from .models import build_model
+
+    model = build_model(name)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, resolution, resolution, 3)), jnp.float32)
+    labels = jnp.arange(batch, dtype=jnp.int32) % 10
+
+    def forward(params, rest, x):
+        m = nnx.merge(graphdef, params, rest)
+        m.train()
+        return m(x)
+
+    shifted = depthwise_by_shifts(forward)
+
+    def loss(params, rest, x, labels):
+        return optax.softmax_cross_entropy_with_integer_labels(shifted(params, rest, x), labels).mean()
+
+    programs = {"forward": (jax.jit(shifted), (params, rest, x)),
+                "training step": (jax.jit(jax.value_and_grad(loss)), (params, rest, x, labels))}
+    times = interleaved(programs, rounds, repeats)
+    macs = count_training(model, jax.ShapeDtypeStruct(x.shape, x.dtype)).macs_by_role()
+    return {"model": name, "batch": batch, "resolution": resolution, "macs": macs,
+            "predicted": sum(macs.values()) / macs["forward"], "times": times,
+            "measured": [t / f for t, f in zip(times["training step"], times["forward"])]}
+
+
 def keras_function(model) -> tuple[Callable, list, list]:
     """``(fn, trainable, non_trainable)`` with ``fn(trainable, non_trainable, x)`` the inference output of
     a Keras model on the JAX backend: a pure JAX function, to jit, time or count like our models."""
@@ -409,7 +446,8 @@ def fused_convolutions(fn: Callable, *args) -> list[int]:
     return sorted((n for n in counts if n), reverse=True)
 
 
-def run_all(out: Path | None = None, quick: bool = False, with_keras: bool = True, log=print) -> Path:
+def run_all(out: Path | None = None, quick: bool = False, with_keras: bool = True, with_runtimes: bool = True,
+            tflite: Path | None = None, log=print) -> Path:
     """Run every experiment, write JSON files into ``out`` (default: this device's folder under
     ``user_results_root()``; the shipped results are never overwritten)."""
     info = device_info()
@@ -437,6 +475,20 @@ def run_all(out: Path | None = None, quick: bool = False, with_keras: bool = Tru
             log(f"{r['model']} batch {r['batch']}: " + ", ".join(f"{k} {t * 1e3:.1f} ms" for k, t in r["seconds"].items()))
             for key, ratio in r["ratio"].items():
                 log(f"    {key} = {ratio:.2f} (rounds {min(r['ratios'][key]):.2f} to {max(r['ratios'][key]):.2f})")
+    save("training", training_step(batch=2 if quick else 16, resolution=96 if quick else 224, rounds=1 if quick else 5,
+                                   repeats=1 if quick else 3))
+    if with_runtimes:
+        from .deploy import missing_runtime
+        from .runtimes import runtime_comparison
+
+        if missing_runtime():
+            log(f"runtimes skipped: {missing_runtime()}")
+        else:
+            save("runtimes", runtime_comparison(networks=("mobilenet_v1",) if quick else ("mobilenet_v2", "mobilenet_v1"),
+                                                resolution=96 if quick else 224,
+                                                batches=(1,) if quick else (1, 32), rounds=1 if quick else 7,
+                                                repeats=2 if quick else 10, batched_repeats=2 if quick else 3, tflite=tflite,
+                                                log=log))
     return out
 
 

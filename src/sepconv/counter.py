@@ -101,6 +101,18 @@ class OpRecord:
     def total_macs(self) -> int:
         return self.macs * self.calls
 
+    @property
+    def kind(self) -> str:
+        """What the operation is, read from its shapes as a forward layer (channels last):
+        ``linear`` (a matrix product), ``depthwise`` (one input channel per group), ``grouped``,
+        ``pointwise`` (1x1) or ``full``. A gradient's operations have other shapes; classify
+        them by the forward operation of the same ``path``."""
+        if self.primitive != "conv_general_dilated":
+            return "linear"
+        if self.feature_group_count > 1:
+            return "depthwise" if self.feature_group_count == self.input_shape[-1] else "grouped"
+        return "pointwise" if all(k == 1 for k in self.kernel_shape[:-2]) else "full"
+
     def to_dict(self) -> dict:
         d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
         d["total_macs"] = self.total_macs

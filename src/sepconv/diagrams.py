@@ -13,7 +13,7 @@ from matplotlib.patches import FancyArrowPatch, Polygon, Rectangle
 
 __all__ = ["conv_filters", "separable_factorization", "gemm_view", "residual_vs_inverted", "fire_module",
            "channel_shuffle_diagram", "shufflenet_units", "squeeze_excitation", "roofline_diagram", "mbconv_blocks",
-           "convnext_block"]
+           "convnext_block", "quantization_grids"]
 
 FONT = 12
 COLORS = {"input": "#9ecae1", "dw": "#fdae6b", "pw": "#a1d99b", "std": "#bcbddc", "out": "#c7e9c0", "norm": "#eeeeee",
@@ -364,4 +364,47 @@ def convnext_block(dim: int = 96):
                               (f"1x1 -> {dim}", 1.6, COLORS["pw"]), ("layer scale", 1.6, COLORS["norm"]),
                               (f"output, {dim}", 1.6, COLORS["out"])], gap=0.97)
     _skip(ax, centres[0], centres[-1], 5.6)
+    return fig
+
+
+def quantization_grids(bits: int = 4, sizes=(1.0, 0.5, 0.25), seed: int = 3):
+    """The weights of three depthwise channels (9 weights each, largest magnitudes ``sizes``) on a
+    symmetric grid of ``bits`` bits: one scale for the tensor (left) or one per channel (right)."""
+    import numpy as np
+
+    levels = 2 ** (bits - 1) - 1
+    rng = np.random.default_rng(seed)
+    channels = []
+    for size in sizes:
+        w = rng.uniform(-1, 1, 9)
+        channels.append(w / np.abs(w).max() * size)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    used = {}
+    for ax, per in zip(axes, ("tensor", "channel")):
+        for row, w in enumerate(channels):
+            scale = (max(sizes) if per == "tensor" else np.abs(w).max()) / levels
+            grid = np.arange(-levels, levels + 1) * scale
+            q = np.clip(np.round(w / scale), -levels, levels) * scale
+            used[per, row] = int(np.sum(np.abs(grid) <= np.abs(w).max() + 1e-12))
+            y = len(channels) - 1 - row
+            ax.plot([-1.05, 1.05], [y, y], color="#bbbbbb", lw=1)
+            ax.plot(grid, [y] * len(grid), "|", color="#555555", ms=12)
+            ax.plot(w, [y + 0.18] * len(w), "o", mfc="none", mec=COLORS["dw"], ms=6)
+            ax.plot(q, [y - 0.18] * len(q), "o", color="#d95f0e", ms=6)
+            ax.text(1.1, y, f"{used[per, row]} levels\nspan it", va="center", fontsize=FONT - 1)
+        ax.set_title(f"one scale per {per}", fontsize=FONT)
+        ax.set_xlim(-1.1, 1.45)
+        ax.set_xlabel("weight value", fontsize=FONT)
+        ax.set_yticks(range(len(channels)))
+        ax.set_yticklabels([f"channel, max {s:g}" for s in reversed(sizes)], fontsize=FONT - 1)
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
+    fig.suptitle(f"{bits}-bit weights of a depthwise layer: open circles the weights, filled the rounded values",
+                 fontsize=FONT - 1)
+    fig.alt = (f"Two panels of number lines, one line per channel of a depthwise layer with 9 weights each, the "
+               f"channels' largest weights {', '.join(f'{s:g}' for s in sizes)}. Tick marks are the {2 * levels + 1} "
+               f"levels of a {bits}-bit grid. With one scale for the tensor only {used['tensor', len(sizes) - 1]} levels "
+               f"span the smallest channel's range; with one scale per channel every channel spans all "
+               f"{used['channel', len(sizes) - 1]}.")
+    fig.tight_layout()
     return fig

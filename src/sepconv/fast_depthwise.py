@@ -35,7 +35,8 @@ from jax.extend import core
 
 from .counter import conv_record, register_call_rule, sub_jaxprs
 
-__all__ = ["depthwise_by_shifts", "is_depthwise", "shifted_depthwise_conv", "REWRITTEN_NAME"]
+__all__ = ["depthwise_by_shifts", "fast_inference", "rewrite_equations", "fast_equation", "is_depthwise", "is_pointwise",
+           "shifted_depthwise_conv", "REWRITTEN_NAME"]
 
 #: The name of the ``jit`` call each rewritten depthwise convolution becomes (a suffix tells geometries apart).
 REWRITTEN_NAME = "depthwise_by_shifts"
@@ -125,9 +126,78 @@ def _rewritten_conv(eqn, x, w):
     return jax.jit(rewritten)(x, w)
 
 
-def _has_depthwise(jaxpr) -> bool:
+def is_pointwise(eqn) -> bool:
+    """Whether ``eqn`` is a 1x1 convolution that is one matrix product as laid out: channels last in
+    the input and output (NHWC, Flax's layout), an ``HWIO`` kernel, stride 1, no padding or dilation,
+    one group."""
+    if eqn.primitive.name != "conv_general_dilated":
+        return False
+    p = eqn.params
+    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
+    rhs = eqn.invars[1].aval
+    n = rhs.ndim
+    channels_last = (tuple(lhs_spec) == tuple(out_spec) == (0, n - 1, *range(1, n - 1))
+                     and tuple(rhs_spec) == (n - 1, n - 2, *range(n - 2)))
+    return (channels_last and p["feature_group_count"] == 1 and p["batch_group_count"] == 1
+            and all(rhs.shape[d] == 1 for d in range(n - 2)) and all(s == 1 for s in p["window_strides"])
+            and all(d == 1 for d in p["lhs_dilation"]) and all(tuple(q) == (0, 0) for q in p["padding"]))
+
+
+#: Full convolutions with fewer input channels than this become im2col + one matrix product in
+#: ``fast_inference`` (a network's stem: 3 channels in, where a convolution library vectorizes badly).
+IM2COL_MAX_CHANNELS = 16
+
+
+def is_narrow_conv(eqn) -> bool:
+    """Whether ``eqn`` is a full (one group) channels-last convolution with fewer than
+    ``IM2COL_MAX_CHANNELS`` input channels and no input dilation: a stem that ``fast_inference``
+    computes as im2col and one matrix product."""
+    if eqn.primitive.name != "conv_general_dilated":
+        return False
+    p = eqn.params
+    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
+    rhs = eqn.invars[1].aval
+    n = rhs.ndim
+    channels_last = (tuple(lhs_spec) == tuple(out_spec) == (0, n - 1, *range(1, n - 1))
+                     and tuple(rhs_spec) == (n - 1, n - 2, *range(n - 2)))
+    return (channels_last and p["feature_group_count"] == 1 and p["batch_group_count"] == 1
+            and rhs.shape[-2] < IM2COL_MAX_CHANNELS and all(d == 1 for d in p["lhs_dilation"]))
+
+
+def _im2col_matmul(eqn, x, w):
+    """``patches(x) @ w``: the ``K_h K_w C`` input values under each output position side by side
+    (im2col, chapter 1's GEMM view), then one matrix product with the kernel as a ``(K_h K_w C, D)``
+    matrix. For a 3-channel stem the patches are small and the product runs at matrix speed."""
+    p = eqn.params
+    spatial = w.ndim - 2
+    pads = [(0, 0)] + [tuple(q) for q in p["padding"]] + [(0, 0)]
+    x = lax.pad(x, jnp.zeros((), x.dtype), [(lo, hi, 0) for lo, hi in pads])
+    kernel = w.shape[:spatial]
+    strides, dilation = p["window_strides"], p["rhs_dilation"]
+    out_size = [(x.shape[1 + i] - (kernel[i] - 1) * dilation[i] - 1) // strides[i] + 1 for i in range(spatial)]
+    columns = []
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        start = [0] + [o * d for o, d in zip(offset, dilation)] + [0]
+        limit = [x.shape[0]] + [st + (o - 1) * s + 1 for st, o, s in zip(start[1:], out_size, strides)] + [x.shape[-1]]
+        columns.append(lax.slice(x, start, limit, [1, *strides, 1]))
+    patches = jnp.concatenate(columns, axis=-1)
+    out = lax.dot_general(patches, w.reshape(-1, w.shape[-1]), (((patches.ndim - 1,), (0,)), ((), ())),
+                          precision=p.get("precision"), preferred_element_type=p.get("preferred_element_type"))
+    return out.astype(eqn.outvars[0].aval.dtype)
+
+
+def _pointwise_matmul(eqn, x, w):
+    """``y[..., d] = sum_c x[..., c] w[c, d]``: a 1x1 convolution as the matrix product it is."""
+    kernel = w.reshape(w.shape[-2], w.shape[-1])
+    out = lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())),
+                          precision=eqn.params.get("precision"),
+                          preferred_element_type=eqn.params.get("preferred_element_type"))
+    return out.astype(eqn.outvars[0].aval.dtype)
+
+
+def _contains(jaxpr, match) -> bool:
     for eqn in jaxpr.eqns:
-        if is_depthwise(eqn) or any(_has_depthwise(sub) for sub in sub_jaxprs(eqn)):
+        if match(eqn) or any(_contains(sub, match) for sub in sub_jaxprs(eqn)):
             return True
     return False
 
@@ -142,7 +212,7 @@ def _inlined_body(eqn):
     return body if isinstance(body, core.ClosedJaxpr) else None
 
 
-def _evaluate(jaxpr, consts, args):
+def _evaluate(jaxpr, consts, args, match, apply):
     env = {}
 
     def read(v):
@@ -153,10 +223,10 @@ def _evaluate(jaxpr, consts, args):
     for eqn in jaxpr.eqns:
         invals = [read(v) for v in eqn.invars]
         body = _inlined_body(eqn)
-        if is_depthwise(eqn):
-            outvals = [_rewritten_conv(eqn, *invals)]
-        elif body is not None and _has_depthwise(body.jaxpr):
-            outvals = _evaluate(body.jaxpr, body.consts, invals[len(invals) - len(body.jaxpr.invars):])
+        if match(eqn):
+            outvals = apply(eqn, *invals)
+        elif body is not None and _contains(body.jaxpr, match):
+            outvals = _evaluate(body.jaxpr, body.consts, invals[len(invals) - len(body.jaxpr.invars):], match, apply)
         else:
             bound = eqn.primitive.get_bind_params(eqn.params)
             subfuns, params = bound if isinstance(bound, tuple) else ((), bound)  # older JAX returns a pair
@@ -169,18 +239,50 @@ def _evaluate(jaxpr, consts, args):
     return [read(v) for v in jaxpr.outvars]
 
 
+def rewrite_equations(fn: Callable, match: Callable, apply: Callable) -> Callable:
+    """``fn`` with every equation ``eqn`` for which ``match(eqn)`` holds computed by
+    ``apply(eqn, *inputs)`` (a list of outputs) instead; everything else runs as traced. Bodies of
+    ``jit`` and other calls are inlined where they hold a match; ``scan``, ``cond`` and ``while``
+    bodies are left as they are. The interpreter behind ``depthwise_by_shifts``, ``fast_inference``
+    and the quantization simulator of ``sepconv.deploy``."""
+
+    @functools.wraps(fn)
+    def rewritten(*args):
+        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+        outs = _evaluate(closed.jaxpr, closed.consts, jax.tree.leaves(args), match, apply)
+        return jax.tree.unflatten(jax.tree.structure(out_shape), outs)
+
+    return rewritten
+
+
 def depthwise_by_shifts(fn: Callable) -> Callable:
     """``fn`` with each depthwise convolution computed as shifted multiply-adds (module docstring).
 
     The result takes and returns what ``fn`` does; ``jax.jit`` it (it retraces ``fn`` on each
     un-jitted call). Convolutions inside ``scan``, ``cond`` or ``while`` bodies are left as they are.
     """
+    return rewrite_equations(fn, is_depthwise, lambda eqn, x, w: [_rewritten_conv(eqn, x, w)])
 
-    @functools.wraps(fn)
-    def rewritten(*args):
-        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
-        outs = _evaluate(closed.jaxpr, closed.consts, jax.tree.leaves(args))
-        return jax.tree.unflatten(jax.tree.structure(out_shape), outs)
 
-    return rewritten
+def fast_equation(eqn, x, w) -> list:
+    """The outputs of a convolution equation computed the fast way on CPU: a depthwise one as shifted
+    multiply-adds, a 1x1 one as a matrix product, a narrow one (a stem) as im2col and a matrix
+    product, any other as traced."""
+    if is_depthwise(eqn):
+        return [_rewritten_conv(eqn, x, w)]
+    if is_pointwise(eqn):
+        return [_pointwise_matmul(eqn, x, w)]
+    if is_narrow_conv(eqn):
+        return [_im2col_matmul(eqn, x, w)]
+    return [eqn.primitive.bind(x, w, **eqn.params)]
 
+
+def fast_inference(fn: Callable) -> Callable:
+    """``fn`` with depthwise convolutions as shifted multiply-adds, 1x1 convolutions as matrix
+    products (``lax.dot_general``, which XLA CPU hands to its matrix-multiply library) and narrow
+    full convolutions (the 3-channel stem) as im2col and a matrix product; the same
+    function, the same MACs (the counter costs a ``dot_general`` as the convolution it replaces).
+    For inference: fold BatchNorm first (``sepconv.deploy.fold_batchnorm``) so each layer is one
+    convolution plus a bias."""
+    return rewrite_equations(fn, lambda eqn: is_depthwise(eqn) or is_pointwise(eqn) or is_narrow_conv(eqn),
+                             fast_equation)

@@ -36,15 +36,15 @@ TINY_MOBILENET = (
 )
 
 
-def tiny_mobilenet_spec(alpha: float = 1.0, separable: bool = True, resolution: int = 16):
+def tiny_mobilenet_spec(alpha: float = 1.0, separable: bool = True, resolution: int = 16, act: str = "relu"):
     """The ``ResolvedNetwork`` of ``TINY_MOBILENET`` (or its full-convolution twin) for 10 classes."""
     spec = TINY_MOBILENET if separable else full_conv_twin(TINY_MOBILENET)
-    return resolve_mobilenet_v1(spec, alpha, resolution, 10, name="tiny_mobilenet")
+    return resolve_mobilenet_v1(spec, alpha, resolution, 10, name="tiny_mobilenet", act=act)
 
 
-def tiny_mobilenet(alpha: float = 1.0, separable: bool = True, seed: int = 0):
+def tiny_mobilenet(alpha: float = 1.0, separable: bool = True, seed: int = 0, act: str = "relu"):
     """A runnable ``TINY_MOBILENET`` (in eval mode; ``fit`` switches it to training mode)."""
-    return tiny_mobilenet_spec(alpha, separable).build(seed)
+    return tiny_mobilenet_spec(alpha, separable, act=act).build(seed)
 
 
 @dataclass(frozen=True)
@@ -155,30 +155,31 @@ def fit(model: nnx.Module, data: Digits, epochs: int = 5, batch: int = 64, learn
 
 
 def train_seeds(variants, data: Digits, seeds=(0, 1, 2), workers: int = 2, **kwargs) -> dict:
-    """Train ``tiny_mobilenet(alpha, separable)`` for every ``(separable, alpha)`` of ``variants`` once
-    per seed (initialization and batch order), ``workers`` runs at a time in threads (XLA releases
-    the interpreter while it computes, and a small network keeps a core busy only part of the time).
+    """Train ``tiny_mobilenet(alpha, separable, act=act)`` for every ``(separable, alpha)`` or
+    ``(separable, alpha, act)`` of ``variants`` once per seed (initialization and batch order; ``seeds``
+    may map each variant to its own seeds), ``workers`` runs at a time in threads (XLA releases the interpreter while it computes, and a
+    small network keeps a core busy only part of the time).
 
-    Returns ``{(separable, alpha): [{"seed", "losses", "accuracy", "model"} per seed]}``; each run's
-    numbers are those of a run alone.
+    Returns ``{variant: [{"seed", "losses", "accuracy", "model"} per seed]}``; each run's numbers
+    are those of a run alone.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    jobs = [(separable, alpha, seed) for separable, alpha in variants for seed in seeds]
+    jobs = [(tuple(variant), seed) for variant in variants
+            for seed in (seeds[variant] if isinstance(seeds, dict) else seeds)]
 
     def run(job):
-        separable, alpha, seed = job
-        model = tiny_mobilenet(alpha, separable, seed=seed)
+        (separable, alpha, *act), seed = job
+        model = tiny_mobilenet(alpha, separable, seed=seed, act=act[0] if act else "relu")
         losses = fit(model, data, seed=seed, **kwargs)
         return {"seed": seed, "losses": losses, "accuracy": accuracy(model, data.x_test, data.y_test), "model": model}
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         results = list(pool.map(run, jobs))
     out = {}
-    for (separable, alpha, _), result in zip(jobs, results):
-        out.setdefault((separable, alpha), []).append(result)
+    for (variant, _), result in zip(jobs, results):
+        out.setdefault(variant, []).append(result)
     return out
-
 
 def data_parallel(model: nnx.Module, optimizer: nnx.Optimizer, devices=None) -> tuple[Mesh, NamedSharding]:
     """Replicate model and optimizer state over a 1-D mesh of ``devices``; return the mesh and the batch sharding.

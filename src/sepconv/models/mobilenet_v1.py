@@ -58,17 +58,18 @@ def full_conv_twin(spec: Sequence) -> tuple:
 
 
 def resolve_mobilenet_v1(spec: Sequence = MOBILENET_V1, alpha: float = 1.0, resolution: int = 224,
-                         classes: int = 1000, name: str = "mobilenet_v1") -> ResolvedNetwork:
+                         classes: int = 1000, name: str = "mobilenet_v1", act: str = "relu") -> ResolvedNetwork:
     """Typed blocks of a MobileNet v1 ``spec``: ``Conv`` rows become ``ConvSpec``, ``DepSepConv`` rows
-    ``SeparableSpec``, each with ``v1_depth(depth, alpha)`` output channels and ReLU."""
+    ``SeparableSpec``, each with ``v1_depth(depth, alpha)`` output channels and ``act`` (the paper's
+    ReLU; TF-slim's checkpoints use ReLU6)."""
     check_resolution(resolution)
     blocks, channels = [], 3
     for op in spec:
         depth = v1_depth(op.depth, alpha)
         if isinstance(op, Conv):
-            blocks.append(ConvSpec(channels, depth, op.kernel, op.stride, act="relu"))
+            blocks.append(ConvSpec(channels, depth, op.kernel, op.stride, act=act))
         elif isinstance(op, DepSepConv):
-            blocks.append(SeparableSpec(channels, depth, op.kernel, op.stride, act="relu"))
+            blocks.append(SeparableSpec(channels, depth, op.kernel, op.stride, act=act))
         else:
             raise TypeError(f"a MobileNet v1 spec row is Conv or DepSepConv, got {op!r}")
         channels = depth
