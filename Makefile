@@ -7,7 +7,7 @@ MATHJAX := book/_vendor/mathjax/tex-chtml.js
 export JAX_PLATFORMS ?= cpu
 export PYTHONHASHSEED := 0
 
-.PHONY: book test install vendor notebooks clean
+.PHONY: book test install vendor notebooks timings clean
 
 install: $(VENV)/.installed
 
@@ -32,8 +32,14 @@ book: install vendor
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 	@echo "website: _build/html/index.html"
 
+# Two workers (the CI machine has two cores); a notebook's cells and the website's tests stay together.
 test: install vendor
-	$(BIN)/python -m pytest tests chapters book/index.ipynb --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15 tests chapters book/index.ipynb \
+		--nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+# How long each notebook takes to execute in a fresh kernel (targets: each under a minute, all under four).
+timings: install
+	$(BIN)/python tools/timings.py --cells 3 chapters/*.ipynb book/index.ipynb
 
 # Re-run every chapter and store its outputs (after editing a chapter or the library).
 notebooks: install

@@ -28,3 +28,15 @@ def site():
                             env=dict(os.environ, JAX_PLATFORMS="cpu"))
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     return ROOT / "_build" / "html"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``--dist loadgroup``): a notebook's cells run in order in one kernel, so they
+    stay on one worker; the tests that read the built website share one build."""
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.xdist_group(path.stem))
+        elif "site" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("site"))

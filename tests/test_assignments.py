@@ -1,79 +1,108 @@
+"""The assignments on otter-grader: every one builds without leaking solutions and grades safely."""
+
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from sepconv.assignments import build, grade, strip_solutions
+from sepconv.assignments import AssignmentError, build, check, solution_leaks
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = sorted((ROOT / "book" / "assignments").glob("*.ipynb"))
+MASTERS = sorted((ROOT / "book" / "assignments").glob("*.ipynb"))
 
 
-def _solution_lines(nb):
-    lines = []
-    for cell in nb.cells:
-        inside = False
-        for line in cell.source.splitlines():
-            if line.strip() == "# BEGIN SOLUTION":
-                inside = True
-            elif line.strip() == "# END SOLUTION":
-                inside = False
-            elif inside and line.strip():
-                lines.append(line.strip())
-    return lines
+def test_one_assignment_per_chapter_worth_10_to_20_points():
+    assert len(MASTERS) >= 7
+    for master in MASTERS:
+        nb = nbformat.read(master, as_version=4)
+        text = "\n".join(c.source for c in nb.cells if c.cell_type == "raw")
+        points = [float(p) for p in re.findall(r"^points: (\S+)$", text, flags=re.M)]
+        questions = text.count("# BEGIN QUESTION")
+        assert "manual: true" in text, f"{master.name} has no written question"
+        # question points (tests carry their own points inside code cells, not raw cells)
+        assert questions >= 4 and 10 <= sum(points) <= 20, (master.name, points)
 
 
-@pytest.fixture(scope="module", params=SOURCES, ids=lambda p: p.stem)
-def built(request, tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist")
-    student, grader = build(request.param, out)
-    return request.param, student, grader
+@pytest.mark.parametrize("master", MASTERS, ids=lambda p: p.stem)
+def test_assignment_grades_right(master, tmp_path):
+    """Solutions full marks; untouched handout 0 without solution text; suppressing errors and patching
+    the library earns nothing; exiting the kernel and an endless loop cost only their own questions."""
+    grades = check(master, tmp_path)
+    assert grades["solution"]["score"] == grades["solution"]["total"] >= 10
+    assert grades["untouched student"]["score"] == 0
+    assert grades["error-suppressing, library-patching"]["score"] == 0
+    crash = grades["exiting and looping"]
+    assert sorted(crash["removed"].values())[0] == "ended the kernel"
+    assert sorted(crash["removed"].values())[1].startswith("ran longer than")
+    assert 0 < crash["score"] < crash["total"]
 
 
-def test_student_version_has_no_solutions_and_no_hidden_tests(built):
-    source, student, grader = built
-    reference = nbformat.read(source, as_version=4)
-    handout = nbformat.read(student, as_version=4)
-    text = "\n".join(c.source for c in handout.cells)
-    solutions = _solution_lines(reference)
-    assert solutions, "the source notebook marks no solutions"
-    assert not [line for line in solutions if line in text]
-    assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
-    assert not any("hidden-tests" in c.metadata.get("tags", []) for c in handout.cells)
-    assert all(not c.get("outputs") for c in handout.cells if c.cell_type == "code")
-    hidden = [t for t in json.loads(Path(grader).read_text())["tests"] if t["hidden"]]
-    assert hidden and not [t for t in hidden if t["source"] in text]
+def _master(tmp_path, solution_cells, extra_cells=()):
+    raw, code, md = nbformat.v4.new_raw_cell, nbformat.v4.new_code_cell, nbformat.v4.new_markdown_cell
+    cells = [raw("# ASSIGNMENT CONFIG\nname: tiny\nexport_cell: false\ncheck_all_cell: false\ntests:\n  files: false"),
+             *extra_cells, raw("# BEGIN QUESTION\nname: q1\npoints: 1"), md("What is 6 * 7?"),
+             raw("# BEGIN SOLUTION"), *solution_cells, raw("# END SOLUTION"), raw("# BEGIN TESTS"),
+             code('""" # BEGIN TEST CONFIG\nhidden: true\npoints: 1\n""" # END TEST CONFIG\nassert answer == 42'),
+             raw("# END TESTS"), raw("# END QUESTION")]
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
 
 
-def test_reference_scores_full_marks_and_blank_scores_zero(built):
-    source, student, grader = built
-    full = grade(source, grader)
-    assert full.score == full.total > 0, full.to_dict()
-    blank = grade(student, grader)
-    assert blank.score == 0, blank.to_dict()
+@pytest.mark.parametrize("stray", ["### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION", "#begin solution",
+                                   "answer = 42  # solution", "<!-- BEGIN SOLUTION -->"])
+def test_solution_markers_outside_a_solution_block_are_refused(tmp_path, stray):
+    path = _master(tmp_path, [nbformat.v4.new_code_cell("answer = 42  # SOLUTION")],
+                   [nbformat.v4.new_code_cell(stray)])
+    with pytest.raises(AssignmentError, match="solution marker outside a '# BEGIN SOLUTION' block"):
+        build(path, tmp_path / "dist")
 
 
-def test_partial_work_gets_partial_credit_and_edited_tests_do_not_count(built, tmp_path):
-    source, student, grader = built
-    nb = nbformat.read(student, as_version=4)
-    for cell in nb.cells:
-        if "def cost_ratio" in cell.source:
-            cell.source = "def cost_ratio(n, k):\n    return Fraction(1, n) + Fraction(1, k * k)"
-        if "tests" in cell.metadata.get("tags", []):
-            cell.source = "pass  # a student 'fixing' the visible tests"
-    partial = tmp_path / "partial.ipynb"
-    nbformat.write(nb, partial)
-    result = grade(partial, grader)
-    earned = {t.name: t.earned for t in result.tests}
-    assert earned["q2 example"] == 0.5 and earned["q2 exact fractions"] == 0.5
-    assert result.score == 1.0
+def test_a_solution_cell_without_markers_would_leak_and_is_refused(tmp_path):
+    """Otter hands out a solution cell's unmarked lines unchanged: build stops on it."""
+    path = _master(tmp_path, [nbformat.v4.new_code_cell("answer = 6 * 7")])
+    with pytest.raises(AssignmentError, match="solution text in the student notebook .*'answer = 6 \\* 7'"):
+        build(path, tmp_path / "dist")
 
 
-def test_solution_markers_are_checked():
-    assert strip_solutions("x = 1\n    # BEGIN SOLUTION\n    y = 2\n    # END SOLUTION\nz = 3") == \
-        'x = 1\n    raise NotImplementedError("write your solution here")\nz = 3'
-    with pytest.raises(ValueError, match="without # END SOLUTION"):
-        strip_solutions("# BEGIN SOLUTION\nx = 1")
-    with pytest.raises(ValueError, match="line 1: # END SOLUTION without"):
-        strip_solutions("# END SOLUTION")
+def test_leak_detection_sees_marked_lines_and_prose():
+    student = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("answer = ...\nprint(answer)"),
+                                              nbformat.v4.new_markdown_cell("Because the bottleneck is narrow.")])
+    assert solution_leaks(student, [("answer = 6 * 7  # SOLUTION\nprint(answer)", False)]) == []
+    assert solution_leaks(student, [("Because the bottleneck is narrow.", True)]) == ["Because the bottleneck is narrow."]
+    student.cells.append(nbformat.v4.new_code_cell("# END SOLUTION"))
+    assert solution_leaks(student, []) == ["# END SOLUTION"]
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "sepconv", "assign", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_command_line_errors_are_one_line(tmp_path):
+    missing = _cli("build", str(tmp_path / "absent.ipynb"))
+    assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0
+    assert "no master notebook" in missing.stderr
+    (tmp_path / "notes.txt").write_text("not a notebook")
+    bad = _cli("build", str(tmp_path / "notes.txt"))
+    assert bad.returncode == 2 and "is not a notebook" in bad.stderr and bad.stderr.strip().count("\n") == 0
+    wrong = _cli("grade", str(MASTERS[0]), "--autograder", str(MASTERS[0]))
+    assert wrong.returncode == 2 and "the autograder is the .zip" in wrong.stderr
+    timeout = _cli("grade", str(MASTERS[0]), "--autograder", str(MASTERS[0]), "--cell-timeout", "0")
+    assert timeout.returncode == 2 and "--cell-timeout must be positive, got 0" in timeout.stderr
+
+
+def test_build_and_grade_from_the_command_line(tmp_path):
+    built = _cli("build", str(MASTERS[0]), "--out", str(tmp_path / "dist"))
+    assert built.returncode == 0, built.stderr
+    assert "points: 12 autograded + 3 written" in built.stdout
+    (zip_path,) = (tmp_path / "dist" / "autograder").glob("*.zip")
+    graded = _cli("grade", str(tmp_path / "dist" / "autograder" / MASTERS[0].name), "--autograder", str(zip_path),
+                  "--json")
+    assert graded.returncode == 0, graded.stderr
+    result = json.loads(graded.stdout)
+    assert result["score"] == result["total"] == 12 and result["removed"] == {}

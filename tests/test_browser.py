@@ -17,8 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 CHAPTERS = sorted(p.stem for p in (ROOT / "chapters").glob("*.ipynb"))
-PAGES = ["book/index.html", "book/how_to_use.html", "book/notation.html", "book/assignments.html",
-         "book/bibliography.html"] + \
+PAGES = ["book/index.html", "book/how_to_use.html", "book/notation.html", "book/counting_contract.html",
+         "book/instructors.html", "book/assignments.html", "book/bibliography.html"] + \
     [f"chapters/{c}.html" for c in CHAPTERS]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -61,9 +61,9 @@ def browser():
         browser.close()
 
 
-def _open(browser, url):
+def _open(browser, url, width=1280):
     """Open ``url`` with every request outside localhost refused; return (page, problems)."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": width, "height": 900})
     problems = []
     page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
@@ -122,3 +122,52 @@ def test_screenshots_are_saved(browser, server):
         page.screenshot(path=str(target), full_page=False)
         assert target.stat().st_size > 10_000
         page.close()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_figures_have_alt_text_and_are_legible(browser, server, chapter):
+    """Every image says what it shows (not a file name), and is shown at no less than 55% of its
+    natural width (a figure squeezed further is too small to read)."""
+    page, _ = _open(browser, f"{server}/chapters/{chapter}.html")
+    images = page.evaluate("""() => [...document.querySelectorAll('main img')].map(i => ({
+        src: i.src, alt: i.getAttribute('alt') || '', shown: i.getBoundingClientRect().width,
+        natural: i.naturalWidth / (window.devicePixelRatio || 1)}))""")
+    assert images, "no figures"
+    for image in images:
+        alt = image["alt"].strip()
+        assert len(alt) >= 20, f"{image['src']}: alt text {alt!r}"
+        assert not alt.lower().endswith((".png", ".svg", ".jpg")) and "/" not in alt.split()[0], alt
+        assert image["shown"] >= 0.55 * min(image["natural"], 800), image
+    page.close()
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+@pytest.mark.parametrize("path", PAGES)
+def test_no_horizontal_scrolling_outside_code(browser, server, path, width):
+    """On a phone (390 px) and a laptop (1280 px) the page never scrolls sideways; only code blocks,
+    outputs and tables may scroll inside their own box."""
+    page, _ = _open(browser, f"{server}/{path}", width=width)
+    if page.locator("span.math, div.math").count():
+        page.evaluate("() => MathJax.startup.promise")
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 1, f"the page is {overflow} px wider than the {width} px window"
+    page.close()
+
+
+def test_exercises_are_numbered_per_chapter(browser, server):
+    numbers = {}
+    for chapter in ("01_separable_convolution", "09_deployment"):
+        page, _ = _open(browser, f"{server}/chapters/{chapter}.html")
+        numbers[chapter] = page.eval_on_selector_all(".exercise .admonition-title, .exercise p.admonition-title",
+                                                     "els => els.map(e => e.textContent)")
+        page.close()
+    first, last = numbers["01_separable_convolution"], numbers["09_deployment"]
+    assert len(first) >= 5 and len(last) >= 5, numbers
+    assert first[0].startswith("Exercise 1.1") and last[0].startswith("Exercise 9.1"), numbers
+
+
+def test_landing_page_shows_the_checked_numbers_as_a_table(browser, server):
+    page, _ = _open(browser, f"{server}/book/index.html")
+    rows = page.locator("main table tr").count()
+    assert rows >= 5, f"the landing page's table of checked numbers has {rows} rows"
+    page.close()

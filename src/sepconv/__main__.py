@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError, RuntimeError) as error:
         p.exit(2, f"python -m sepconv {args.command}: error: {error}\n")
 
 

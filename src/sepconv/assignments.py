@@ -1,159 +1,392 @@
-"""Course assignments: author once with solutions, hand out without, grade with hidden tests.
+"""The course's assignments on otter-grader: build them, grade them safely, and prove both work.
 
-A source notebook marks
+Each assignment is one master notebook in otter-grader's format (``book/assignments/*.ipynb``;
+https://otter-grader.readthedocs.io, "Notebook format v1"): raw cells ``# BEGIN QUESTION`` (name,
+points, ``manual: true`` for written answers), ``# BEGIN SOLUTION`` / ``# END SOLUTION`` around the
+solution cells and ``# BEGIN TESTS`` / ``# END TESTS`` around test cells (``hidden: true`` and
+``points`` in each test's config). What this module adds to otter:
 
-* solution code between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` lines;
-* test cells with the tag ``tests`` (shown to students) or ``hidden-tests``
-  (kept for grading only), and their worth in ``metadata["points"]``.
-
-``build`` writes the student notebook (solutions replaced by
-``raise NotImplementedError``, hidden tests removed, outputs cleared) and an
-autograder file (every test cell with its points). ``grade`` runs a submitted
-notebook, then runs each test of the autograder file in the same kernel (the
-student's own copies of the test cells are dropped, so editing them gains
-nothing) and reports the score.
-
-A small own step rather than nbgrader or otter-grader: those bring a database
-or a container runtime that this course does not need; the format here is the
-same idea (solution markers, hidden tests) in about a hundred lines.
+``build(master, out)``
+    runs ``otter assign`` (student notebook, autograder notebook, the Gradescope autograder zip), then
+    refuses the result if any solution text reached the student notebook. Otter copies a cell it does
+    not recognize as a solution to the students without a warning (an nbgrader-style
+    ``### BEGIN SOLUTION``, a ``# SOLUTION`` comment outside a solution block, an answer typed into
+    a prompt); ``build`` checks every line of every solution against the handout, and every marker
+    spelling anywhere in it.
+``grade(submission, autograder_zip)``
+    grades with ``otter run`` (no container needed), after a probe: the submission runs once cell by
+    cell in a fresh kernel with a time limit per cell; a cell that runs past it (an endless loop) or
+    ends the kernel (``os._exit``, a crash) is replaced by a comment, the kernel restarted and the
+    cells before it replayed, so the other answers still count. Otter runs the tests in the
+    submission's kernel after the submission, on values the tests compare with numbers written into
+    them (not recomputed by the library, which a submission could patch); suppressing errors
+    (``set_custom_exc``) changes no test's outcome.
+``check(master)``
+    what CI proves for every assignment: the solutions score full marks; the untouched student
+    notebook scores 0 and holds no solution text; a submission that suppresses errors and patches every
+    function of ``sepconv`` scores 0; a submission whose first answer exits the kernel and whose second
+    loops forever is graded within the time limit, with every other answer's points.
 """
 
 from __future__ import annotations
 
-import copy
 import json
+import math
 import re
-from dataclasses import asdict, dataclass
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
 
-__all__ = ["strip_solutions", "build", "grade", "TestResult", "Grade"]
+__all__ = ["build", "grade", "check", "Built", "Grade", "solution_leaks", "AssignmentError"]
 
-BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
-TEST_TAGS = ("tests", "hidden-tests")
-_BEGIN_RE = re.compile(r"^(\s*)# BEGIN SOLUTION\s*$")
-
-
-def strip_solutions(source: str) -> str:
-    """Replace each marked solution block by ``raise NotImplementedError`` at the block's indentation."""
-    out, inside = [], False
-    for number, line in enumerate(source.splitlines(), 1):
-        begin = _BEGIN_RE.match(line)
-        if begin:
-            if inside:
-                raise ValueError(f"line {number}: {BEGIN} inside another solution block")
-            inside = True
-            out.append(f'{begin.group(1)}raise NotImplementedError("write your solution here")')
-        elif line.strip() == END:
-            if not inside:
-                raise ValueError(f"line {number}: {END} without {BEGIN}")
-            inside = False
-        elif not inside:
-            out.append(line)
-    if inside:
-        raise ValueError(f"{BEGIN} without {END}")
-    return "\n".join(out)
+SOLUTION_TAG = "otter_assign_solution_cell"
+#: Any spelling of a solution marker: ``# BEGIN SOLUTION``, ``### BEGIN SOLUTION``, ``#begin solution``,
+#: ``# SOLUTION``, ``<!-- BEGIN SOLUTION -->``, ``# END SOLUTION NO PROMPT`` ...
+MARKER = re.compile(r"(#+|<!--)\s*((BEGIN|END)\s+)?SOLUTION\b", re.IGNORECASE)
+_CHECK = re.compile(r"""grader\.check\(\s*["'](\w+)["']\s*\)""")
 
 
-def _tests(nb) -> list[dict]:
-    tests = []
-    for index, cell in enumerate(nb.cells):
-        tags = set(cell.metadata.get("tags", []))
-        if cell.cell_type == "code" and tags & set(TEST_TAGS):
-            if "points" not in cell.metadata:
-                raise ValueError(f"test cell {index} has no 'points' in its metadata")
-            tests.append({"name": cell.metadata.get("name", f"test {len(tests) + 1}"),
-                          "points": float(cell.metadata["points"]), "hidden": "hidden-tests" in tags,
-                          "source": cell.source})
-    if not tests:
-        raise ValueError("the notebook has no test cells (tag 'tests' or 'hidden-tests')")
-    return tests
+class AssignmentError(ValueError):
+    """A master notebook or a build that would hand out or grade something wrong."""
 
 
-def build(source: str | Path, outdir: str | Path) -> tuple[Path, Path]:
-    """Write ``<name>.ipynb`` (student version) and ``<name>.autograder.json`` into ``outdir``."""
-    source, outdir = Path(source), Path(outdir)
-    nb = nbformat.read(source, as_version=4)
-    tests = _tests(nb)
-    student = copy.deepcopy(nb)
-    student.cells = [c for c in student.cells if "hidden-tests" not in c.metadata.get("tags", [])]
-    for cell in student.cells:
-        if cell.cell_type == "code":
-            cell.source = strip_solutions(cell.source)
-            cell.outputs, cell.execution_count = [], None
-    outdir.mkdir(parents=True, exist_ok=True)
-    student_path = outdir / source.name
-    nbformat.write(student, student_path)
-    grader_path = outdir / f"{source.stem}.autograder.json"
-    grader_path.write_text(json.dumps({"assignment": source.stem, "tests": tests}, indent=2))
-    return student_path, grader_path
+@dataclass(frozen=True)
+class Built:
+    """What ``build`` wrote: the student notebook, the autograder notebook (with solutions) and zip."""
 
-
-@dataclass
-class TestResult:
     name: str
-    points: float
-    earned: float
-    hidden: bool
-    error: str = ""
+    student: Path
+    solutions: Path
+    autograder: Path
+    points: dict  # question -> points, autograded questions
+    manual: dict  # question -> points, written answers graded by hand
 
 
 @dataclass
 class Grade:
+    """Autograded points per question of one submission, and the cells the probe removed."""
+
     score: float
     total: float
-    tests: list
+    questions: dict
+    removed: dict = field(default_factory=dict)  # cell index -> why
+    slowest_cell_s: float = 0.0  # the longest a kept cell ran in the probe
 
     def to_dict(self) -> dict:
-        return {"score": self.score, "total": self.total, "tests": [asdict(t) for t in self.tests]}
+        return asdict(self)
 
 
-def grade(submission: str | Path, autograder: str | Path, timeout: int = 600) -> Grade:
-    """Run ``submission`` and every test of ``autograder`` in one kernel; a test earns its points if it raises nothing."""
+# ----------------------------------------------------------------------------------------------------
+# Building
+# ----------------------------------------------------------------------------------------------------
+
+def _config(cell) -> dict:
+    import yaml
+
+    text = "\n".join(cell.source.splitlines()[1:])
+    return yaml.safe_load(text) or {}
+
+
+def _questions(master: nbformat.NotebookNode) -> tuple[dict, dict, list]:
+    """``(autograded points, manual points, solution sources)`` of a master notebook; raises on a
+    solution marker outside a solution block."""
+    points, manual, solutions = {}, {}, []
+    block = None
+    for index, cell in enumerate(master.cells):
+        first = cell.source.strip().splitlines()[0].strip().upper() if cell.source.strip() else ""
+        if cell.cell_type == "raw":
+            if first.startswith("# BEGIN QUESTION"):
+                config = _config(cell)
+                target = manual if config.get("manual") else points
+                target[config["name"]] = float(config.get("points", 1))
+            elif first == "# BEGIN SOLUTION":
+                block = "solution"
+            elif first == "# END SOLUTION":
+                block = None
+            continue
+        if block == "solution":
+            solutions.append((cell.source, cell.cell_type == "markdown"))
+        else:
+            # a marker outside a solution block is a solution otter would hand out
+            stray = [line for line in cell.source.splitlines() if MARKER.search(line)]
+            if stray:
+                raise AssignmentError(f"cell {index}: solution marker outside a '# BEGIN SOLUTION' block: "
+                                      f"{stray[0].strip()!r} (otter would copy this cell to the students)")
+    if not points:
+        raise AssignmentError("no autograded question (raw cell '# BEGIN QUESTION' without 'manual: true')")
+    if not solutions:
+        raise AssignmentError("no solution block (raw cells '# BEGIN SOLUTION' ... '# END SOLUTION')")
+    return points, manual, solutions
+
+
+def _secret_lines(source: str, markdown: bool) -> list[str]:
+    """What otter removes from a solution cell: in code, lines ending in ``# SOLUTION`` (without the
+    comment) and lines between ``# BEGIN SOLUTION`` and ``# END SOLUTION``; the whole cell when it
+    has no such marker (otter would hand it out unchanged) or is written prose."""
+    lines = source.splitlines()
+    if markdown or not any(MARKER.search(line) for line in lines):
+        return lines
+    secret, inside = [], False
+    for line in lines:
+        marker = MARKER.search(line)
+        if marker and re.match(r"\s*#+\s*BEGIN\s+SOLUTION", line, re.IGNORECASE):
+            inside = True
+        elif marker and re.match(r"\s*#+\s*END\s+SOLUTION", line, re.IGNORECASE):
+            inside = False
+        elif inside:
+            secret.append(line)
+        elif marker:
+            secret.append(line[:marker.start()])
+    return secret
+
+
+def solution_leaks(student: nbformat.NotebookNode, solutions: list[tuple[str, bool]]) -> list[str]:
+    """Solution lines (``(source, is_markdown)`` of each solution cell) and solution markers found in a
+    student notebook. Trivial lines (blank, ``...``, comments, brackets) do not count."""
+    text = "\n".join(cell.source for cell in student.cells)
+    handout = {line.strip() for line in text.splitlines()}
+    trivial = re.compile(r"^(\.\.\.|#.*|[()\[\]{},:]*|pass|else:|return)$")
+    leaks = [line.strip() for source, markdown in solutions for line in _secret_lines(source, markdown)
+             if line.strip() and not trivial.match(line.strip()) and line.strip() in handout]
+    leaks += [line.strip() for line in text.splitlines() if MARKER.search(line)]
+    return leaks
+
+
+def build(master: str | Path, out: str | Path) -> Built:
+    """``otter assign`` the master notebook into ``out`` (``student/``, ``autograder/``), then check
+    that no solution text reached the student notebook."""
+    master, out = Path(master), Path(out)
+    if not master.is_file():
+        raise FileNotFoundError(f"no master notebook {str(master)!r}")
+    try:
+        source = nbformat.read(master, as_version=4)
+    except Exception as error:  # not JSON, not a notebook
+        raise AssignmentError(f"{master} is not a notebook: {error}") from None
+    points, manual, solutions = _questions(source)
+    if out.exists():
+        shutil.rmtree(out)
+    result = subprocess.run([sys.executable, "-m", "otter", "assign", "--no-run-tests", str(master.resolve()),
+                             str(out.resolve())],
+                            capture_output=True, text=True, cwd=master.parent)
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        raise AssignmentError(f"otter assign failed on {master.name}: {lines[-1] if lines else 'no output'}")
+    student = out / "student" / master.name
+    leaks = solution_leaks(nbformat.read(student, as_version=4), solutions)
+    if leaks:
+        raise AssignmentError(f"solution text in the student notebook {student}: {leaks[0]!r}")
+    (zip_path,) = sorted((out / "autograder").glob("*.zip"))
+    return Built(master.stem, student, out / "autograder" / master.name, zip_path, points, manual)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Grading
+# ----------------------------------------------------------------------------------------------------
+
+def _probe(nb: nbformat.NotebookNode, cell_timeout: float, cwd: Path) -> tuple[dict, float]:
+    """Run ``nb`` cell by cell; ``({cell index: why}, slowest kept cell in seconds)`` for cells that ran
+    past ``cell_timeout`` or ended the kernel. After such a cell the kernel is restarted and the cells
+    that ran are replayed."""
+    import time
+
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    spec = json.loads(Path(autograder).read_text())
-    nb = nbformat.read(submission, as_version=4)
-    nb.cells = [c for c in nb.cells if not set(c.metadata.get("tags", [])) & set(TEST_TAGS)]
-    first_test = len(nb.cells)
-    for test in spec["tests"]:
-        nb.cells.append(nbformat.v4.new_code_cell(test["source"]))
-    NotebookClient(nb, timeout=timeout, allow_errors=True, kernel_name="python3",
-                   resources={"metadata": {"path": str(Path(submission).parent)}}).execute()
-    results = []
-    for test, cell in zip(spec["tests"], nb.cells[first_test:]):
-        errors = [o for o in cell.outputs if o.output_type == "error"]
-        message = f"{errors[0].ename}: {errors[0].evalue}" if errors else ""
-        results.append(TestResult(test["name"], test["points"], 0.0 if errors else test["points"], test["hidden"],
-                                  message))
-    return Grade(sum(r.earned for r in results), sum(r.points for r in results), results)
+    code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    removed, done, position, slowest = {}, [], 0, 0.0
+    while position < len(code):
+        client = NotebookClient(nb, timeout=math.ceil(cell_timeout), kernel_name="python3", allow_errors=True,
+                                resources={"metadata": {"path": str(cwd)}})
+        try:
+            with client.setup_kernel():
+                for i in done:
+                    client.execute_cell(nb.cells[i], i)
+                while position < len(code):
+                    i = code[position]
+                    position += 1
+                    start = time.perf_counter()
+                    try:
+                        client.execute_cell(nb.cells[i], i)
+                    except CellTimeoutError:
+                        removed[i] = f"ran longer than {math.ceil(cell_timeout)} s"
+                        break
+                    except DeadKernelError:
+                        removed[i] = "ended the kernel"
+                        break
+                    done.append(i)
+                    slowest = max(slowest, time.perf_counter() - start)
+        except (CellTimeoutError, DeadKernelError, RuntimeError) as error:  # a replayed cell misbehaved
+            removed.setdefault(code[position - 1], f"failed on replay: {type(error).__name__}")
+    return removed, slowest
 
+
+def grade(submission: str | Path, autograder: str | Path, cell_timeout: float = 60, timeout: float = 1200) -> Grade:
+    """Grade ``submission`` with ``otter run`` against the autograder zip of ``build``, after the probe
+    of the module docstring (``cell_timeout`` seconds per cell; ``timeout`` for otter's whole run)."""
+    submission, autograder = Path(submission), Path(autograder)
+    for path, what in ((submission, "submission"), (autograder, "autograder zip")):
+        if not path.is_file():
+            raise FileNotFoundError(f"no {what} {str(path)!r}")
+    if autograder.suffix != ".zip":
+        raise ValueError(f"the autograder is the .zip that `assign build` writes, not {autograder.name!r}")
+    try:
+        nb = nbformat.read(submission, as_version=4)
+    except Exception as error:
+        raise ValueError(f"{submission} is not a notebook: {error}") from None
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        removed, slowest = _probe(nb, cell_timeout, folder)
+        for i, why in removed.items():
+            nb.cells[i].source = f"# removed by the grader: this cell {why}"
+            nb.cells[i].outputs = []
+        target = folder / submission.name
+        nbformat.write(nb, target)
+        (folder / "results").mkdir()
+        try:
+            run = subprocess.run([sys.executable, "-m", "otter", "run", "-a", str(autograder.resolve()),
+                                  "-o", "results", target.name], capture_output=True, text=True, cwd=folder,
+                                 timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"otter run took longer than {timeout:g} s on {submission.name}") from None
+        results = folder / "results" / "results.json"
+        if not results.exists():
+            lines = (run.stderr or run.stdout).strip().splitlines()
+            raise RuntimeError(f"otter run wrote no results for {submission.name}: {lines[-1] if lines else ''}")
+        tests = json.loads(results.read_text())["tests"]
+    questions = {t["name"]: (float(t["score"]), float(t["max_score"])) for t in tests if t.get("max_score") is not None
+                 and t["name"] != "Public Tests"}
+    return Grade(sum(s for s, _ in questions.values()), sum(m for _, m in questions.values()), questions, removed,
+                 slowest)
+
+
+# ----------------------------------------------------------------------------------------------------
+# What CI proves
+# ----------------------------------------------------------------------------------------------------
+
+#: Inserted after the first cell of a cheating submission: swallow every error, then replace every
+#: function and class of the sepconv package by one returning 0.
+CHEAT = """\
+get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs: None)
+import importlib, inspect, pkgutil, sepconv
+for info in pkgutil.walk_packages(sepconv.__path__, "sepconv."):
+    try:
+        module = importlib.import_module(info.name)
+    except Exception:
+        continue
+    for name, value in list(vars(module).items()):
+        if callable(value) and getattr(value, "__module__", "").startswith("sepconv"):
+            setattr(module, name, lambda *args, **kwargs: 0)
+"""
+
+
+def _answer_cells(nb: nbformat.NotebookNode) -> dict:
+    """``{question: index of its first solution code cell}`` in an autograder notebook."""
+    cells, pending = {}, []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if SOLUTION_TAG in cell.metadata.get("tags", []):
+            named = cell.metadata.get("otter", {}).get("tests")
+            if named:
+                cells.setdefault(named[0], i)
+            else:
+                pending.append(i)
+        match = _CHECK.search(cell.source)
+        if match and pending:
+            cells.setdefault(match.group(1), pending[0])
+            pending = []
+    return cells
+
+
+def check(master: str | Path, work: str | Path | None = None, cell_timeout: float | None = None) -> dict:
+    """Build ``master`` and grade four submissions (module docstring); raise ``AssignmentError`` on the
+    first thing that does not hold. Returns the grades. The time limit per cell is ``cell_timeout``,
+    by default three times the slowest cell of the solutions plus two seconds (at least 5 s)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(work) if work else Path(scratch)
+        built = build(master, work / "dist")
+        total = sum(built.points.values())
+        grades = {}
+
+        limit = {"s": cell_timeout or 120.0}
+
+        def expect(label, path, score, removed=0):
+            result = grade(path, built.autograder, cell_timeout=limit["s"])
+            grades[label] = result
+            if abs(result.score - score) > 1e-9 or len(result.removed) != removed or abs(result.total - total) > 1e-9:
+                raise AssignmentError(f"{built.name}: the {label} submission scored {result.score:g} of "
+                                      f"{result.total:g} with {len(result.removed)} cells removed; expected "
+                                      f"{score:g} of {total:g} with {removed}: {result.questions}")
+
+        expect("solution", built.solutions, total)
+        if cell_timeout is None:
+            limit["s"] = max(5.0, 3 * grades["solution"].slowest_cell_s + 2)
+        expect("untouched student", built.student, 0)
+
+        cheat = nbformat.read(built.student, as_version=4)
+        cheat.cells.insert(1, nbformat.v4.new_code_cell(CHEAT))
+        nbformat.write(cheat, work / f"cheat_{built.name}.ipynb")
+        expect("error-suppressing, library-patching", work / f"cheat_{built.name}.ipynb", 0)
+
+        crash = nbformat.read(built.solutions, as_version=4)
+        answers = _answer_cells(crash)
+        first, second = list(built.points)[:2]
+        if first not in answers or second not in answers:
+            raise AssignmentError(f"{built.name}: no solution cell found for {first} or {second}")
+        crash.cells[answers[first]].source = "import os\nos._exit(1)"
+        crash.cells[answers[second]].source = "while True:\n    pass"
+        nbformat.write(crash, work / f"crash_{built.name}.ipynb")
+        expect("exiting and looping", work / f"crash_{built.name}.ipynb",
+               total - built.points[first] - built.points[second], removed=2)
+        return {label: g.to_dict() for label, g in grades.items()}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------
 
 def add_arguments(parser) -> None:
     """The ``python -m sepconv assign`` options."""
-    parser.add_argument("action", choices=("build", "grade"))
-    parser.add_argument("notebook", help="build: the source notebook with solutions; grade: the submitted notebook")
-    parser.add_argument("--out", default="dist", help="build: folder for the student notebook and autograder file")
-    parser.add_argument("--autograder", help="grade: the .autograder.json file written by build")
-    parser.add_argument("--json", action="store_true", help="grade: print the result as JSON")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = actions.add_parser("build", help="otter assign a master notebook: student notebook and autograder zip")
+    b.add_argument("master", help="the master notebook (book/assignments/NAME.ipynb)")
+    b.add_argument("--out", default="dist", help="folder to write (default dist/; replaced)")
+    g = actions.add_parser("grade", help="grade a submission with otter run, exits and endless loops contained")
+    g.add_argument("submission", help="the student's notebook")
+    g.add_argument("--autograder", required=True, help="the autograder .zip written by build")
+    g.add_argument("--cell-timeout", type=float, default=60, help="seconds a cell may run (default 60)")
+    g.add_argument("--json", action="store_true", help="print the result as JSON")
+    c = actions.add_parser("check", help="prove an assignment grades right (what CI runs)")
+    c.add_argument("master", nargs="+", help="master notebooks")
 
 
 def main(args) -> int:
-    if not Path(args.notebook).is_file():
-        raise FileNotFoundError(f"no notebook {args.notebook!r}")
     if args.action == "build":
-        student, grader = build(args.notebook, args.out)
-        print(f"student notebook: {student}\nautograder: {grader}")
+        built = build(args.master, args.out)
+        print(f"student notebook: {built.student}\nsolutions: {built.solutions}\nautograder (Gradescope): "
+              f"{built.autograder}\npoints: {sum(built.points.values()):g} autograded + "
+              f"{sum(built.manual.values()):g} written")
         return 0
-    if not args.autograder:
-        raise ValueError("assign grade needs --autograder FILE")
-    result = grade(args.notebook, args.autograder)
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        for t in result.tests:
-            kind = "hidden " if t.hidden else ""
-            print(f"{t.earned:g}/{t.points:g}  {kind}{t.name}" + (f"  ({t.error})" if t.error else ""))
-        print(f"Score: {result.score:g} / {result.total:g}")
+    if args.action == "grade":
+        if args.cell_timeout <= 0:
+            raise ValueError(f"--cell-timeout must be positive, got {args.cell_timeout:g}")
+        result = grade(args.submission, args.autograder, cell_timeout=args.cell_timeout)
+        if args.json:
+            print(json.dumps(result.to_dict(), indent=2))
+        else:
+            for name, (score, points) in result.questions.items():
+                print(f"{score:g}/{points:g}  {name}")
+            for index, why in result.removed.items():
+                print(f"cell {index} removed: it {why}")
+            print(f"Score: {result.score:g} / {result.total:g} (autograded)")
+        return 0
+    for master in args.master:
+        grades = check(master)
+        print(f"{Path(master).stem}: " + ", ".join(f"{label} {g['score']:g}/{g['total']:g}"
+                                                    for label, g in grades.items()))
     return 0
