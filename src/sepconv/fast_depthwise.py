@@ -126,20 +126,25 @@ def _rewritten_conv(eqn, x, w):
     return jax.jit(rewritten)(x, w)
 
 
+def _channels_last_conv(eqn) -> bool:
+    """A convolution laid out as Flax lays it out: ``N...C`` input and output, ``...IO`` kernel."""
+    if eqn.primitive.name != "conv_general_dilated":
+        return False
+    lhs_spec, rhs_spec, out_spec = eqn.params["dimension_numbers"]
+    n = eqn.invars[1].aval.ndim
+    return (tuple(lhs_spec) == tuple(out_spec) == (0, n - 1, *range(1, n - 1))
+            and tuple(rhs_spec) == (n - 1, n - 2, *range(n - 2)))
+
+
 def is_pointwise(eqn) -> bool:
     """Whether ``eqn`` is a 1x1 convolution that is one matrix product as laid out: channels last in
     the input and output (NHWC, Flax's layout), an ``HWIO`` kernel, stride 1, no padding or dilation,
     one group."""
-    if eqn.primitive.name != "conv_general_dilated":
+    if not _channels_last_conv(eqn):
         return False
-    p = eqn.params
-    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
-    rhs = eqn.invars[1].aval
-    n = rhs.ndim
-    channels_last = (tuple(lhs_spec) == tuple(out_spec) == (0, n - 1, *range(1, n - 1))
-                     and tuple(rhs_spec) == (n - 1, n - 2, *range(n - 2)))
-    return (channels_last and p["feature_group_count"] == 1 and p["batch_group_count"] == 1
-            and all(rhs.shape[d] == 1 for d in range(n - 2)) and all(s == 1 for s in p["window_strides"])
+    p, rhs = eqn.params, eqn.invars[1].aval
+    return (p["feature_group_count"] == 1 and p["batch_group_count"] == 1
+            and all(rhs.shape[d] == 1 for d in range(rhs.ndim - 2)) and all(s == 1 for s in p["window_strides"])
             and all(d == 1 for d in p["lhs_dilation"]) and all(tuple(q) == (0, 0) for q in p["padding"]))
 
 
@@ -152,16 +157,11 @@ def is_narrow_conv(eqn) -> bool:
     """Whether ``eqn`` is a full (one group) channels-last convolution with fewer than
     ``IM2COL_MAX_CHANNELS`` input channels and no input dilation: a stem that ``fast_inference``
     computes as im2col and one matrix product."""
-    if eqn.primitive.name != "conv_general_dilated":
+    if not _channels_last_conv(eqn):
         return False
-    p = eqn.params
-    lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
-    rhs = eqn.invars[1].aval
-    n = rhs.ndim
-    channels_last = (tuple(lhs_spec) == tuple(out_spec) == (0, n - 1, *range(1, n - 1))
-                     and tuple(rhs_spec) == (n - 1, n - 2, *range(n - 2)))
-    return (channels_last and p["feature_group_count"] == 1 and p["batch_group_count"] == 1
-            and rhs.shape[-2] < IM2COL_MAX_CHANNELS and all(d == 1 for d in p["lhs_dilation"]))
+    p, rhs = eqn.params, eqn.invars[1].aval
+    return (p["feature_group_count"] == 1 and p["batch_group_count"] == 1 and rhs.shape[-2] < IM2COL_MAX_CHANNELS
+            and all(d == 1 for d in p["lhs_dilation"]))
 
 
 def _im2col_matmul(eqn, x, w):
