@@ -32,9 +32,10 @@ book: install vendor
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 	@echo "website: _build/html/index.html"
 
-# Two workers (the CI machine has two cores); a notebook's cells and the website's tests stay together.
+# Two workers (the CI machine has two cores); a file's tests, so a notebook's cells, stay on one worker (pytest 9.2
+# broke xdist's loadgroup); the website is built once, shared through a lock (tests/conftest.py).
 test: install vendor
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15 tests chapters book/index.ipynb \
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15 tests chapters book/index.ipynb \
 		--nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 # How long each notebook takes to execute in a fresh kernel (targets: each under a minute, all under four).

@@ -9,6 +9,7 @@ from hypothesis import settings  # noqa: E402
 settings.register_profile("sepconv", deadline=None, derandomize=True, max_examples=40)
 settings.load_profile("sepconv")
 
+import fcntl  # noqa: E402
 import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -19,24 +20,26 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def site():
-    """Build the website once per test run, with warnings as errors; return the HTML folder."""
+    """Build the website once per test run, with warnings as errors; return the HTML folder.
+
+    Under pytest-xdist every worker asks for it; the first builds under a file lock and leaves a stamp
+    with the run's id (``PYTEST_XDIST_TESTRUNUID``, the same in every worker), the others wait for the
+    lock and reuse that build."""
     if not (ROOT / "book" / "_vendor" / "mathjax" / "tex-chtml.js").exists():
         pytest.fail("MathJax is not vendored: run `make vendor` (make book/test do it)")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run([str(jb), "build", str(ROOT), "--all", "--warningiserror", "--keep-going"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=1200,
-                            env=dict(os.environ, JAX_PLATFORMS="cpu"))
-    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
-    return ROOT / "_build" / "html"
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``--dist loadgroup``): a notebook's cells run in order in one kernel, so they
-    stay on one worker; the tests that read the built website share one build."""
-    for item in items:
-        path = Path(str(item.fspath))
-        if path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.xdist_group(path.stem))
-        elif "site" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("site"))
+    html = ROOT / "_build" / "html"
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    stamp = ROOT / "_build" / ".built-for-test-run"
+    (ROOT / "_build").mkdir(exist_ok=True)
+    with open(ROOT / "_build" / ".build-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if run_id is None or not stamp.exists() or stamp.read_text() != run_id:
+            stamp.unlink(missing_ok=True)
+            jb = Path(sys.executable).with_name("jupyter-book")
+            result = subprocess.run([str(jb), "build", str(ROOT), "--all", "--warningiserror", "--keep-going"],
+                                    cwd=ROOT, capture_output=True, text=True, timeout=1200,
+                                    env=dict(os.environ, JAX_PLATFORMS="cpu"))
+            assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+            if run_id is not None:
+                stamp.write_text(run_id)
+    return html

@@ -49,8 +49,18 @@ def _master(tmp_path, solution_cells, extra_cells=()):
              code('""" # BEGIN TEST CONFIG\nhidden: true\npoints: 1\n""" # END TEST CONFIG\nassert answer == 42'),
              raw("# END TESTS"), raw("# END QUESTION")]
     path = tmp_path / "tiny.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": kernel}), path)
     return path
+
+
+def test_a_master_without_a_kernel_is_refused_in_one_line(tmp_path):
+    path = _master(tmp_path, [nbformat.v4.new_code_cell("answer = 42  # SOLUTION")])
+    nb = nbformat.read(path, as_version=4)
+    del nb.metadata["kernelspec"]
+    nbformat.write(nb, path)
+    with pytest.raises(AssignmentError, match=r"tiny.ipynb names no kernel \(metadata.kernelspec\)"):
+        build(path, tmp_path / "dist")
 
 
 @pytest.mark.parametrize("stray", ["### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION", "#begin solution",

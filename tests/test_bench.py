@@ -25,9 +25,18 @@ def test_time_call_excludes_compilation_and_reports_spread():
 
 
 def test_quick_run_writes_every_result(tmp_path):
-    out = bench.run_all(tmp_path, quick=True, with_keras=False, log=lambda *a: None)
+    # Keras and the runtimes have their own tests (below, and test_deploy.py); a quick run skips models
+    out = bench.run_all(tmp_path, quick=True, with_keras=False, with_runtimes=False, log=lambda *a: None)
     files = {p.stem for p in out.glob("*.json")}
-    assert files == {"device", "peaks", "layers", "guidelines"}
+    assert files == {"device", "peaks", "layers", "guidelines", "successors", "training"}
+    successors = json.loads((out / "successors.json").read_text())
+    assert set(successors) == {"fused", "depthwise_kernels"} and successors["fused"]
+    for row in successors["fused"]:
+        assert set(row["seconds"]) == set(row["costs"]) and all(t > 0 for t in row["seconds"].values())
+    training = json.loads((out / "training.json").read_text())
+    # the backward pass: an input gradient per layer but the first, a weight gradient per layer
+    assert training["macs"]["weight_grad"] == training["macs"]["forward"] > training["macs"]["input_grad"] > 0
+    assert set(training["times"]) == {"forward", "training step"} and len(training["measured"]) >= 1
     layers = json.loads((out / "layers.json").read_text())
     assert {r["layer"] for r in layers} == {"standard 3x3", "depthwise 3x3", bench.SHIFTS_LAYER, "pointwise 1x1"}
     # the two depthwise rows of a shape are the same layer: same MACs, same bytes

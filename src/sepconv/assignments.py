@@ -24,8 +24,8 @@ solution cells and ``# BEGIN TESTS`` / ``# END TESTS`` around test cells (``hidd
 ``check(master)``
     what CI proves for every assignment: the solutions score full marks; the untouched student
     notebook scores 0 and holds no solution text; a submission that suppresses errors and patches every
-    function of ``sepconv`` scores 0; a submission whose first answer exits the kernel and whose second
-    loops forever is graded within the time limit, with every other answer's points.
+    function of ``sepconv`` scores 0; a submission whose next-to-last answer exits the kernel and whose
+    last loops forever is graded within the time limit, with every other answer's points.
 """
 
 from __future__ import annotations
@@ -167,6 +167,9 @@ def build(master: str | Path, out: str | Path) -> Built:
         source = nbformat.read(master, as_version=4)
     except Exception as error:  # not JSON, not a notebook
         raise AssignmentError(f"{master} is not a notebook: {error}") from None
+    if "kernelspec" not in source.metadata:  # otter assign needs it to run the notebook
+        raise AssignmentError(f"{master} names no kernel (metadata.kernelspec): open and save it in Jupyter, "
+                              f"or add {{'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}}")
     points, manual, solutions = _questions(source)
     if out.exists():
         shutil.rmtree(out)
@@ -335,7 +338,9 @@ def check(master: str | Path, work: str | Path | None = None, cell_timeout: floa
 
         crash = nbformat.read(built.solutions, as_version=4)
         answers = _answer_cells(crash)
-        first, second = list(built.points)[:2]
+        # the last two questions: a later question may build on an earlier answer (assignment 5's
+        # roofline times use question 1's FLOPs), never the other way round
+        first, second = list(built.points)[-2:]
         if first not in answers or second not in answers:
             raise AssignmentError(f"{built.name}: no solution cell found for {first} or {second}")
         crash.cells[answers[first]].source = "import os\nos._exit(1)"
