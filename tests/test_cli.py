@@ -125,10 +125,19 @@ def test_validate_exits_nonzero_on_a_failing_record(monkeypatch, capsys):
 def test_bench_writes_to_the_users_folder_not_the_package(tmp_path):
     from sepconv import bench
 
-    result = _run("bench", "--quick", "--no-keras", "--no-runtimes", env={"XDG_DATA_HOME": str(tmp_path)})
+    result = _run("bench", "--quick", "--only", "peaks,layers", env={"XDG_DATA_HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-2000:]
-    written = list((tmp_path / "sepconv" / "benchmarks").glob("*/peaks.json"))
-    assert len(written) == 1 and str(bench.SHIPPED_RESULTS) not in result.stdout
+    (folder,) = (tmp_path / "sepconv" / "benchmarks").iterdir()
+    assert {p.name for p in folder.iterdir()} == {"device.json", "peaks.json", "layers.json"}
+    assert str(bench.SHIPPED_RESULTS) not in result.stdout
+
+
+def test_bench_refuses_an_unknown_experiment():
+    result = _run("bench", "--only", "peaks,latency")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "python -m sepconv bench: error: unknown experiment 'latency'; the experiments are "
+        "peaks, layers, guidelines, models, successors, keras, training, runtimes"]
 
 
 def test_bench_refuses_a_missing_tflite_folder(tmp_path):

@@ -120,8 +120,9 @@ def _bench(args) -> int:
     if args.tflite and not Path(args.tflite).is_dir():
         raise FileNotFoundError(f"--tflite {args.tflite}: no such folder (write it with tools/keras_to_tflite.py)")
 
+    only = tuple(name.strip() for name in args.only.split(",")) if args.only else None
     out = run_all(args.out, quick=args.quick, with_keras=not args.no_keras, with_runtimes=not args.no_runtimes,
-                  tflite=args.tflite)
+                  tflite=args.tflite, only=only)
     print(f"results in {out}")
     return 0
 
@@ -156,7 +157,10 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure latency: layers, guidelines, models, ours vs keras.applications and other runtimes")
     b.add_argument("--out", help="folder for the JSON results (default: a folder for this device under "
                                  "$XDG_DATA_HOME/sepconv/benchmarks, never the shipped results)")
-    b.add_argument("--quick", action="store_true", help="a fast smoke run with few repetitions")
+    b.add_argument("--quick", action="store_true", help="a fast smoke run with few repetitions (skips models)")
+    from .bench import EXPERIMENTS
+
+    b.add_argument("--only", metavar="LIST", help="comma-separated experiments to run, of " + ", ".join(EXPERIMENTS))
     b.add_argument("--no-keras", action="store_true", help="skip the keras.applications comparison")
     b.add_argument("--no-runtimes", action="store_true",
                    help="skip the runtime comparison (ONNX Runtime; PyTorch when installed)")

@@ -24,8 +24,8 @@ solution cells and ``# BEGIN TESTS`` / ``# END TESTS`` around test cells (``hidd
 ``check(master)``
     what CI proves for every assignment: the solutions score full marks; the untouched student
     notebook scores 0 and holds no solution text; a submission that suppresses errors and patches every
-    function of ``sepconv`` scores 0; a submission whose next-to-last answer exits the kernel and whose
-    last loops forever is graded within the time limit, with every other answer's points.
+    function of ``sepconv`` scores 0; a submission with a cell that exits the kernel and one that loops
+    forever (before its first answer) is graded within the time limit, with every answer's points.
 """
 
 from __future__ import annotations
@@ -336,18 +336,17 @@ def check(master: str | Path, work: str | Path | None = None, cell_timeout: floa
         nbformat.write(cheat, work / f"cheat_{built.name}.ipynb")
         expect("error-suppressing, library-patching", work / f"cheat_{built.name}.ipynb", 0)
 
+        # two stray cells before the first answer: one ends the kernel, one loops forever. Early, so the
+        # replay after each is short; every answer after them must keep its points.
         crash = nbformat.read(built.solutions, as_version=4)
         answers = _answer_cells(crash)
-        # the last two questions: a later question may build on an earlier answer (assignment 5's
-        # roofline times use question 1's FLOPs), never the other way round
-        first, second = list(built.points)[-2:]
-        if first not in answers or second not in answers:
-            raise AssignmentError(f"{built.name}: no solution cell found for {first} or {second}")
-        crash.cells[answers[first]].source = "import os\nos._exit(1)"
-        crash.cells[answers[second]].source = "while True:\n    pass"
+        if not answers:
+            raise AssignmentError(f"{built.name}: no solution cell found for any question")
+        first = min(answers.values())
+        crash.cells[first:first] = [nbformat.v4.new_code_cell("import os\nos._exit(1)"),
+                                    nbformat.v4.new_code_cell("while True:\n    pass")]
         nbformat.write(crash, work / f"crash_{built.name}.ipynb")
-        expect("exiting and looping", work / f"crash_{built.name}.ipynb",
-               total - built.points[first] - built.points[second], removed=2)
+        expect("exiting and looping", work / f"crash_{built.name}.ipynb", total, removed=2)
         return {label: g.to_dict() for label, g in grades.items()}
 
 

@@ -446,10 +446,23 @@ def fused_convolutions(fn: Callable, *args) -> list[int]:
     return sorted((n for n in counts if n), reverse=True)
 
 
+#: The experiments of ``run_all``, in the order they run (``peaks`` is measured whenever another needs it).
+EXPERIMENTS = ("peaks", "layers", "guidelines", "models", "successors", "keras", "training", "runtimes")
+
+
 def run_all(out: Path | None = None, quick: bool = False, with_keras: bool = True, with_runtimes: bool = True,
-            tflite: Path | None = None, log=print) -> Path:
-    """Run every experiment, write JSON files into ``out`` (default: this device's folder under
-    ``user_results_root()``; the shipped results are never overwritten)."""
+            tflite: Path | None = None, log=print, only: tuple[str, ...] | None = None) -> Path:
+    """Run every experiment (or those named in ``only``, from ``EXPERIMENTS``), write JSON files into
+    ``out`` (default: this device's folder under ``user_results_root()``; the shipped results are never
+    overwritten). A quick run skips ``models`` unless ``only`` names it."""
+    unknown = sorted(set(only or ()) - set(EXPERIMENTS))
+    if unknown:
+        raise ValueError(f"unknown experiment {unknown[0]!r}; the experiments are {', '.join(EXPERIMENTS)}")
+    wanted = set(only) if only else set(EXPERIMENTS) - ({"models"} if quick else set())
+    if not with_keras:
+        wanted.discard("keras")
+    if not with_runtimes:
+        wanted.discard("runtimes")
     info = device_info()
     out = Path(out) if out else results_dir(info)
     out.mkdir(parents=True, exist_ok=True)
@@ -461,13 +474,17 @@ def run_all(out: Path | None = None, quick: bool = False, with_keras: bool = Tru
 
     save("device", info)
     peaks = measure_peaks(size=512 if quick else 2048, megabytes=16 if quick else 256, repeats=repeats)
-    save("peaks", peaks)
-    save("layers", layer_benchmarks(peaks, repeats=repeats))
-    save("guidelines", guideline_experiments(repeats=repeats, blocks=2 if quick else 10))
-    if not quick:
+    if "peaks" in wanted:
+        save("peaks", peaks)
+    if "layers" in wanted:
+        save("layers", layer_benchmarks(peaks, repeats=repeats))
+    if "guidelines" in wanted:
+        save("guidelines", guideline_experiments(repeats=repeats, blocks=2 if quick else 10))
+    if "models" in wanted:
         save("models", model_latencies(peaks))
-    save("successors", successor_blocks(peaks, rounds=2 if quick else 7, repeats=3 if quick else 10))
-    if with_keras:
+    if "successors" in wanted:
+        save("successors", successor_blocks(peaks, rounds=2 if quick else 7, repeats=3 if quick else 10))
+    if "keras" in wanted:
         rows = keras_comparison(batches=(1,) if quick else (1, 32), rounds=1 if quick else 9,
                                 repeats=2 if quick else 10, batched_repeats=2 if quick else 3)
         save("keras", rows)
@@ -475,9 +492,10 @@ def run_all(out: Path | None = None, quick: bool = False, with_keras: bool = Tru
             log(f"{r['model']} batch {r['batch']}: " + ", ".join(f"{k} {t * 1e3:.1f} ms" for k, t in r["seconds"].items()))
             for key, ratio in r["ratio"].items():
                 log(f"    {key} = {ratio:.2f} (rounds {min(r['ratios'][key]):.2f} to {max(r['ratios'][key]):.2f})")
-    save("training", training_step(batch=2 if quick else 16, resolution=96 if quick else 224, rounds=1 if quick else 5,
-                                   repeats=1 if quick else 3))
-    if with_runtimes:
+    if "training" in wanted:
+        save("training", training_step(batch=2 if quick else 16, resolution=96 if quick else 224,
+                                       rounds=1 if quick else 5, repeats=1 if quick else 3))
+    if "runtimes" in wanted:
         from .deploy import missing_runtime
         from .runtimes import runtime_comparison
 
