@@ -76,13 +76,31 @@ def _open(browser, url, width=1280):
     return page, problems
 
 
+@pytest.fixture(scope="module")
+def pages(browser, server):
+    """``get(path, width=1280) -> (page, problems)``: each page opened once per window width, its math
+    typeset, and shared by the tests below (loading a page is most of a browser test's time)."""
+    opened = {}
+
+    def get(path, width=1280):
+        if (path, width) not in opened:
+            page, problems = _open(browser, f"{server}/{path}", width=width)
+            if page.locator("span.math, div.math").count() > 0:
+                page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                                       timeout=30000)
+                page.evaluate("() => MathJax.startup.promise")
+            opened[path, width] = page, problems
+        return opened[path, width]
+
+    yield get
+    for page, _ in opened.values():
+        page.close()
+
+
 @pytest.mark.parametrize("path", PAGES)
-def test_page_loads_clean_with_math_and_figures(browser, server, path):
-    page, problems = _open(browser, f"{server}/{path}")
-    has_math = page.locator("span.math, div.math").count() > 0
-    if has_math:
-        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30000)
-        page.evaluate("() => MathJax.startup.promise")
+def test_page_loads_clean_with_math_and_figures(pages, path):
+    page, problems = pages(path)
+    if page.locator("span.math, div.math").count() > 0:
         assert page.locator("mjx-container").count() > 0, "MathJax produced no output"
         raw = page.evaluate("""() => [...document.querySelectorAll('span.math, div.math')]
                                 .filter(e => !e.querySelector('mjx-container')).map(e => e.textContent)""")
@@ -91,16 +109,14 @@ def test_page_loads_clean_with_math_and_figures(browser, server, path):
                                .map(i => i.src)""")
     assert not broken, f"images that did not load: {broken}"
     assert not problems, problems
-    page.close()
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_colab_link_points_to_the_chapter_notebook(browser, server, chapter):
-    page, _ = _open(browser, f"{server}/chapters/{chapter}.html")
+def test_colab_link_points_to_the_chapter_notebook(pages, chapter):
+    page, _ = pages(f"chapters/{chapter}.html")
     hrefs = page.eval_on_selector_all("a[href*='colab.research.google.com']", "els => els.map(e => e.href)")
     assert hrefs, "no Colab launch link"
     assert all(h.endswith(f"/blob/main/chapters/{chapter}.ipynb") for h in hrefs), hrefs
-    page.close()
 
 
 def test_search_finds_the_chapters(browser, server):
@@ -112,16 +128,13 @@ def test_search_finds_the_chapters(browser, server):
     page.close()
 
 
-def test_screenshots_are_saved(browser, server):
+def test_screenshots_are_saved(pages):
     ARTIFACTS.mkdir(exist_ok=True)
     for name, path in (("landing", "book/index.html"), ("chapter", "chapters/01_separable_convolution.html")):
-        page, _ = _open(browser, f"{server}/{path}")
-        if page.locator("span.math").count():
-            page.evaluate("() => MathJax.startup.promise")
+        page, _ = pages(path)
         target = ARTIFACTS / f"{name}.png"
         page.screenshot(path=str(target), full_page=False)
         assert target.stat().st_size > 10_000
-        page.close()
 
 
 #: Chapters whose content is tables and text only.
@@ -129,10 +142,10 @@ WITHOUT_FIGURES = {"02_counting"}
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_figures_have_alt_text_and_are_legible(browser, server, chapter):
+def test_figures_have_alt_text_and_are_legible(pages, chapter):
     """Every image says what it shows (not a file name), and is shown at no less than 55% of its
     natural width (a figure squeezed further is too small to read)."""
-    page, _ = _open(browser, f"{server}/chapters/{chapter}.html")
+    page, _ = pages(f"chapters/{chapter}.html")
     images = page.evaluate("""() => [...document.querySelectorAll('.cell_output img, article figure img')].map(i => ({
         src: i.src, alt: i.getAttribute('alt') || '', shown: i.getBoundingClientRect().width,
         natural: i.naturalWidth / (window.devicePixelRatio || 1)}))""")
@@ -142,36 +155,30 @@ def test_figures_have_alt_text_and_are_legible(browser, server, chapter):
         assert len(alt) >= 20, f"{image['src']}: alt text {alt!r}"
         assert not alt.lower().endswith((".png", ".svg", ".jpg")) and "/" not in alt.split()[0], alt
         assert image["shown"] >= 0.55 * min(image["natural"], 800), image
-    page.close()
 
 
 @pytest.mark.parametrize("width", [390, 1280])
 @pytest.mark.parametrize("path", PAGES)
-def test_no_horizontal_scrolling_outside_code(browser, server, path, width):
+def test_no_horizontal_scrolling_outside_code(pages, path, width):
     """On a phone (390 px) and a laptop (1280 px) the page never scrolls sideways; only code blocks,
     outputs and tables may scroll inside their own box."""
-    page, _ = _open(browser, f"{server}/{path}", width=width)
-    if page.locator("span.math, div.math").count():
-        page.evaluate("() => MathJax.startup.promise")
+    page, _ = pages(path, width)
     overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 1, f"the page is {overflow} px wider than the {width} px window"
-    page.close()
 
 
-def test_exercises_are_numbered_per_chapter(browser, server):
+def test_exercises_are_numbered_per_chapter(pages):
     numbers = {}
     for chapter in ("01_separable_convolution", "09_deployment"):
-        page, _ = _open(browser, f"{server}/chapters/{chapter}.html")
+        page, _ = pages(f"chapters/{chapter}.html")
         numbers[chapter] = page.eval_on_selector_all(".exercise .admonition-title, .exercise p.admonition-title",
                                                      "els => els.map(e => e.textContent)")
-        page.close()
     first, last = numbers["01_separable_convolution"], numbers["09_deployment"]
     assert len(first) >= 5 and len(last) >= 5, numbers
     assert first[0].startswith("Exercise 1.1") and last[0].startswith("Exercise 9.1"), numbers
 
 
-def test_landing_page_shows_the_checked_numbers_as_a_table(browser, server):
-    page, _ = _open(browser, f"{server}/book/index.html")
+def test_landing_page_shows_the_checked_numbers_as_a_table(pages):
+    page, _ = pages("book/index.html")
     rows = page.locator("main table tr").count()
     assert rows >= 5, f"the landing page's table of checked numbers has {rows} rows"
-    page.close()

@@ -24,8 +24,8 @@ solution cells and ``# BEGIN TESTS`` / ``# END TESTS`` around test cells (``hidd
 ``check(master)``
     what CI proves for every assignment: the solutions score full marks; the untouched student
     notebook scores 0 and holds no solution text; a submission that suppresses errors and patches every
-    function of ``sepconv`` scores 0; a submission with a cell that exits the kernel and one that loops
-    forever (before its first answer) is graded within the time limit, with every answer's points.
+    function of ``sepconv`` scores 0. The solutions are graded with a cell that exits the kernel and one
+    that loops forever added: within the time limit, with every answer's points.
 """
 
 from __future__ import annotations
@@ -191,32 +191,41 @@ def build(master: str | Path, out: str | Path) -> Built:
 # Grading
 # ----------------------------------------------------------------------------------------------------
 
-def _probe(nb: nbformat.NotebookNode, cell_timeout: float, cwd: Path) -> tuple[dict, float]:
+def _probe(nb: nbformat.NotebookNode, cell_timeout: float | None, cwd: Path) -> tuple[dict, float]:
     """Run ``nb`` cell by cell; ``({cell index: why}, slowest kept cell in seconds)`` for cells that ran
-    past ``cell_timeout`` or ended the kernel. After such a cell the kernel is restarted and the cells
-    that ran are replayed."""
+    past the time limit or ended the kernel. After such a cell the kernel is restarted and the cells
+    that ran are replayed (unless no code cell is left to run). The limit is ``cell_timeout`` seconds,
+    or, when it is None, 60 s for the first three cells (set-up and imports), then three times the
+    slowest cell so far plus two seconds (at least 5 s)."""
     import time
 
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    def limit():
+        if cell_timeout is not None:
+            return math.ceil(cell_timeout)
+        return 60 if len(done) < 3 else math.ceil(max(5.0, 3 * slowest + 2))
+
     code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
     removed, done, position, slowest = {}, [], 0, 0.0
     while position < len(code):
-        client = NotebookClient(nb, timeout=math.ceil(cell_timeout), kernel_name="python3", allow_errors=True,
+        client = NotebookClient(nb, timeout=limit(), kernel_name="python3", allow_errors=True,
                                 resources={"metadata": {"path": str(cwd)}})
         try:
             with client.setup_kernel():
                 for i in done:
+                    client.timeout = max(limit(), 60)  # a replay runs what already ran once
                     client.execute_cell(nb.cells[i], i)
                 while position < len(code):
                     i = code[position]
                     position += 1
+                    client.timeout = limit()
                     start = time.perf_counter()
                     try:
                         client.execute_cell(nb.cells[i], i)
                     except CellTimeoutError:
-                        removed[i] = f"ran longer than {math.ceil(cell_timeout)} s"
+                        removed[i] = f"ran longer than {client.timeout} s"
                         break
                     except DeadKernelError:
                         removed[i] = "ended the kernel"
@@ -228,9 +237,11 @@ def _probe(nb: nbformat.NotebookNode, cell_timeout: float, cwd: Path) -> tuple[d
     return removed, slowest
 
 
-def grade(submission: str | Path, autograder: str | Path, cell_timeout: float = 60, timeout: float = 1200) -> Grade:
+def grade(submission: str | Path, autograder: str | Path, cell_timeout: float | None = 60,
+          timeout: float = 1200) -> Grade:
     """Grade ``submission`` with ``otter run`` against the autograder zip of ``build``, after the probe
-    of the module docstring (``cell_timeout`` seconds per cell; ``timeout`` for otter's whole run)."""
+    of the module docstring (``cell_timeout`` seconds per cell, None for three times the slowest cell so
+    far plus two; ``timeout`` for otter's whole run)."""
     submission, autograder = Path(submission), Path(autograder)
     for path, what in ((submission, "submission"), (autograder, "autograder zip")):
         if not path.is_file():
@@ -307,46 +318,44 @@ def _answer_cells(nb: nbformat.NotebookNode) -> dict:
 
 
 def check(master: str | Path, work: str | Path | None = None, cell_timeout: float | None = None) -> dict:
-    """Build ``master`` and grade four submissions (module docstring); raise ``AssignmentError`` on the
-    first thing that does not hold. Returns the grades. The time limit per cell is ``cell_timeout``,
-    by default three times the slowest cell of the solutions plus two seconds (at least 5 s)."""
+    """Build ``master`` and grade three submissions (module docstring); raise ``AssignmentError`` on the
+    first thing that does not hold. Returns the grades, by submission. The time limit per cell is
+    ``cell_timeout``, by default three times the slowest cell so far plus two seconds (at least 5 s; the
+    first three cells, set-up and imports, 60 s).
+
+    The solutions are graded once, with two cells added: one that ends the kernel, before the first
+    answer (the kernel restarts and the cells before it are replayed), and an endless loop as the last
+    cell. Full marks with exactly those two cells removed prove both that the solutions are right and
+    that a crash or a loop costs no answer its points."""
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(work) if work else Path(scratch)
         built = build(master, work / "dist")
         total = sum(built.points.values())
         grades = {}
 
-        limit = {"s": cell_timeout or 120.0}
-
         def expect(label, path, score, removed=0):
-            result = grade(path, built.autograder, cell_timeout=limit["s"])
+            result = grade(path, built.autograder, cell_timeout=cell_timeout)
             grades[label] = result
             if abs(result.score - score) > 1e-9 or len(result.removed) != removed or abs(result.total - total) > 1e-9:
                 raise AssignmentError(f"{built.name}: the {label} submission scored {result.score:g} of "
                                       f"{result.total:g} with {len(result.removed)} cells removed; expected "
                                       f"{score:g} of {total:g} with {removed}: {result.questions}")
 
-        expect("solution", built.solutions, total)
-        if cell_timeout is None:
-            limit["s"] = max(5.0, 3 * grades["solution"].slowest_cell_s + 2)
+        solution = nbformat.read(built.solutions, as_version=4)
+        answers = _answer_cells(solution)
+        if not answers:
+            raise AssignmentError(f"{built.name}: no solution cell found for any question")
+        first = min(answers.values())
+        solution.cells.insert(first, nbformat.v4.new_code_cell("import os\nos._exit(1)"))
+        solution.cells.append(nbformat.v4.new_code_cell("while True:\n    pass"))
+        nbformat.write(solution, work / f"solution_{built.name}.ipynb")
+        expect("solution", work / f"solution_{built.name}.ipynb", total, removed=2)
         expect("untouched student", built.student, 0)
 
         cheat = nbformat.read(built.student, as_version=4)
         cheat.cells.insert(1, nbformat.v4.new_code_cell(CHEAT))
         nbformat.write(cheat, work / f"cheat_{built.name}.ipynb")
         expect("error-suppressing, library-patching", work / f"cheat_{built.name}.ipynb", 0)
-
-        # two stray cells before the first answer: one ends the kernel, one loops forever. Early, so the
-        # replay after each is short; every answer after them must keep its points.
-        crash = nbformat.read(built.solutions, as_version=4)
-        answers = _answer_cells(crash)
-        if not answers:
-            raise AssignmentError(f"{built.name}: no solution cell found for any question")
-        first = min(answers.values())
-        crash.cells[first:first] = [nbformat.v4.new_code_cell("import os\nos._exit(1)"),
-                                    nbformat.v4.new_code_cell("while True:\n    pass")]
-        nbformat.write(crash, work / f"crash_{built.name}.ipynb")
-        expect("exiting and looping", work / f"crash_{built.name}.ipynb", total, removed=2)
         return {label: g.to_dict() for label, g in grades.items()}
 
 

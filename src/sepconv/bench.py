@@ -493,8 +493,9 @@ def run_all(out: Path | None = None, quick: bool = False, with_keras: bool = Tru
             for key, ratio in r["ratio"].items():
                 log(f"    {key} = {ratio:.2f} (rounds {min(r['ratios'][key]):.2f} to {max(r['ratios'][key]):.2f})")
     if "training" in wanted:
-        save("training", training_step(batch=2 if quick else 16, resolution=96 if quick else 224,
-                                       rounds=1 if quick else 5, repeats=1 if quick else 3))
+        save("training", training_step("mobilenet_v1" if quick else "mobilenet_v2", batch=2 if quick else 16,
+                                       resolution=64 if quick else 224, rounds=1 if quick else 5,
+                                       repeats=1 if quick else 3))
     if "runtimes" in wanted:
         from .deploy import missing_runtime
         from .runtimes import runtime_comparison
