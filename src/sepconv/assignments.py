@@ -191,36 +191,30 @@ def build(master: str | Path, out: str | Path) -> Built:
 # Grading
 # ----------------------------------------------------------------------------------------------------
 
-def _probe(nb: nbformat.NotebookNode, cell_timeout: float | None, cwd: Path) -> tuple[dict, float]:
+def _probe(nb: nbformat.NotebookNode, limit, cwd: Path) -> tuple[dict, float]:
     """Run ``nb`` cell by cell; ``({cell index: why}, slowest kept cell in seconds)`` for cells that ran
-    past the time limit or ended the kernel. After such a cell the kernel is restarted and the cells
-    that ran are replayed (unless no code cell is left to run). The limit is ``cell_timeout`` seconds,
-    or, when it is None, 60 s for the first three cells (set-up and imports), then three times the
-    slowest cell so far plus two seconds (at least 5 s)."""
+    past their time limit or ended the kernel. After such a cell the kernel is restarted and the cells
+    that ran are replayed (unless no code cell is left to run). ``limit(index)`` is a cell's limit in
+    seconds."""
     import time
 
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-    def limit():
-        if cell_timeout is not None:
-            return math.ceil(cell_timeout)
-        return 60 if len(done) < 3 else math.ceil(max(5.0, 3 * slowest + 2))
-
     code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
     removed, done, position, slowest = {}, [], 0, 0.0
     while position < len(code):
-        client = NotebookClient(nb, timeout=limit(), kernel_name="python3", allow_errors=True,
+        client = NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True,
                                 resources={"metadata": {"path": str(cwd)}})
         try:
             with client.setup_kernel():
                 for i in done:
-                    client.timeout = max(limit(), 60)  # a replay runs what already ran once
+                    client.timeout = max(math.ceil(limit(i)), 60)  # it ran once already
                     client.execute_cell(nb.cells[i], i)
                 while position < len(code):
                     i = code[position]
                     position += 1
-                    client.timeout = limit()
+                    client.timeout = math.ceil(limit(i))
                     start = time.perf_counter()
                     try:
                         client.execute_cell(nb.cells[i], i)
@@ -237,11 +231,11 @@ def _probe(nb: nbformat.NotebookNode, cell_timeout: float | None, cwd: Path) -> 
     return removed, slowest
 
 
-def grade(submission: str | Path, autograder: str | Path, cell_timeout: float | None = 60,
-          timeout: float = 1200) -> Grade:
+def grade(submission: str | Path, autograder: str | Path, cell_timeout: float = 60, timeout: float = 1200,
+          limit=None) -> Grade:
     """Grade ``submission`` with ``otter run`` against the autograder zip of ``build``, after the probe
-    of the module docstring (``cell_timeout`` seconds per cell, None for three times the slowest cell so
-    far plus two; ``timeout`` for otter's whole run)."""
+    of the module docstring (``cell_timeout`` seconds per cell; ``timeout`` for otter's whole run).
+    ``limit(cell index)``, if given, replaces ``cell_timeout`` per cell (in seconds)."""
     submission, autograder = Path(submission), Path(autograder)
     for path, what in ((submission, "submission"), (autograder, "autograder zip")):
         if not path.is_file():
@@ -254,7 +248,7 @@ def grade(submission: str | Path, autograder: str | Path, cell_timeout: float | 
         raise ValueError(f"{submission} is not a notebook: {error}") from None
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        removed, slowest = _probe(nb, cell_timeout, folder)
+        removed, slowest = _probe(nb, limit or (lambda index: cell_timeout), folder)
         for i, why in removed.items():
             nb.cells[i].source = f"# removed by the grader: this cell {why}"
             nb.cells[i].outputs = []
@@ -317,24 +311,24 @@ def _answer_cells(nb: nbformat.NotebookNode) -> dict:
     return cells
 
 
-def check(master: str | Path, work: str | Path | None = None, cell_timeout: float | None = None) -> dict:
+def check(master: str | Path, work: str | Path | None = None, cell_timeout: float = 120) -> dict:
     """Build ``master`` and grade three submissions (module docstring); raise ``AssignmentError`` on the
-    first thing that does not hold. Returns the grades, by submission. The time limit per cell is
-    ``cell_timeout``, by default three times the slowest cell so far plus two seconds (at least 5 s; the
-    first three cells, set-up and imports, 60 s).
+    first thing that does not hold. Returns the grades, by submission. A cell may run ``cell_timeout``
+    seconds.
 
     The solutions are graded once, with two cells added: one that ends the kernel, before the first
     answer (the kernel restarts and the cells before it are replayed), and an endless loop as the last
-    cell. Full marks with exactly those two cells removed prove both that the solutions are right and
-    that a crash or a loop costs no answer its points."""
+    cell, with a limit of 5 s (the other cells keep ``cell_timeout``). Full marks with exactly those two
+    cells removed prove both that the solutions are right and that a crash or a loop costs no answer
+    its points."""
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(work) if work else Path(scratch)
         built = build(master, work / "dist")
         total = sum(built.points.values())
         grades = {}
 
-        def expect(label, path, score, removed=0):
-            result = grade(path, built.autograder, cell_timeout=cell_timeout)
+        def expect(label, path, score, removed=0, limit=None):
+            result = grade(path, built.autograder, cell_timeout=cell_timeout, limit=limit)
             grades[label] = result
             if abs(result.score - score) > 1e-9 or len(result.removed) != removed or abs(result.total - total) > 1e-9:
                 raise AssignmentError(f"{built.name}: the {label} submission scored {result.score:g} of "
@@ -349,7 +343,12 @@ def check(master: str | Path, work: str | Path | None = None, cell_timeout: floa
         solution.cells.insert(first, nbformat.v4.new_code_cell("import os\nos._exit(1)"))
         solution.cells.append(nbformat.v4.new_code_cell("while True:\n    pass"))
         nbformat.write(solution, work / f"solution_{built.name}.ipynb")
-        expect("solution", work / f"solution_{built.name}.ipynb", total, removed=2)
+        loop = len(solution.cells) - 1
+
+        def limit(index):
+            return 5.0 if index == loop else cell_timeout
+
+        expect("solution", work / f"solution_{built.name}.ipynb", total, removed=2, limit=limit)
         expect("untouched student", built.student, 0)
 
         cheat = nbformat.read(built.student, as_version=4)
