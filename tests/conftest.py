@@ -43,3 +43,18 @@ def site():
             if run_id is not None:
                 stamp.write_text(run_id)
     return html
+
+
+#: The files that take longest, started first so that the two workers finish together (the Makefile
+#: passes ``--no-loadscope-reorder``, which keeps this order; by default xdist starts the files with
+#: the most tests first, and one long file left for the end keeps one worker busy alone).
+SLOWEST_FIRST = ("tests/test_assignments.py", "tests/test_other_cpu.py", "chapters/09_deployment.ipynb",
+                 "chapters/05_training.ipynb", "tests/test_models.py", "tests/test_deploy.py",
+                 "tests/test_browser.py", "tests/test_keras_reference.py", "tests/test_fast_depthwise.py",
+                 "tests/test_bench.py", "tests/test_training.py", "chapters/07_relatives.ipynb", "tests/test_cli.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: a file keeps its order
+
