@@ -32,14 +32,12 @@ book: install vendor
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 	@echo "website: _build/html/index.html"
 
-# Two workers (the CI machine has two cores), each running XLA on one thread (two workers with two
-# threads each spend their time switching); a file's tests, so a notebook's cells, stay on one worker
+# Two workers (the CI machine has two cores); a file's tests, so a notebook's cells, stay on one worker
 # (pytest 9.2 broke xdist's loadgroup), the slowest files first (tests/conftest.py); the website is
 # built once, shared through a lock.
 test: install vendor
-	XLA_FLAGS="$(strip $(XLA_FLAGS) --xla_cpu_multi_thread_eigen=false)" \
-		$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15 \
-		tests chapters book/index.ipynb --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15 \
+		tests chapters book/index.ipynb --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 
 # How long each notebook takes to execute in a fresh kernel (targets: each under a minute, all under four).
 timings: install
