@@ -79,3 +79,11 @@ def test_landing_page_has_the_generated_table(site):
     assert len(rows) >= 10 and "checkpoint" in table.group(1).lower()
     for name, numbers, agree, known, checked in rows:
         assert int(numbers) == int(agree) + int(known) and checked == "yes", name
+
+def test_a_cells_printed_lines_show_as_one_box(site):
+    """A cell that prints line by line, computing between the prints, stores one stream output per
+    print; the site merges them (nb_merge_streams), so a table printed row by row reads as one table."""
+    for page in sorted((site / "chapters").glob("*.html")):
+        for output in page.read_text().split('class="cell_output')[1:]:
+            streams = re.findall(r'class="output (stream|stderr)', output.split('class="cell_input')[0])
+            assert len(streams) <= 2, f"{page.name}: a cell output split into {len(streams)} boxes"

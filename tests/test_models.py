@@ -61,6 +61,7 @@ OPTIONS = {
     "xception": [{}, {"resolution": 224}],
     **{f"efficientnet_b{i}": [{}] for i in range(8)},
     "efficientnet_b0": [{}, {"resolution": 100, "classes": 10}],
+    "efficientnet_b2": [{}, {"resolution": 288}],  # torchvision's crop, in the torchvision reference table
     "efficientnet_v2_s": [{}, {"resolution": 224}],
     "convnext_tiny": [{}, {"resolution": 97}],
 }
@@ -68,6 +69,16 @@ OPTIONS = {
 
 def test_every_registered_model_has_test_options():
     assert set(OPTIONS) == set(MODEL_NAMES)
+
+
+def test_the_torchvision_table_is_checked_on_networks_the_counter_agrees_with():
+    """validation.torchvision_reference reads the closed form; each of its networks is one the test below
+    traces, so the counter's MACs and parameters are the numbers checked against torchvision's."""
+    from sepconv.validation import TORCHVISION_MODELS
+
+    for row, kwargs in TORCHVISION_MODELS.items():
+        options = {k: v for k, v in kwargs.items() if k != "name"}
+        assert options in OPTIONS[kwargs["name"]], (row, options)
 
 
 @pytest.mark.parametrize("name, options", [(n, o) for n, opts in OPTIONS.items() for o in opts],
