@@ -2,6 +2,22 @@ import os
 import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+def _pin_worker_to_one_cpu():
+    """Under pytest-xdist, keep each worker (and the kernels and processes it starts) on a CPU of its
+    own. Before JAX starts: XLA then sizes its thread pool to that one CPU. Two workers whose thread
+    pools each span both CPUs spend much of their time waiting for each other's spinning threads."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if len(cpus) >= count > 1:
+        os.sched_setaffinity(0, {cpus[int(worker[2:]) % len(cpus)]})
+
+
+_pin_worker_to_one_cpu()
 sys.path.insert(0, os.path.dirname(__file__))
 
 from hypothesis import settings  # noqa: E402
