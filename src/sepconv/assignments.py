@@ -318,7 +318,7 @@ def check(master: str | Path, work: str | Path | None = None, cell_timeout: floa
 
     The solutions are graded once, with two cells added: one that ends the kernel, before the first
     answer (the kernel restarts and the cells before it are replayed), and an endless loop as the last
-    cell, with a limit of 5 s (the other cells keep ``cell_timeout``). Full marks with exactly those two
+    cell, with a limit of 2 s (the other cells keep ``cell_timeout``). Full marks with exactly those two
     cells removed prove both that the solutions are right and that a crash or a loop costs no answer
     its points."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -346,7 +346,7 @@ def check(master: str | Path, work: str | Path | None = None, cell_timeout: floa
         loop = len(solution.cells) - 1
 
         def limit(index):
-            return 5.0 if index == loop else cell_timeout
+            return 2.0 if index == loop else cell_timeout
 
         expect("solution", work / f"solution_{built.name}.ipynb", total, removed=2, limit=limit)
         expect("untouched student", built.student, 0)
