@@ -14,6 +14,7 @@ def _pin_worker_to_one_cpu():
     cpus = sorted(os.sched_getaffinity(0))
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if len(cpus) >= count > 1:
+        os.environ["SEPCONV_TEST_ALL_CPUS"] = ",".join(map(str, cpus))  # for the browser (test_browser)
         os.sched_setaffinity(0, {cpus[int(worker[2:]) % len(cpus)]})
 
 

@@ -16,15 +16,20 @@ MASTERS = sorted((ROOT / "book" / "assignments").glob("*.ipynb"))
 
 
 def test_one_assignment_per_chapter_worth_10_to_20_points():
-    assert len(MASTERS) >= 7
+    covered = set()
     for master in MASTERS:
         nb = nbformat.read(master, as_version=4)
+        goes_with = re.search(r"Goes with chapters? ([\d, and]+)", nb.cells[1].source)
+        assert goes_with, f"{master.name} does not say which chapter it goes with"
+        covered |= {int(n) for n in re.findall(r"\d+", goes_with.group(1))}
         text = "\n".join(c.source for c in nb.cells if c.cell_type == "raw")
         points = [float(p) for p in re.findall(r"^points: (\S+)$", text, flags=re.M)]
         questions = text.count("# BEGIN QUESTION")
         assert "manual: true" in text, f"{master.name} has no written question"
         # question points (tests carry their own points inside code cells, not raw cells)
         assert questions >= 4 and 10 <= sum(points) <= 20, (master.name, points)
+    chapters = {int(p.name[:2]) for p in (ROOT / "chapters").glob("*.ipynb")}
+    assert chapters <= covered, f"chapters without an assignment: {sorted(chapters - covered)}"
 
 
 @pytest.mark.parametrize("master", MASTERS, ids=lambda p: p.stem)

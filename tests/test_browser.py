@@ -55,15 +55,26 @@ def browser():
     if executable is None:
         pytest.skip("Chromium is not installed and could not be installed with apt-get: browser tests skipped")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    pinned = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    everywhere = os.environ.get("SEPCONV_TEST_ALL_CPUS")
+    if pinned is not None and everywhere:  # the browser's processes may use every CPU, not the worker's one
+        os.sched_setaffinity(0, {int(c) for c in everywhere.split(",")})
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            if pinned is not None and everywhere:
+                os.sched_setaffinity(0, pinned)
+            yield browser
+            browser.close()
+    finally:
+        if pinned is not None:
+            os.sched_setaffinity(0, pinned)
 
 
 def _open(browser, url, width=1280):
     """Open ``url`` with every request outside localhost refused; return (page, problems)."""
     page = browser.new_page(viewport={"width": width, "height": 900})
+    page.set_default_timeout(120_000)  # a loaded 2-core CI machine can take long to lay out a chapter
     problems = []
     page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
@@ -84,10 +95,11 @@ def pages(browser, server):
 
     def get(path, width=1280):
         if (path, width) not in opened:
+            for key in [key for key in opened if key[1] != 1280]:  # only the wide pages are shared by tests
+                opened.pop(key)[0].close()
             page, problems = _open(browser, f"{server}/{path}", width=width)
             if page.locator("span.math, div.math").count() > 0:
-                page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-                                       timeout=30000)
+                page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
                 page.evaluate("() => MathJax.startup.promise")
             opened[path, width] = page, problems
         return opened[path, width]
