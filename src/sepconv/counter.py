@@ -494,9 +494,12 @@ def _module_scopes(root):
     equation's name stack says which layer it belongs to (``features.3.conv_dw.conv``)."""
     from flax import nnx
 
-    paths = {id(node): ".".join(map(str, path)) for path, node in nnx.iter_graph(root)
-             if isinstance(node, nnx.Module) and path}
-    classes = {type(node) for _, node in nnx.iter_graph(root) if isinstance(node, nnx.Module)}
+    paths, classes = {}, set()
+    for path, node in nnx.iter_graph(root):  # one walk of the graph (a large model has thousands of nodes)
+        if isinstance(node, nnx.Module):
+            classes.add(type(node))
+            if path:
+                paths[id(node)] = ".".join(map(str, path))
     patched = []
     for cls in classes:
         if not any("__call__" in c.__dict__ for c in cls.__mro__ if c is not object):
