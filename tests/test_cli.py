@@ -157,3 +157,11 @@ def test_bench_refuses_a_missing_tflite_folder(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"python -m sepconv bench: error: --tflite {tmp_path / 'absent'}: no such folder "
         "(write it with tools/keras_to_tflite.py)"]
+
+
+def test_counting_imports_neither_the_course_nor_the_benchmark_tools():
+    """``count`` starts fast: building the command line imports no nbformat (assignments) and no runtimes."""
+    code = ("import sys; from sepconv.__main__ import parser; parser(); "
+            "print(sorted(m for m in ('nbformat', 'otter', 'onnxruntime', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -127,6 +127,21 @@ def _bench(args) -> int:
     return 0
 
 
+def _add_assign_arguments(parser) -> None:
+    """The ``python -m sepconv assign`` options (here, so that other commands need not import nbformat)."""
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = actions.add_parser("build", help="otter assign a master notebook: student notebook and autograder zip")
+    b.add_argument("master", help="the master notebook (book/assignments/NAME.ipynb)")
+    b.add_argument("--out", default="dist", help="folder to write (default dist/; replaced)")
+    g = actions.add_parser("grade", help="grade a submission with otter run, exits and endless loops contained")
+    g.add_argument("submission", help="the student's notebook")
+    g.add_argument("--autograder", required=True, help="the autograder .zip written by build")
+    g.add_argument("--cell-timeout", type=float, default=60, help="seconds a cell may run (default 60)")
+    g.add_argument("--json", action="store_true", help="print the result as JSON")
+    c = actions.add_parser("check", help="prove an assignment grades right (what CI runs)")
+    c.add_argument("master", nargs="+", help="master notebooks")
+
+
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="python -m sepconv", description=__doc__.split("\n\n")[0])
     sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -149,10 +164,8 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--table", action="append", help="only this table (repeatable)")
     v.add_argument("--json", action="store_true", help="print every record as JSON")
     v.set_defaults(run=_validate)
-    from .assignments import add_arguments
-
     a = sub.add_parser("assign", help="build, grade or check the course's assignments (otter-grader)")
-    add_arguments(a)
+    _add_assign_arguments(a)
     a.set_defaults(run=_assign)
     b = sub.add_parser("bench", help="measure latency: layers, guidelines, models, ours vs keras.applications and other runtimes")
     b.add_argument("--out", help="folder for the JSON results (default: a folder for this device under "

@@ -362,21 +362,6 @@ def check(master: str | Path, work: str | Path | None = None, cell_timeout: floa
 # Command line
 # ----------------------------------------------------------------------------------------------------
 
-def add_arguments(parser) -> None:
-    """The ``python -m sepconv assign`` options."""
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    b = actions.add_parser("build", help="otter assign a master notebook: student notebook and autograder zip")
-    b.add_argument("master", help="the master notebook (book/assignments/NAME.ipynb)")
-    b.add_argument("--out", default="dist", help="folder to write (default dist/; replaced)")
-    g = actions.add_parser("grade", help="grade a submission with otter run, exits and endless loops contained")
-    g.add_argument("submission", help="the student's notebook")
-    g.add_argument("--autograder", required=True, help="the autograder .zip written by build")
-    g.add_argument("--cell-timeout", type=float, default=60, help="seconds a cell may run (default 60)")
-    g.add_argument("--json", action="store_true", help="print the result as JSON")
-    c = actions.add_parser("check", help="prove an assignment grades right (what CI runs)")
-    c.add_argument("master", nargs="+", help="master notebooks")
-
-
 def main(args) -> int:
     if args.action == "build":
         built = build(args.master, args.out)
