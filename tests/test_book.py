@@ -80,6 +80,7 @@ def test_landing_page_has_the_generated_table(site):
     for name, numbers, agree, known, checked in rows:
         assert int(numbers) == int(agree) + int(known) and checked == "yes", name
 
+
 def test_a_cells_printed_lines_show_as_one_box(site):
     """A cell that prints line by line, computing between the prints, stores one stream output per
     print; the site merges them (nb_merge_streams), so a table printed row by row reads as one table."""

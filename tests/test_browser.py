@@ -4,6 +4,7 @@ Chromium is installed with apt-get when missing; only if that is impossible are
 these tests skipped, with the reason. Screenshots go to ``artifacts/``.
 """
 
+import contextlib
 import functools
 import http.server
 import os
@@ -55,20 +56,30 @@ def browser():
     if executable is None:
         pytest.skip("Chromium is not installed and could not be installed with apt-get: browser tests skipped")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    pinned = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    everywhere = os.environ.get("SEPCONV_TEST_ALL_CPUS")
-    if pinned is not None and everywhere:  # the browser's processes may use every CPU, not the worker's one
-        os.sched_setaffinity(0, {int(c) for c in everywhere.split(",")})
+    with _on_every_cpu():  # the browser's processes, not only the test worker's one CPU
+        playwright = sync_api.sync_playwright().start()
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
     try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-            if pinned is not None and everywhere:
-                os.sched_setaffinity(0, pinned)
-            yield browser
-            browser.close()
+        yield browser
     finally:
-        if pinned is not None:
-            os.sched_setaffinity(0, pinned)
+        browser.close()
+        playwright.stop()
+
+
+@contextlib.contextmanager
+def _on_every_cpu():
+    """Processes started inside may run on every CPU: conftest pins each test worker to one of its own
+    and leaves the full set in SEPCONV_TEST_ALL_CPUS."""
+    everywhere = os.environ.get("SEPCONV_TEST_ALL_CPUS")
+    if not everywhere:
+        yield
+        return
+    pinned = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {int(c) for c in everywhere.split(",")})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, pinned)
 
 
 def _open(browser, url, width=1280):
