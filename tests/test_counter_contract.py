@@ -211,8 +211,12 @@ def test_per_layer_results_carry_module_paths():
 
 
 def test_training_roles_per_layer():
+    from jax._src.interpreters.partial_eval import DynamicJaxprTracer
+
+    origin_message = DynamicJaxprTracer.__dict__["_origin_msg"]
     model = Small(nnx.Rngs(0))
     result = count_training(model, jax.ShapeDtypeStruct((2, 12, 12, 3), jnp.float32))
+    assert DynamicJaxprTracer.__dict__["_origin_msg"] is origin_message  # tracing errors keep their wording
     by_layer = {(row["path"], row["role"]): row["macs"] for row in result.layers()}
     forward = {path: macs for (path, role), macs in by_layer.items() if role == "forward"}
     for path, macs in forward.items():

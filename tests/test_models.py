@@ -164,6 +164,20 @@ def test_abstract_models_hold_shapes_and_no_arrays(name):
         jax.tree.map(lambda v: (v.shape, v.dtype), nnx.state(built))
 
 
+@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v3_large", "efficientnet_v2_s", "shufflenet_v1",
+                                  "shufflenet_v2", "squeezenet1_0", "xception", "convnext_tiny"])
+def test_abstract_models_are_what_nnx_eval_shape_gives(name):
+    """``abstract`` builds shapes its own faster way (repeated layers copied, kernels zeros, one split and
+    one merge): the graph, every shape and the eval mode are those of ``nnx.eval_shape`` of the module, and
+    no copy shares a variable with another (the graph would say so, and the state would have fewer leaves)."""
+    spec = resolve_model(name)
+    ours = spec.abstract()
+    theirs = nnx.eval_shape(lambda: spec.module(nnx.Rngs(0)))
+    theirs.eval()
+    assert nnx.graphdef(ours) == nnx.graphdef(theirs)
+    assert jax.tree.leaves(nnx.state(ours)) == jax.tree.leaves(nnx.state(theirs))
+
+
 def test_materialize_follows_flax_initializers_and_the_seed():
     a, b, c = build_model("mobilenet_v2", seed=0), build_model("mobilenet_v2", seed=0), build_model("mobilenet_v2", seed=1)
     kernel = np.asarray(a.features[5].conv_pw.conv.kernel[...])  # 1x1, 32 -> 192: fan-in 32

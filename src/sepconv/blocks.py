@@ -17,6 +17,8 @@ Naming follows timm and TF-slim: ``conv_pw`` (expansion), ``conv_dw`` (depthwise
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 from dataclasses import dataclass
 from typing import Union
@@ -85,6 +87,43 @@ class Block:
         raise NotImplementedError
 
 
+# While a model is built only for its shapes (``ResolvedNetwork.abstract``), nothing that only makes
+# values is traced: a layer spec that occurs again is not constructed again (its first module is split
+# once and each later occurrence is a copy, ``nnx.merge(..., copy=True)``, about a fiftieth of the time
+# NNX takes to construct a layer), and kernels start as zeros instead of a traced random draw (one
+# program per kernel shape, most of a cold start's time).
+_SHAPE_TEMPLATES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("shape_templates", default=None)
+
+
+@contextlib.contextmanager
+def building_shapes():
+    """Within this context blocks are built for their shapes only: equal ``ConvSpec`` and
+    squeeze-and-excite specs give copies of one construction, and kernels are zeros. Values built
+    here are never meant to be read; ``materialize`` draws every array of a runnable model."""
+    token = _SHAPE_TEMPLATES.set({})
+    try:
+        yield
+    finally:
+        _SHAPE_TEMPLATES.reset(token)
+
+
+def _construct(spec, make):
+    """``make()``, or inside ``building_shapes`` a copy of the module already built for an equal ``spec``."""
+    templates = _SHAPE_TEMPLATES.get()
+    if templates is None:
+        return make()
+    if spec not in templates:
+        module = make()
+        templates[spec] = nnx.split(module)
+        return module
+    return nnx.merge(*templates[spec], copy=True)
+
+
+def _kernel_init() -> dict:
+    """Flax's default kernel initializer (LeCun normal), or zeros inside ``building_shapes``."""
+    return {} if _SHAPE_TEMPLATES.get() is None else {"kernel_init": nnx.initializers.zeros}
+
+
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -132,7 +171,7 @@ class ConvSpec(Block):
         return self.groups == self.c_in == self.c_out and self.groups > 1
 
     def build(self, rngs):
-        return ConvBN(self, rngs=rngs)
+        return _construct(self, lambda: ConvBN(self, rngs=rngs))
 
     def layers(self, size, path):
         conv = conv2d_cost(size, size, self.c_in, self.c_out, self.kernel, self.stride, self.padding,
@@ -154,7 +193,8 @@ class ConvBN(nnx.Module):
 
     def __init__(self, spec: ConvSpec, *, rngs: nnx.Rngs):
         self.conv = nnx.Conv(spec.c_in, spec.c_out, (spec.kernel, spec.kernel), strides=spec.stride,
-                             padding=spec.padding, feature_group_count=spec.groups, use_bias=spec.bias, rngs=rngs)
+                             padding=spec.padding, feature_group_count=spec.groups, use_bias=spec.bias, rngs=rngs,
+                             **_kernel_init())
         self.bn = nnx.BatchNorm(spec.c_out, momentum=0.9, epsilon=1e-3, rngs=rngs) if spec.norm == "batch" else None
         self.norm = nnx.LayerNorm(spec.c_out, epsilon=1e-6, rngs=rngs) if spec.norm == "layer" else None
         self.act = spec.act
@@ -235,8 +275,8 @@ class SqueezeExciteSpec:
 
 class SqueezeExcite(nnx.Module):
     def __init__(self, spec: SqueezeExciteSpec, *, rngs: nnx.Rngs):
-        self.fc1 = nnx.Conv(spec.channels, spec.squeeze, (1, 1), rngs=rngs)
-        self.fc2 = nnx.Conv(spec.squeeze, spec.channels, (1, 1), rngs=rngs)
+        self.fc1 = nnx.Conv(spec.channels, spec.squeeze, (1, 1), rngs=rngs, **_kernel_init())
+        self.fc2 = nnx.Conv(spec.squeeze, spec.channels, (1, 1), rngs=rngs, **_kernel_init())
         self.act, self.gate = spec.act, spec.gate
 
     def __call__(self, x):
@@ -317,7 +357,7 @@ class InvertedResidual(nnx.Module):
         self.conv_exp = parts["conv_exp"].build(rngs) if "conv_exp" in parts else None
         self.conv_pw = parts["conv_pw"].build(rngs) if "conv_pw" in parts else None
         self.conv_dw = parts["conv_dw"].build(rngs) if "conv_dw" in parts else None
-        self.se = SqueezeExcite(spec.se, rngs=rngs) if spec.se is not None else None
+        self.se = _construct(spec.se, lambda: SqueezeExcite(spec.se, rngs=rngs)) if spec.se is not None else None
         self.conv_pwl = parts["conv_pwl"].build(rngs) if "conv_pwl" in parts else None
         self.has_skip = spec.has_skip
         self.drop_path = (nnx.Dropout(spec.drop_path, broadcast_dims=(1, 2, 3), rngs=rngs)
@@ -595,8 +635,8 @@ class ConvNeXtBlock(nnx.Module):
     def __init__(self, spec: ConvNeXtBlockSpec, *, rngs: nnx.Rngs):
         self.conv_dw = spec.depthwise.build(rngs)
         self.norm = nnx.LayerNorm(spec.dim, epsilon=1e-6, rngs=rngs)
-        self.pw1 = nnx.Linear(spec.dim, spec.expansion * spec.dim, rngs=rngs)
-        self.pw2 = nnx.Linear(spec.expansion * spec.dim, spec.dim, rngs=rngs)
+        self.pw1 = nnx.Linear(spec.dim, spec.expansion * spec.dim, rngs=rngs, **_kernel_init())
+        self.pw2 = nnx.Linear(spec.expansion * spec.dim, spec.dim, rngs=rngs, **_kernel_init())
         self.gamma = nnx.Param(jnp.full((spec.dim,), spec.layer_scale, jnp.float32))
         self.layer_scale = spec.layer_scale
         self.drop_path = (nnx.Dropout(spec.drop_path, broadcast_dims=(1, 2, 3), rngs=rngs)
@@ -628,7 +668,7 @@ class DownsampleSpec(Block):
 class Downsample(nnx.Module):
     def __init__(self, spec: DownsampleSpec, *, rngs: nnx.Rngs):
         self.norm = nnx.LayerNorm(spec.c_in, epsilon=1e-6, rngs=rngs)
-        self.conv = nnx.Conv(spec.c_in, spec.c_out, (2, 2), strides=2, padding="VALID", rngs=rngs)
+        self.conv = nnx.Conv(spec.c_in, spec.c_out, (2, 2), strides=2, padding="VALID", rngs=rngs, **_kernel_init())
 
     def __call__(self, x):
         return self.conv(self.norm(x))
@@ -712,13 +752,14 @@ class ClassifierSpec(Block):
 
 class Classifier(nnx.Module):
     def __init__(self, spec: ClassifierSpec, *, rngs: nnx.Rngs):
-        self.conv = nnx.Conv(spec.c_in, spec.classes, (1, 1), rngs=rngs) if spec.conv else None
+        self.conv = nnx.Conv(spec.c_in, spec.classes, (1, 1), rngs=rngs, **_kernel_init()) if spec.conv else None
         self.norm = nnx.LayerNorm(spec.c_in, epsilon=1e-6, rngs=rngs) if spec.norm == "layer" else None
-        self.hidden = nnx.Linear(spec.c_in, spec.hidden, rngs=rngs) if spec.hidden and not spec.conv else None
+        self.hidden = (nnx.Linear(spec.c_in, spec.hidden, rngs=rngs, **_kernel_init())
+                       if spec.hidden and not spec.conv else None)
         self.hidden_act = spec.hidden_act
         self.dropout = nnx.Dropout(spec.dropout, rngs=rngs) if spec.dropout > 0 and not spec.conv else None
         c = spec.hidden or spec.c_in
-        self.fc = None if spec.conv else nnx.Linear(c, spec.classes, use_bias=spec.bias, rngs=rngs)
+        self.fc = None if spec.conv else nnx.Linear(c, spec.classes, use_bias=spec.bias, rngs=rngs, **_kernel_init())
 
     def __call__(self, x):
         if self.conv is not None:

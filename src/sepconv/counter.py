@@ -686,7 +686,8 @@ def count_training(model, x, labels=None, loss: Callable | None = None) -> Count
 
         return nnx.value_and_grad(objective)(merged)
 
-    closed = jax.make_jaxpr(step)(state, x, labels)
+    with _cheap_missing_sharding():
+        closed = jax.make_jaxpr(step)(state, x, labels)
     n_state = len(jax.tree_util.tree_leaves(state))
     invars = closed.jaxpr.invars
     data = set(invars[n_state:])
@@ -700,6 +701,29 @@ def count_training(model, x, labels=None, loss: Callable | None = None) -> Count
     result = _result(closed, data, role_of)
     result.params, result.params_excluding_norm = parameter_counts(model)
     return result
+
+
+@contextlib.contextmanager
+def _cheap_missing_sharding():
+    """While a training step is traced, a tracer asked for its ``sharding`` (Flax does, each time
+    BatchNorm stores its running statistics) raises its AttributeError without first searching the
+    program traced so far for the error's origin: that search grows with the program, and made
+    counting a large EfficientNet's training step take five times as long (38 s instead of 8 s for
+    B7). Only the wording of a tracing error changes. Nothing is patched on a JAX without the method.
+    """
+    try:
+        from jax._src.interpreters.partial_eval import DynamicJaxprTracer as tracer
+    except ImportError:  # pragma: no cover - depends on JAX internals
+        tracer = None
+    original = tracer.__dict__.get("_origin_msg") if tracer is not None else None
+    if original is None:
+        yield
+        return
+    tracer._origin_msg = lambda self: ""
+    try:
+        yield
+    finally:
+        tracer._origin_msg = original
 
 
 def _derived_only_from(jaxpr, sources: set) -> set:

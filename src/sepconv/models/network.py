@@ -6,7 +6,7 @@ resolution they were resolved at. From it, and only from it:
 
 * ``cost()``: the closed-form ``NetworkCost``, layer by layer;
 * ``module(rngs)``: the Flax NNX ``Network`` (``features`` then ``head``), with Flax's initializers;
-* ``abstract()``: the same module with shapes and no arrays (``nnx.eval_shape``), for counting;
+* ``abstract()``: the same module with shapes and no arrays (what ``nnx.eval_shape`` gives), for counting;
 * ``build(seed)``: a runnable model, in eval mode, initialized by ``materialize`` in well under a
   second (no per-layer compilation);
 * ``table()``: the network printed like the paper's table.
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ..blocks import Block, ClassifierSpec, ConvNeXtBlock
+from ..blocks import Block, ClassifierSpec, ConvNeXtBlock, building_shapes
 from ..cost import NetworkCost
 
 __all__ = ["ResolvedNetwork", "Network", "materialize"]
@@ -64,11 +64,24 @@ class ResolvedNetwork:
         return Network(self, rngs=rngs)
 
     def abstract(self) -> "Network":
-        """The module with ``jax.ShapeDtypeStruct`` in place of every array: nothing is allocated."""
-        with _constant_keys():
-            model = nnx.eval_shape(lambda: Network(self, rngs=nnx.Rngs(0)))
-        model.eval()
-        return model
+        """The module in eval mode with ``jax.ShapeDtypeStruct`` in place of every array: nothing is allocated.
+
+        What ``nnx.eval_shape`` gives, built faster: the module is constructed once under
+        ``jax.eval_shape``, split there, and its state's shapes merged back outside (one split and one
+        merge instead of ``nnx.eval_shape``'s extraction contexts, half the time for a large
+        EfficientNet); repeated layers are copies and kernels zeros (``blocks.building_shapes``).
+        """
+        parts = []
+
+        def construct():
+            model = Network(self, rngs=nnx.Rngs(0))
+            model.eval()
+            graphdef, state = nnx.split(model)
+            parts.append((graphdef, jax.tree.map(lambda t: jax.ShapeDtypeStruct(t.shape, t.dtype), state)))
+
+        with _constant_keys(), building_shapes():
+            jax.eval_shape(construct)
+        return nnx.merge(*parts[0])
 
     def build(self, seed: int = 0) -> "Network":
         """A runnable model in eval mode, its parameters drawn by ``materialize`` from ``seed``."""
