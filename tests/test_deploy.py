@@ -218,10 +218,22 @@ def test_exported_model_runs_the_same_on_onnx_runtime():
     _, run = deploy.onnx_session(proto)
     ours = _outputs(model, x)
     np.testing.assert_allclose(run(x), ours, rtol=1e-5, atol=1e-5 * np.abs(ours).max())
-    int8 = deploy.quantize_onnx(proto, np.asarray(jax.random.uniform(jax.random.key(1), (32, 16, 16, 3))))
+    calibration = np.asarray(jax.random.uniform(jax.random.key(1), (32, 16, 16, 3)))
+    int8 = deploy.quantize_onnx(proto, calibration)
     assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in int8.graph.node}
     _, run_int8 = deploy.onnx_session(int8)
     assert np.max(np.abs(run_int8(x) - ours)) <= 0.1 * np.abs(ours).max()  # int8: close, not equal
+    # 7-bit weights by default: 255 * 64 * 2 fits AVX2's 16-bit pair sums, 255 * 127 * 2 does not
+    assert _largest_int8_weight(int8) == 64
+    assert _largest_int8_weight(deploy.quantize_onnx(proto, calibration, reduce_range=False)) == 127
+
+
+def _largest_int8_weight(proto) -> int:
+    from onnx import TensorProto, numpy_helper
+
+    weights = [numpy_helper.to_array(t) for t in proto.graph.initializer if t.data_type == TensorProto.INT8]
+    assert weights, "no int8 weights in the quantized graph"
+    return max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
 
 
 def test_shipped_runtime_results_hold_every_program():

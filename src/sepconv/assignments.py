@@ -25,7 +25,8 @@ solution cells and ``# BEGIN TESTS`` / ``# END TESTS`` around test cells (``hidd
     what CI proves for every assignment: the solutions score full marks; the untouched student
     notebook scores 0 and holds no solution text; a submission that suppresses errors and patches every
     function of ``sepconv`` scores 0. The solutions are graded with a cell that exits the kernel and one
-    that loops forever added: within the time limit, with every answer's points.
+    that loops forever added: within the time limit, with every answer's points. (That proves the probe;
+    the two submissions that score 0 hold no such cell, and otter grades them without it.)
 """
 
 from __future__ import annotations
@@ -232,10 +233,11 @@ def _probe(nb: nbformat.NotebookNode, limit, cwd: Path) -> tuple[dict, float]:
 
 
 def grade(submission: str | Path, autograder: str | Path, cell_timeout: float = 60, timeout: float = 1200,
-          limit=None) -> Grade:
+          limit=None, *, probe: bool = True) -> Grade:
     """Grade ``submission`` with ``otter run`` against the autograder zip of ``build``, after the probe
     of the module docstring (``cell_timeout`` seconds per cell; ``timeout`` for otter's whole run).
-    ``limit(cell index)``, if given, replaces ``cell_timeout`` per cell (in seconds)."""
+    ``limit(cell index)``, if given, replaces ``cell_timeout`` per cell (in seconds). ``probe=False``
+    is only for submissions known to hold no cell that ends the kernel or loops (``check``'s own)."""
     submission, autograder = Path(submission), Path(autograder)
     for path, what in ((submission, "submission"), (autograder, "autograder zip")):
         if not path.is_file():
@@ -248,7 +250,7 @@ def grade(submission: str | Path, autograder: str | Path, cell_timeout: float = 
         raise ValueError(f"{submission} is not a notebook: {error}") from None
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        removed, slowest = _probe(nb, limit or (lambda index: cell_timeout), folder)
+        removed, slowest = _probe(nb, limit or (lambda index: cell_timeout), folder) if probe else ({}, 0.0)
         for i, why in removed.items():
             nb.cells[i].source = f"# removed by the grader: this cell {why}"
             nb.cells[i].outputs = []
@@ -327,8 +329,8 @@ def check(master: str | Path, work: str | Path | None = None, cell_timeout: floa
         total = sum(built.points.values())
         grades = {}
 
-        def expect(label, path, score, removed=0, limit=None):
-            result = grade(path, built.autograder, cell_timeout=cell_timeout, limit=limit)
+        def expect(label, path, score, removed=0, limit=None, probe=True):
+            result = grade(path, built.autograder, cell_timeout=cell_timeout, limit=limit, probe=probe)
             grades[label] = result
             if abs(result.score - score) > 1e-9 or len(result.removed) != removed or abs(result.total - total) > 1e-9:
                 raise AssignmentError(f"{built.name}: the {label} submission scored {result.score:g} of "
@@ -349,12 +351,14 @@ def check(master: str | Path, work: str | Path | None = None, cell_timeout: floa
             return 2.0 if index == loop else cell_timeout
 
         expect("solution", work / f"solution_{built.name}.ipynb", total, removed=2, limit=limit)
-        expect("untouched student", built.student, 0)
+        # The probe is proven above; the untouched and the cheating submissions hold no cell that ends the
+        # kernel or loops, so otter alone grades them (each is executed once instead of twice).
+        expect("untouched student", built.student, 0, probe=False)
 
         cheat = nbformat.read(built.student, as_version=4)
         cheat.cells.insert(1, nbformat.v4.new_code_cell(CHEAT))
         nbformat.write(cheat, work / f"cheat_{built.name}.ipynb")
-        expect("error-suppressing, library-patching", work / f"cheat_{built.name}.ipynb", 0)
+        expect("error-suppressing, library-patching", work / f"cheat_{built.name}.ipynb", 0, probe=False)
         return {label: g.to_dict() for label, g in grades.items()}
 
 
