@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import inspect
 from dataclasses import dataclass
 from typing import Union
 
@@ -119,9 +120,16 @@ def _construct(spec, make):
     return nnx.merge(*templates[spec], copy=True)
 
 
-def _kernel_init() -> dict:
-    """Flax's default kernel initializer (LeCun normal), or zeros inside ``building_shapes``."""
-    return {} if _SHAPE_TEMPLATES.get() is None else {"kernel_init": nnx.initializers.zeros}
+def _layer(cls, *args, **kwargs):
+    """``cls(*args, **kwargs)`` (``nnx.Conv`` or ``nnx.Linear``); inside ``building_shapes`` its kernel
+    starts as zeros, and a Flax that keeps the initializer on the layer (0.12.0 does) keeps its own
+    default there, so that the graph is the one ``nnx.eval_shape`` would give."""
+    if _SHAPE_TEMPLATES.get() is None:
+        return cls(*args, **kwargs)
+    layer = cls(*args, kernel_init=nnx.initializers.zeros, **kwargs)
+    if "kernel_init" in vars(layer):
+        layer.kernel_init = inspect.signature(cls.__init__).parameters["kernel_init"].default
+    return layer
 
 
 def _join(path: str, name: str) -> str:
@@ -192,9 +200,8 @@ class ConvBN(nnx.Module):
     """``act(norm(conv(x)))`` for a ``ConvSpec``; a convolution carries a bias only when the spec says so."""
 
     def __init__(self, spec: ConvSpec, *, rngs: nnx.Rngs):
-        self.conv = nnx.Conv(spec.c_in, spec.c_out, (spec.kernel, spec.kernel), strides=spec.stride,
-                             padding=spec.padding, feature_group_count=spec.groups, use_bias=spec.bias, rngs=rngs,
-                             **_kernel_init())
+        self.conv = _layer(nnx.Conv, spec.c_in, spec.c_out, (spec.kernel, spec.kernel), strides=spec.stride,
+                           padding=spec.padding, feature_group_count=spec.groups, use_bias=spec.bias, rngs=rngs)
         self.bn = nnx.BatchNorm(spec.c_out, momentum=0.9, epsilon=1e-3, rngs=rngs) if spec.norm == "batch" else None
         self.norm = nnx.LayerNorm(spec.c_out, epsilon=1e-6, rngs=rngs) if spec.norm == "layer" else None
         self.act = spec.act
@@ -275,8 +282,8 @@ class SqueezeExciteSpec:
 
 class SqueezeExcite(nnx.Module):
     def __init__(self, spec: SqueezeExciteSpec, *, rngs: nnx.Rngs):
-        self.fc1 = nnx.Conv(spec.channels, spec.squeeze, (1, 1), rngs=rngs, **_kernel_init())
-        self.fc2 = nnx.Conv(spec.squeeze, spec.channels, (1, 1), rngs=rngs, **_kernel_init())
+        self.fc1 = _layer(nnx.Conv, spec.channels, spec.squeeze, (1, 1), rngs=rngs)
+        self.fc2 = _layer(nnx.Conv, spec.squeeze, spec.channels, (1, 1), rngs=rngs)
         self.act, self.gate = spec.act, spec.gate
 
     def __call__(self, x):
@@ -635,8 +642,8 @@ class ConvNeXtBlock(nnx.Module):
     def __init__(self, spec: ConvNeXtBlockSpec, *, rngs: nnx.Rngs):
         self.conv_dw = spec.depthwise.build(rngs)
         self.norm = nnx.LayerNorm(spec.dim, epsilon=1e-6, rngs=rngs)
-        self.pw1 = nnx.Linear(spec.dim, spec.expansion * spec.dim, rngs=rngs, **_kernel_init())
-        self.pw2 = nnx.Linear(spec.expansion * spec.dim, spec.dim, rngs=rngs, **_kernel_init())
+        self.pw1 = _layer(nnx.Linear, spec.dim, spec.expansion * spec.dim, rngs=rngs)
+        self.pw2 = _layer(nnx.Linear, spec.expansion * spec.dim, spec.dim, rngs=rngs)
         self.gamma = nnx.Param(jnp.full((spec.dim,), spec.layer_scale, jnp.float32))
         self.layer_scale = spec.layer_scale
         self.drop_path = (nnx.Dropout(spec.drop_path, broadcast_dims=(1, 2, 3), rngs=rngs)
@@ -668,7 +675,7 @@ class DownsampleSpec(Block):
 class Downsample(nnx.Module):
     def __init__(self, spec: DownsampleSpec, *, rngs: nnx.Rngs):
         self.norm = nnx.LayerNorm(spec.c_in, epsilon=1e-6, rngs=rngs)
-        self.conv = nnx.Conv(spec.c_in, spec.c_out, (2, 2), strides=2, padding="VALID", rngs=rngs, **_kernel_init())
+        self.conv = _layer(nnx.Conv, spec.c_in, spec.c_out, (2, 2), strides=2, padding="VALID", rngs=rngs)
 
     def __call__(self, x):
         return self.conv(self.norm(x))
@@ -752,14 +759,14 @@ class ClassifierSpec(Block):
 
 class Classifier(nnx.Module):
     def __init__(self, spec: ClassifierSpec, *, rngs: nnx.Rngs):
-        self.conv = nnx.Conv(spec.c_in, spec.classes, (1, 1), rngs=rngs, **_kernel_init()) if spec.conv else None
+        self.conv = _layer(nnx.Conv, spec.c_in, spec.classes, (1, 1), rngs=rngs) if spec.conv else None
         self.norm = nnx.LayerNorm(spec.c_in, epsilon=1e-6, rngs=rngs) if spec.norm == "layer" else None
-        self.hidden = (nnx.Linear(spec.c_in, spec.hidden, rngs=rngs, **_kernel_init())
+        self.hidden = (_layer(nnx.Linear, spec.c_in, spec.hidden, rngs=rngs)
                        if spec.hidden and not spec.conv else None)
         self.hidden_act = spec.hidden_act
         self.dropout = nnx.Dropout(spec.dropout, rngs=rngs) if spec.dropout > 0 and not spec.conv else None
         c = spec.hidden or spec.c_in
-        self.fc = None if spec.conv else nnx.Linear(c, spec.classes, use_bias=spec.bias, rngs=rngs, **_kernel_init())
+        self.fc = None if spec.conv else _layer(nnx.Linear, c, spec.classes, use_bias=spec.bias, rngs=rngs)
 
     def __call__(self, x):
         if self.conv is not None:

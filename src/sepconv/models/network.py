@@ -151,7 +151,8 @@ def _truncated_normal(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _initial_value(owner, name: str, variable, rng: np.random.Generator, key):
-    shape, dtype = variable.get_value().shape, variable.get_value().dtype
+    value = variable.get_value() if hasattr(variable, "get_value") else variable.value  # Flax 0.12.0: .value
+    shape, dtype = value.shape, value.dtype
     if isinstance(variable, nnx.Param):
         if name == "kernel":  # LeCun normal, Flax's default for Conv and Linear: std 1/sqrt(fan_in), truncated at 2 std
             fan_in = int(np.prod(shape[:-1]))
