@@ -46,6 +46,8 @@ import jax
 import numpy as np
 from jax.extend import core
 
+from .compat import replaced, variable_value
+
 
 __all__ = ["count", "count_macs", "count_training", "CountResult", "OpRecord", "parameter_counts", "pure_module",
            "sub_jaxprs", "register_cost_rule", "register_call_rule", "COST_RULES", "CALL_RULES",
@@ -464,7 +466,7 @@ def _peak_bytes(jaxpr, tainted: set, own_inputs: bool = False) -> int:
 # ----------------------------------------------------------------------------------------------------
 
 def _value_size(variable) -> int:
-    value = variable.get_value() if hasattr(variable, "get_value") else variable.value
+    value = variable_value(variable)
     return int(math.prod(np.shape(value))) if not hasattr(value, "shape") else int(math.prod(value.shape))
 
 
@@ -703,7 +705,6 @@ def count_training(model, x, labels=None, loss: Callable | None = None) -> Count
     return result
 
 
-@contextlib.contextmanager
 def _cheap_missing_sharding():
     """While a training step is traced, a tracer asked for its ``sharding`` (Flax does, each time
     BatchNorm stores its running statistics) raises its AttributeError without first searching the
@@ -715,15 +716,7 @@ def _cheap_missing_sharding():
         from jax._src.interpreters.partial_eval import DynamicJaxprTracer as tracer
     except ImportError:  # pragma: no cover - depends on JAX internals
         tracer = None
-    original = tracer.__dict__.get("_origin_msg") if tracer is not None else None
-    if original is None:
-        yield
-        return
-    tracer._origin_msg = lambda self: ""
-    try:
-        yield
-    finally:
-        tracer._origin_msg = original
+    return replaced(tracer, "_origin_msg", lambda self: "")
 
 
 def _derived_only_from(jaxpr, sources: set) -> set:

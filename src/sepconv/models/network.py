@@ -14,7 +14,6 @@ resolution they were resolved at. From it, and only from it:
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import jax
@@ -23,6 +22,7 @@ import numpy as np
 from flax import nnx
 
 from ..blocks import Block, ClassifierSpec, ConvNeXtBlock, building_shapes
+from ..compat import replaced, variable_value
 from ..cost import NetworkCost
 
 __all__ = ["ResolvedNetwork", "Network", "materialize"]
@@ -113,7 +113,6 @@ class Network(nnx.Module):
         return self.head(x)
 
 
-@contextlib.contextmanager
 def _constant_keys():
     """While only shapes are traced, let every RNG stream return one fixed key.
 
@@ -122,15 +121,7 @@ def _constant_keys():
     ``RngStream.__call__`` nothing is patched.
     """
     stream = getattr(nnx.rnglib, "RngStream", None)
-    original = stream.__dict__.get("__call__") if stream is not None else None
-    if original is None:
-        yield
-        return
-    stream.__call__ = lambda self, *args, **kwargs: jax.random.key(0)
-    try:
-        yield
-    finally:
-        stream.__call__ = original
+    return replaced(stream, "__call__", lambda self, *args, **kwargs: jax.random.key(0))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -151,7 +142,7 @@ def _truncated_normal(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _initial_value(owner, name: str, variable, rng: np.random.Generator, key):
-    value = variable.get_value() if hasattr(variable, "get_value") else variable.value  # Flax 0.12.0: .value
+    value = variable_value(variable)
     shape, dtype = value.shape, value.dtype
     if isinstance(variable, nnx.Param):
         if name == "kernel":  # LeCun normal, Flax's default for Conv and Linear: std 1/sqrt(fan_in), truncated at 2 std

@@ -1,0 +1,33 @@
+"""What differs between the JAX and Flax versions sepconv supports (jax 0.7.2 and flax 0.12.0 onwards).
+
+* ``variable_value``: a variable's value; Flax 0.12.0 has ``Variable.value`` and no ``get_value``.
+* ``replaced``: a library's method replaced for the length of a ``with`` block, only where the
+  library defines it, to skip work whose result is never used (the shape-only build, the counter).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+__all__ = ["variable_value", "replaced"]
+
+
+def variable_value(variable):
+    """The value an NNX variable holds (an array, or a ``jax.ShapeDtypeStruct`` in an abstract model)."""
+    return variable.get_value() if hasattr(variable, "get_value") else variable.value
+
+
+@contextlib.contextmanager
+def replaced(cls, name: str, value):
+    """While inside, ``cls.<name>`` is ``value``, and afterwards what it was. Nothing is replaced when
+    ``cls`` is ``None`` or does not define ``name`` itself (another version of the library): the block
+    then runs as it would have, only without the saving."""
+    original = cls.__dict__.get(name) if cls is not None else None
+    if original is None:
+        yield
+        return
+    setattr(cls, name, value)
+    try:
+        yield
+    finally:
+        setattr(cls, name, original)
