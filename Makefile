@@ -11,11 +11,26 @@ export PYTHONHASHSEED := 0
 
 install: $(VENV)/.installed
 
+# uv installs the pinned requirements in half the time pip takes (30 s against 60 s on 2 cores), bytecode
+# compiled up front as pip does (where PYTHONDONTWRITEBYTECODE is set, nothing would be compiled later and
+# every process would compile what it imports). uv reads PyPI, or UV_INDEX_URL; it does not read pip's
+# configuration: behind a mirror only pip knows, run `make INSTALLER=pip ...`.
+INSTALLER ?= uv
+UV_VERSION := 0.13.9
+
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+ifeq ($(INSTALLER),uv)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+else ifeq ($(INSTALLER),pip)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+else
+	$(error INSTALLER must be uv or pip, got '$(INSTALLER)')
+endif
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 

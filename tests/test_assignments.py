@@ -32,16 +32,30 @@ def test_one_assignment_per_chapter_worth_10_to_20_points():
     assert chapters <= covered, f"chapters without an assignment: {sorted(chapters - covered)}"
 
 
+#: The assignment on which the grader's probe is proven with real cells (the cheapest to grade): what the
+#: probe does (remove a cell that ends the kernel or loops, replay the cells before it) depends on no
+#: assignment's content, so the others are graded by otter alone, once each.
+PROBED = "08_deployment"
+
+
+def test_the_probe_is_proven_on_an_assignment_that_exists():
+    assert PROBED in {m.stem for m in MASTERS}
+
+
 @pytest.mark.parametrize("master", MASTERS, ids=lambda p: p.stem)
 def test_assignment_grades_right(master, tmp_path):
-    """Solutions full marks, with a cell that exits the kernel and one that loops forever added (both
-    removed, costing no answer its points); untouched handout 0 without solution text; suppressing
-    errors and patching the library earns nothing."""
-    grades = check(master, tmp_path)
+    """Solutions full marks (on one assignment with a cell that exits the kernel and one that loops
+    forever added, both removed, costing no answer its points); untouched handout 0 without solution
+    text; suppressing errors and patching the library earns nothing."""
+    probed = master.stem == PROBED
+    grades = check(master, tmp_path, prove_probe=probed)
     solution = grades["solution"]
     assert solution["score"] == solution["total"] >= 10
-    assert sorted(solution["removed"].values())[0] == "ended the kernel"
-    assert sorted(solution["removed"].values())[1].startswith("ran longer than")
+    if probed:
+        assert sorted(solution["removed"].values())[0] == "ended the kernel"
+        assert sorted(solution["removed"].values())[1].startswith("ran longer than")
+    else:
+        assert solution["removed"] == {}
     assert grades["untouched student"]["score"] == 0
     assert grades["error-suppressing, library-patching"]["score"] == 0
 

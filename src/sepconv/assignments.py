@@ -26,7 +26,9 @@ solution cells and ``# BEGIN TESTS`` / ``# END TESTS`` around test cells (``hidd
     notebook scores 0 and holds no solution text; a submission that suppresses errors and patches every
     function of ``sepconv`` scores 0. The solutions are graded with a cell that exits the kernel and one
     that loops forever added: within the time limit, with every answer's points. (That proves the probe;
-    the two submissions that score 0 hold no such cell, and otter grades them without it.)
+    the two submissions that score 0 hold no such cell, and otter grades them without it.
+    ``prove_probe=False`` grades the solutions as they are, without the probe: the test suite proves the
+    probe on one assignment, since what it does depends on no assignment's content.)
 """
 
 from __future__ import annotations
@@ -313,7 +315,8 @@ def _answer_cells(nb: nbformat.NotebookNode) -> dict:
     return cells
 
 
-def check(master: str | Path, work: str | Path | None = None, cell_timeout: float = 120) -> dict:
+def check(master: str | Path, work: str | Path | None = None, cell_timeout: float = 120,
+          prove_probe: bool = True) -> dict:
     """Build ``master`` and grade three submissions (module docstring); raise ``AssignmentError`` on the
     first thing that does not hold. Returns the grades, by submission. A cell may run ``cell_timeout``
     seconds.
@@ -322,7 +325,8 @@ def check(master: str | Path, work: str | Path | None = None, cell_timeout: floa
     answer (the kernel restarts and the cells before it are replayed), and an endless loop as the last
     cell, with a limit of 2 s (the other cells keep ``cell_timeout``). Full marks with exactly those two
     cells removed prove both that the solutions are right and that a crash or a loop costs no answer
-    its points."""
+    its points. With ``prove_probe=False`` the solutions are graded as written, by otter alone (one
+    execution instead of the probe's and otter's two)."""
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(work) if work else Path(scratch)
         built = build(master, work / "dist")
@@ -341,16 +345,18 @@ def check(master: str | Path, work: str | Path | None = None, cell_timeout: floa
         answers = _answer_cells(solution)
         if not answers:
             raise AssignmentError(f"{built.name}: no solution cell found for any question")
-        first = min(answers.values())
-        solution.cells.insert(first, nbformat.v4.new_code_cell("import os\nos._exit(1)"))
-        solution.cells.append(nbformat.v4.new_code_cell("while True:\n    pass"))
-        nbformat.write(solution, work / f"solution_{built.name}.ipynb")
-        loop = len(solution.cells) - 1
+        if prove_probe:
+            solution.cells.insert(min(answers.values()), nbformat.v4.new_code_cell("import os\nos._exit(1)"))
+            solution.cells.append(nbformat.v4.new_code_cell("while True:\n    pass"))
+            loop = len(solution.cells) - 1
 
-        def limit(index):
-            return 2.0 if index == loop else cell_timeout
+            def limit(index):
+                return 2.0 if index == loop else cell_timeout
 
-        expect("solution", work / f"solution_{built.name}.ipynb", total, removed=2, limit=limit)
+            nbformat.write(solution, work / f"solution_{built.name}.ipynb")
+            expect("solution", work / f"solution_{built.name}.ipynb", total, removed=2, limit=limit)
+        else:
+            expect("solution", built.solutions, total, probe=False)
         # The probe is proven above; the untouched and the cheating submissions hold no cell that ends the
         # kernel or loops, so otter alone grades them (each is executed once instead of twice).
         expect("untouched student", built.student, 0, probe=False)
