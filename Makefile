@@ -49,12 +49,13 @@ book: install vendor
 
 # Two workers (the CI machine has two cores); a file's tests, so a notebook's cells, stay on one worker
 # (pytest 9.2 broke xdist's loadgroup), the slowest files first (tests/conftest.py); the website is
-# built once, shared through a lock. A program that takes XLA over a second to compile is compiled once
-# per run, however many processes run it: JAX's persistent compilation cache, emptied first (its key
-# holds the program, the jaxlib version and XLA_FLAGS, so the AVX2 runs compile their own).
+# built once, shared through a lock. A program is compiled once per run, however many processes run it
+# (chapters, assignments graded three times, tests): JAX's persistent compilation cache, emptied first,
+# for every program however quickly it compiles (its key holds the program, the jaxlib version and
+# XLA_FLAGS, so the AVX2 runs compile their own).
 test: install vendor
 	rm -rf .jax_cache
-	JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.jax_cache $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15 \
+	JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15 \
 		tests chapters book/index.ipynb --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 
 # How long each notebook takes to execute in a fresh kernel (targets: each under a minute, all under four).

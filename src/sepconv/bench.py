@@ -34,7 +34,7 @@ import numpy as np
 from .fast_depthwise import depthwise_by_shifts
 
 __all__ = ["Timing", "time_call", "device_info", "measure_peaks", "layer_benchmarks", "SHIFTS_LAYER",
-           "guideline_experiments", "model_latencies", "keras_function", "keras_comparison", "KERAS_PROGRAMS",
+           "guideline_experiments", "model_latencies", "keras_application", "keras_function", "keras_comparison", "KERAS_PROGRAMS",
            "KERAS_RATIOS", "fused_convolutions", "run_all", "interleaved", "roofline_seconds", "successor_blocks", "load_results", "results_dir", "SHIPPED_RESULTS",
            "user_results_root"]
 
@@ -378,6 +378,43 @@ def training_step(name: str = "mobilenet_v2", batch: int = 16, resolution: int =
             "measured": [t / f for t, f in zip(times["training step"], times["forward"])]}
 
 
+def keras_application(builder: Callable, seed: int = 0, **kwargs):
+    """``builder(weights=None, **kwargs)``, a ``keras.applications`` model on the JAX backend, with each
+    weight drawn on the host (NumPy, from ``seed``) from the distribution of Keras's own initializer.
+
+    Keras initializes eagerly, and on the JAX backend each ``uniform``, ``normal`` or
+    ``truncated_normal`` draw of a new weight shape compiles a JAX program (0.3 s each on a CPU: 7 to 17 s
+    to build a MobileNet). The same distributions drawn with NumPy compile nothing (what
+    ``sepconv.models.network.materialize`` does for our models); the values differ from Keras's own,
+    which no count or timing depends on.
+    """
+    import contextlib
+
+    from .compat import replaced
+    from .models.network import _truncated_normal
+
+    try:
+        from keras.src.backend.jax import random as keras_random
+    except ImportError:  # a Keras laid out otherwise: built as Keras builds it, only slower
+        keras_random = None
+    rng = np.random.default_rng(seed)
+
+    def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+        return jnp.asarray(rng.standard_normal(shape) * stddev + mean, dtype or "float32")
+
+    def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
+        return jnp.asarray(rng.uniform(minval, maxval, shape), dtype or "float32")
+
+    def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):  # Keras truncates at 2 std
+        values = _truncated_normal(rng, int(np.prod(shape))).reshape(shape)
+        return jnp.asarray(values * stddev + mean, dtype or "float32")
+
+    with contextlib.ExitStack() as stack:
+        for name, draw in (("normal", normal), ("uniform", uniform), ("truncated_normal", truncated_normal)):
+            stack.enter_context(replaced(keras_random, name, draw))
+        return builder(weights=None, **kwargs)
+
+
 def keras_function(model) -> tuple[Callable, list, list]:
     """``(fn, trainable, non_trainable)`` with ``fn(trainable, non_trainable, x)`` the inference output of
     a Keras model on the JAX backend: a pure JAX function, to jit, time or count like our models."""
@@ -415,7 +452,7 @@ def keras_comparison(batches=(1, 32), rounds: int = 9, repeats: int = 10, batche
     rows = []
     for name, ours_name, builder in (("MobileNet v1", "mobilenet_v1", keras.applications.MobileNet),
                                      ("MobileNet v2", "mobilenet_v2", keras.applications.MobileNetV2)):
-        keras_fn, trainable, fixed = keras_function(builder(weights=None, input_shape=(224, 224, 3)))
+        keras_fn, trainable, fixed = keras_function(keras_application(builder, input_shape=(224, 224, 3)))
         ours_fn, state = pure_module(build_model(ours_name), flat=True)  # plain lists, as Keras's
         models = {"ours": (ours_fn, (state,)), "keras": (keras_fn, (trainable, fixed))}
         programs = {}
