@@ -357,8 +357,9 @@ def check(master: str | Path, work: str | Path | None = None, cell_timeout: floa
             expect("solution", work / f"solution_{built.name}.ipynb", total, removed=2, limit=limit)
         else:
             expect("solution", built.solutions, total, probe=False)
-        # The probe is proven above; the untouched and the cheating submissions hold no cell that ends the
-        # kernel or loops, so otter alone grades them (each is executed once instead of twice).
+        # The probe is proven above (or, with prove_probe=False, on another assignment); the untouched and
+        # the cheating submissions hold no cell that ends the kernel or loops, so otter alone grades them
+        # (each is executed once instead of twice).
         expect("untouched student", built.student, 0, probe=False)
 
         cheat = nbformat.read(built.student, as_version=4)

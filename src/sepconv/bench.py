@@ -16,6 +16,7 @@ in the same run, on the same machine, interleaved.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -388,8 +389,6 @@ def keras_application(builder: Callable, seed: int = 0, **kwargs):
     ``sepconv.models.network.materialize`` does for our models); the values differ from Keras's own,
     which no count or timing depends on.
     """
-    import contextlib
-
     from .compat import replaced
     from .models.network import _truncated_normal
 
@@ -397,17 +396,21 @@ def keras_application(builder: Callable, seed: int = 0, **kwargs):
         from keras.src.backend.jax import random as keras_random
     except ImportError:  # a Keras laid out otherwise: built as Keras builds it, only slower
         keras_random = None
+    import keras
+
     rng = np.random.default_rng(seed)
 
+    def array(values, dtype):  # in Keras's default float type where no dtype is asked for, as Keras does
+        return jnp.asarray(values, dtype or keras.config.floatx())
+
     def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
-        return jnp.asarray(rng.standard_normal(shape) * stddev + mean, dtype or "float32")
+        return array(rng.standard_normal(shape) * stddev + mean, dtype)
 
     def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
-        return jnp.asarray(rng.uniform(minval, maxval, shape), dtype or "float32")
+        return array(rng.uniform(minval, maxval, shape), dtype)
 
     def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):  # Keras truncates at 2 std
-        values = _truncated_normal(rng, int(np.prod(shape))).reshape(shape)
-        return jnp.asarray(values * stddev + mean, dtype or "float32")
+        return array(_truncated_normal(rng, int(np.prod(shape))).reshape(shape) * stddev + mean, dtype)
 
     with contextlib.ExitStack() as stack:
         for name, draw in (("normal", normal), ("uniform", uniform), ("truncated_normal", truncated_normal)):

@@ -1,8 +1,9 @@
 """What differs between the JAX and Flax versions sepconv supports (jax 0.7.2 and flax 0.12.0 onwards).
 
 * ``variable_value``: a variable's value; Flax 0.12.0 has ``Variable.value`` and no ``get_value``.
-* ``replaced``: a library's method replaced for the length of a ``with`` block, only where the
-  library defines it, to skip work whose result is never used (the shape-only build, the counter).
+* ``replaced``: a library's method (or a module's function) replaced for the length of a ``with``
+  block, only where the library defines it, to skip work whose result is never used (the shape-only
+  build, the counter) or to do it a cheaper way (Keras's weight draws, ``bench.keras_application``).
 """
 
 from __future__ import annotations
