@@ -10,6 +10,7 @@ from bruteforce import naive_conv
 from sepconv import cost
 from sepconv.counter import count, count_macs, pure_module
 from sepconv.blocks import SeparableSpec
+from draws import normal
 
 
 @given(st.fixed_dictionaries({
@@ -128,7 +129,7 @@ def test_count_rejects_non_callables():
 def test_pure_module_is_the_module_as_a_function_of_its_state(flat):
     model = SeparableSpec(4, 6, stride=2).build(nnx.Rngs(0))
     model.eval()  # BatchNorm with its running statistics, which are part of the state
-    x = jax.random.normal(jax.random.key(1), (2, 9, 9, 4))
+    x = normal(1, (2, 9, 9, 4))
     fn, state = pure_module(model, flat=flat)
     if flat:  # a plain list of the arrays: the kernels and BatchNorm's scale, bias, mean and variance
         assert isinstance(state, list) and sorted(v.size for v in state) == sorted(

@@ -19,6 +19,7 @@ from sepconv.fast_depthwise import fast_inference, is_narrow_conv, is_pointwise
 from sepconv.layers import randomize_batchnorm
 from sepconv.models import build_model
 from sepconv.training import tiny_mobilenet
+from draws import normal, uniform
 
 
 def _outputs(model, x):
@@ -53,7 +54,7 @@ def test_folded_networks_compute_the_same(name):
     assert not any(isinstance(n, nnx.BatchNorm) for _, n in nnx.iter_graph(folded))
     assert any(isinstance(n, nnx.BatchNorm) for _, n in nnx.iter_graph(model))
     size = 96 if name != "xception" else 71
-    x = jax.random.normal(jax.random.key(0), (2, size, size, 3))
+    x = normal(0, (2, size, size, 3))
     a, b = _outputs(model, x), _outputs(folded, x)
     assert np.max(np.abs(a - b)) <= 1e-4 * np.max(np.abs(a))
 
@@ -64,7 +65,7 @@ def test_folded_networks_compute_the_same(name):
 
 @given(seed=st.integers(0, 50), bits=st.sampled_from([2, 4, 8]), per=st.sampled_from(["tensor", "channel"]))
 def test_weights_land_on_the_symmetric_grid(seed, bits, per):
-    w = np.asarray(jax.random.normal(jax.random.key(seed), (3, 3, 1, 5))) * np.array([1, 0.1, 3, 0.5, 2])
+    w = normal(seed, (3, 3, 1, 5)) * np.array([1, 0.1, 3, 0.5, 2], np.float32)
     q = np.asarray(deploy.quantize_weight(jnp.asarray(w, jnp.float32), per, axis=-1, bits=bits), np.float64)
     levels = 2 ** (bits - 1) - 1
     amax = np.abs(w).max() if per == "tensor" else np.abs(w).max(axis=(0, 1, 2))
@@ -146,7 +147,7 @@ def test_quantization_arguments_are_checked():
 def test_fast_inference_computes_and_counts_the_same(name, resolution):
     model = deploy.fold_batchnorm(randomize_batchnorm(build_model(name, resolution=resolution), seed=2))
     fn, state = pure_module(model, flat=True)
-    x = jax.random.normal(jax.random.key(1), (2, resolution, resolution, 3))
+    x = normal(1, (2, resolution, resolution, 3))
     reference = np.asarray(jax.jit(fn)(state, x))
     fast = jax.jit(fast_inference(fn))
     np.testing.assert_allclose(np.asarray(fast(state, x)), reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
@@ -180,9 +181,7 @@ def test_only_channels_last_unit_stride_convolutions_become_products():
 def test_im2col_stem_matches_the_convolution(size, kernel, stride, dilation, channels, seed):
     if (kernel - 1) * dilation + 1 > size + 2:
         return
-    kx, kw = jax.random.split(jax.random.key(seed))
-    x = jax.random.normal(kx, (2, size, size + 1, channels))
-    w = jax.random.normal(kw, (kernel, kernel, channels, 7))
+    x, w = normal(seed, (2, size, size + 1, channels), (kernel, kernel, channels, 7))
 
     def conv(x, w):
         return lax.conv_general_dilated(x, w, (stride, stride), ((1, 1), (0, 2)), rhs_dilation=(dilation, dilation),
@@ -211,14 +210,14 @@ def _require_runtime():
 def test_exported_model_runs_the_same_on_onnx_runtime():
     _require_runtime()
     model = deploy.fold_batchnorm(randomize_batchnorm(tiny_mobilenet(seed=3, act="relu6"), seed=3))
-    x = np.asarray(jax.random.uniform(jax.random.key(0), (8, 16, 16, 3)))
+    x = uniform(0, (8, 16, 16, 3))
     proto = deploy.export_onnx(model, x.shape)
     ops = {node.op_type for node in proto.graph.node}
     assert "Conv" in ops and "BatchNormalization" not in ops
     _, run = deploy.onnx_session(proto)
     ours = _outputs(model, x)
     np.testing.assert_allclose(run(x), ours, rtol=1e-5, atol=1e-5 * np.abs(ours).max())
-    calibration = np.asarray(jax.random.uniform(jax.random.key(1), (32, 16, 16, 3)))
+    calibration = uniform(1, (32, 16, 16, 3))
     int8 = deploy.quantize_onnx(proto, calibration)
     assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in int8.graph.node}
     _, run_int8 = deploy.onnx_session(int8)

@@ -14,6 +14,7 @@ from sepconv.counter import count, count_macs, pure_module, sub_jaxprs
 from sepconv.fast_depthwise import REWRITTEN_NAME, depthwise_by_shifts, is_depthwise
 from sepconv.layers import randomize_batchnorm
 from sepconv.models import build_model
+from draws import normal
 
 
 def _depthwise_convs(fn, *args) -> int:
@@ -29,9 +30,7 @@ def _depthwise_convs(fn, *args) -> int:
 def test_matches_the_grouped_convolution(size, channels, kernel, stride, dilation, pad, seed):
     if size + sum(pad) < (kernel - 1) * dilation + 1:
         return  # no output: the convolution itself rejects it
-    kx, kw = jax.random.split(jax.random.key(seed))
-    x = jax.random.normal(kx, (2, size, size + 1, channels))
-    w = jax.random.normal(kw, (kernel, kernel, 1, channels))
+    x, w = normal(seed, (2, size, size + 1, channels), (kernel, kernel, 1, channels))
 
     def conv(x, w):
         return lax.conv_general_dilated(x, w, (stride, stride), (pad, pad[::-1]), rhs_dilation=(dilation, dilation),
@@ -49,8 +48,7 @@ def test_matches_the_grouped_convolution(size, channels, kernel, stride, dilatio
     (("NDHWC", "DHWIO", "NDHWC"), (1, 5, 6, 7, 3), (3, 3, 3, 1, 3)),  # three
 ])
 def test_any_layout_and_number_of_spatial_dimensions(dimension_numbers, x_shape, w_shape):
-    x = jax.random.normal(jax.random.key(0), x_shape)
-    w = jax.random.normal(jax.random.key(1), w_shape)
+    x, w = normal(0, x_shape, w_shape)
     spatial = len(x_shape) - 2
     channels = x_shape[dimension_numbers[0].index("C")]
 
@@ -81,7 +79,7 @@ def test_other_convolutions_are_left_alone():
 def test_whole_networks_compute_the_same_and_count_the_same(name, resolution):
     model = randomize_batchnorm(build_model(name), seed=1)
     fn, state = pure_module(model)
-    x = jax.random.normal(jax.random.key(2), (1, resolution, resolution, 3))
+    x = normal(2, (1, resolution, resolution, 3))
     fast = depthwise_by_shifts(fn)
     np.testing.assert_allclose(jax.jit(fast)(state, x), jax.jit(fn)(state, x), rtol=1e-4, atol=1e-5)
     counted = count(fn, state, x)
@@ -107,8 +105,8 @@ def test_gradients_and_pytrees_pass_through():
     def loss(fn, params, x):
         return jnp.sum(fn(params, x)["out"] ** 2)
 
-    params = {"dw": jax.random.normal(jax.random.key(0), (3, 3, 1, 3)), "bias": jnp.ones(3)}
-    x = jax.random.normal(jax.random.key(1), (2, 6, 6, 3))
+    params = {"dw": normal(0, (3, 3, 1, 3)), "bias": jnp.ones(3)}
+    x = normal(1, (2, 6, 6, 3))
     fast = depthwise_by_shifts(layer)
     assert jax.tree.structure(fast(params, x)) == jax.tree.structure(layer(params, x))
     got, expected = jax.grad(loss, argnums=1)(fast, params, x), jax.grad(loss, argnums=1)(layer, params, x)
@@ -124,7 +122,7 @@ def test_keras_models_are_rewritten_too():
     from sepconv.bench import keras_application, keras_function
 
     fn, trainable, fixed = keras_function(keras_application(keras.applications.MobileNetV2, input_shape=(96, 96, 3)))
-    x = jax.random.normal(jax.random.key(0), (1, 96, 96, 3))
+    x = normal(0, (1, 96, 96, 3))
     fast = depthwise_by_shifts(fn)
     np.testing.assert_allclose(jax.jit(fast)(trainable, fixed, x), jax.jit(fn)(trainable, fixed, x), atol=1e-6)
     assert _depthwise_convs(fn, trainable, fixed, x) == 17 and _depthwise_convs(fast, trainable, fixed, x) == 0

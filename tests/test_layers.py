@@ -6,6 +6,7 @@ from flax import nnx
 
 from sepconv.blocks import ConvSpec, SeparableSpec
 from sepconv.layers import SeparableConv, separable_to_standard_kernel
+from draws import normal
 
 
 @pytest.mark.parametrize("stride, padding", [(1, "SAME"), (2, "SAME"), (1, "VALID"), (2, "VALID")])
@@ -13,7 +14,7 @@ def test_separable_equals_standard_conv_with_product_kernel(stride, padding):
     sep = SeparableConv(6, 10, kernel=3, stride=stride, padding=padding, rngs=nnx.Rngs(0))
     std = nnx.Conv(6, 10, (3, 3), strides=stride, padding=padding, use_bias=False, rngs=nnx.Rngs(1))
     std.kernel[...] = sep.standard_kernel()
-    x = jax.random.normal(jax.random.key(3), (2, 11, 9, 6))
+    x = normal(3, (2, 11, 9, 6))
     np.testing.assert_allclose(np.asarray(sep(x)), np.asarray(std(x)), rtol=1e-5, atol=1e-5)
 
 

@@ -10,6 +10,7 @@ import math
 from sepconv.counter import pure_module
 from sepconv.memory import block_output_shapes, compiled_memory, materialized_by_resolution, streamed_inverted_residual
 from sepconv.models import build_model, resolve_model
+from draws import normal
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def v2():
 @pytest.mark.parametrize("splits", [1, 3, 8])
 def test_streamed_block_equals_block_and_saves_memory(v2, index, size, splits):
     block = randomize_batchnorm(v2.features[index], seed=index)
-    x = jax.random.normal(jax.random.key(1), (2, size, size, block.conv_pw.conv.kernel.shape[2]))
+    x = normal(1, (2, size, size, block.conv_pw.conv.kernel.shape[2]))
     streamed = streamed_inverted_residual(block, splits)
     np.testing.assert_allclose(np.asarray(streamed(x)), np.asarray(block(x)), rtol=1e-4, atol=1e-4)
     full, split = count(block, x), count(streamed, x)

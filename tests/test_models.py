@@ -13,6 +13,7 @@ from sepconv.models import (MODEL_NAMES, abstract_model, build_model, count_mode
 from sepconv.models.mobilenet_v1 import MOBILENET_V1, MOBILENET_V1_AS_PRINTED, resolve_mobilenet_v1
 from sepconv.models.mobilenet_v2 import bottleneck_macs, head_channels, resolve_mobilenet_v2
 from sepconv.models.network import materialize
+from draws import normal
 
 
 def test_make_divisible_rule():
@@ -194,6 +195,25 @@ def test_materialize_follows_flax_initializers_and_the_seed():
     assert abs(flax_kernel.std() / kernel.std() - 1) < 0.05
 
 
+def test_a_drawn_kernel_depends_only_on_the_seed_and_its_place():
+    # each kernel has its own generator (seed, path): a model with another classifier has the same
+    # features, kernel for kernel, and every value is a real array, none left abstract
+    a, b = build_model("mobilenet_v2", seed=0), build_model("mobilenet_v2", seed=0, classes=10)
+    kernels = [{path: np.asarray(v.get_value() if hasattr(v, "get_value") else v.value)
+                for path, v in nnx.to_flat_state(nnx.state(m, nnx.Param)) if path[-1] == "kernel"} for m in (a, b)]
+    assert kernels[0].keys() == kernels[1].keys()
+    features = [path for path in kernels[0] if path[0] == "features"]
+    assert len(features) == 52 and all(np.array_equal(kernels[0][p], kernels[1][p]) for p in features)
+    assert kernels[0][("head", "fc", "kernel")].shape == (1280, 1000) and kernels[1][("head", "fc", "kernel")].shape == (1280, 10)
+    # two kernels of one shape are not the same draw
+    by_shape = {}
+    for path in features:
+        by_shape.setdefault(kernels[0][path].shape, []).append(path)
+    first, second = next(paths for paths in by_shape.values() if len(paths) > 1)[:2]
+    assert not np.array_equal(kernels[0][first], kernels[0][second])
+    assert all(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(nnx.state(a)))
+
+
 def test_materialize_refuses_variables_it_has_no_rule_for():
     class Odd(nnx.Module):
         def __init__(self):
@@ -290,7 +310,7 @@ def test_v3_minimalistic_and_width_conventions():
 def test_ceil_mode_pooling_sizes():
     for n, expected in [(109, 54), (111, 55), (55, 27), (56, 28), (3, 1)]:
         pool = blocks.PoolSpec("max", 3, 2, ceil=True)
-        x = jax.random.normal(jax.random.key(0), (1, n, n, 2))
+        x = normal(0, (1, n, n, 2))
         y = pool.build(None)(x)
         assert y.shape[1] == expected == pool.layers(n, "p")[1]
         assert float(y[0, 0, 0, 0]) == float(jnp.max(x[0, :3, :3, 0]))

@@ -1,6 +1,7 @@
 """What differs between the JAX and Flax versions sepconv supports (jax 0.7.2 and flax 0.12.0 onwards).
 
-* ``variable_value``: a variable's value; Flax 0.12.0 has ``Variable.value`` and no ``get_value``.
+* ``variable_value``, ``set_variable_value``: a variable's value, read and written; Flax 0.12.0 has
+  ``Variable.value`` and no ``get_value`` or ``set_value``.
 * ``replaced``: a library's method (or a module's function) replaced for the length of a ``with``
   block, only where the library defines it, to skip work whose result is never used (the shape-only
   build, the counter) or to do it a cheaper way (Keras's weight draws, ``bench.keras_application``).
@@ -10,12 +11,20 @@ from __future__ import annotations
 
 import contextlib
 
-__all__ = ["variable_value", "replaced"]
+__all__ = ["variable_value", "set_variable_value", "replaced"]
 
 
 def variable_value(variable):
     """The value an NNX variable holds (an array, or a ``jax.ShapeDtypeStruct`` in an abstract model)."""
     return variable.get_value() if hasattr(variable, "get_value") else variable.value
+
+
+def set_variable_value(variable, value) -> None:
+    """Give an NNX variable a new value (``set_value`` where Flax has it, else ``value =``)."""
+    if hasattr(variable, "set_value"):
+        variable.set_value(value)
+    else:
+        variable.value = value
 
 
 @contextlib.contextmanager

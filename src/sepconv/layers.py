@@ -8,9 +8,12 @@ helpers around it.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from .blocks import ConvBN, DepthwiseSeparable, relu6
+from .compat import variable_value
 
 __all__ = ["SeparableConv", "separable_to_standard_kernel", "randomize_batchnorm", "ConvBN", "DepthwiseSeparable",
            "relu6"]
@@ -57,14 +60,16 @@ def separable_to_standard_kernel(depthwise_kernel, pointwise_kernel) -> jax.Arra
 
 def randomize_batchnorm(model: nnx.Module, seed: int = 0) -> nnx.Module:
     """Give every BatchNorm random statistics and affine parameters (in place), so that
-    equivalence checks on a freshly initialized model are not trivially true."""
-    key = jax.random.key(seed)
+    equivalence checks on a freshly initialized model are not trivially true: scale and variance
+    uniform in [0.5, 1.5], bias and mean normal with std 0.1. Drawn on the host with NumPy (seeded by
+    ``seed``), which compiles nothing (``jax.random`` would compile a program per channel count)."""
+    rng = np.random.default_rng(seed)
     for _, node in nnx.iter_graph(model):
         if isinstance(node, nnx.BatchNorm):
-            key, *keys = jax.random.split(key, 5)
             n = node.scale.shape[0]
-            node.scale[...] = jax.random.uniform(keys[0], (n,), minval=0.5, maxval=1.5)
-            node.bias[...] = jax.random.normal(keys[1], (n,)) * 0.1
-            node.mean[...] = jax.random.normal(keys[2], (n,)) * 0.1
-            node.var[...] = jax.random.uniform(keys[3], (n,), minval=0.5, maxval=1.5)
+            draws = {"scale": rng.uniform(0.5, 1.5, n), "bias": 0.1 * rng.standard_normal(n),
+                     "mean": 0.1 * rng.standard_normal(n), "var": rng.uniform(0.5, 1.5, n)}
+            for name, values in draws.items():
+                variable = getattr(node, name)
+                variable[...] = jnp.asarray(values, variable_value(variable).dtype)
     return model

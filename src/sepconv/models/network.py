@@ -14,6 +14,8 @@ resolution they were resolved at. From it, and only from it:
 
 from __future__ import annotations
 
+import os
+import zlib
 from dataclasses import dataclass
 
 import jax
@@ -22,7 +24,7 @@ import numpy as np
 from flax import nnx
 
 from ..blocks import Block, ClassifierSpec, ConvNeXtBlock, building_shapes
-from ..compat import replaced, variable_value
+from ..compat import replaced, set_variable_value, variable_value
 from ..cost import NetworkCost
 
 __all__ = ["ResolvedNetwork", "Network", "materialize"]
@@ -76,12 +78,14 @@ class ResolvedNetwork:
         def construct():
             model = Network(self, rngs=nnx.Rngs(0))
             model.eval()
-            graphdef, state = nnx.split(model)
-            parts.append((graphdef, jax.tree.map(lambda t: jax.ShapeDtypeStruct(t.shape, t.dtype), state)))
+            parts.extend(nnx.split(model))
 
         with _constant_keys(), building_shapes():
             jax.eval_shape(construct)
-        return nnx.merge(*parts[0])
+        graphdef, state = parts
+        # the shapes are read outside the trace, so that the variables belong to the caller's
+        # context (``materialize`` fills them in place)
+        return nnx.merge(graphdef, jax.tree.map(lambda t: jax.ShapeDtypeStruct(t.shape, t.dtype), state))
 
     def build(self, seed: int = 0) -> "Network":
         """A runnable model in eval mode, its parameters drawn by ``materialize`` from ``seed``."""
@@ -141,14 +145,26 @@ def _truncated_normal(rng: np.random.Generator, n: int) -> np.ndarray:
     return values
 
 
-def _initial_value(owner, name: str, variable, rng: np.random.Generator, key):
+def _lecun_normal(shape, dtype, rng: np.random.Generator) -> np.ndarray:
+    """LeCun normal, Flax's default for Conv and Linear kernels: std ``1/sqrt(fan_in)``, truncated at 2 std
+    (``fan_in`` = the product of all but the last dimension)."""
+    fan_in = int(np.prod(shape[:-1]))
+    values = _truncated_normal(rng, int(np.prod(shape)))
+    values *= np.float32(np.sqrt(1.0 / fan_in) / _TRUNCATED_NORMAL_STD)
+    return values.reshape(shape).astype(dtype, copy=False)
+
+
+#: What ``_initial_value`` gives for a kernel: drawn afterwards, in a thread (``_lecun_normal``).
+_KERNEL = object()
+
+
+def _initial_value(owner, name: str, variable, key_of):
+    """The value one variable starts with (``_KERNEL`` for a kernel), ``None`` where no rule applies."""
     value = variable_value(variable)
     shape, dtype = value.shape, value.dtype
     if isinstance(variable, nnx.Param):
-        if name == "kernel":  # LeCun normal, Flax's default for Conv and Linear: std 1/sqrt(fan_in), truncated at 2 std
-            fan_in = int(np.prod(shape[:-1]))
-            std = np.float32(np.sqrt(1.0 / fan_in) / _TRUNCATED_NORMAL_STD)
-            return (std * _truncated_normal(rng, int(np.prod(shape)))).reshape(shape).astype(dtype, copy=False)
+        if name == "kernel":
+            return _KERNEL
         if name == "bias":
             return np.zeros(shape, dtype)
         if name == "scale":
@@ -161,32 +177,51 @@ def _initial_value(owner, name: str, variable, rng: np.random.Generator, key):
         if name == "var":
             return np.ones(shape, dtype)
     elif isinstance(variable, nnx.RngKey):
-        return key
+        return key_of()
     elif isinstance(variable, nnx.RngCount):
         return np.zeros(shape, dtype)
     return None
 
 
 def materialize(abstract: nnx.Module, seed: int = 0) -> nnx.Module:
-    """Give an abstract module (``nnx.eval_shape``) real parameters, drawn on the host with NumPy.
+    """Give an abstract module (``nnx.eval_shape``) real parameters, drawn on the host with NumPy; the
+    module's variables are filled in place and the module returned.
 
     The rules are Flax's defaults: convolution and linear kernels LeCun normal (truncated at two
     standard deviations), biases 0, normalization scales 1, running means 0 and variances 1,
     ConvNeXt's layer scale at its constant; RNG streams get keys folded from ``seed``. Drawing on
     the host compiles nothing, which is what makes ``build`` fast: initializing a MobileNet with
     Flax's own (JAX) initializers compiles one program per distinct parameter shape, several
-    seconds on a CPU. Same seed, same numbers on every machine. A variable no rule covers is an error.
+    seconds on a CPU. Each kernel has its own generator, seeded by ``seed`` and the kernel's path
+    (``np.random.default_rng([seed, crc32(path)])``), so the kernels are drawn in threads (NumPy
+    releases the interpreter while it fills an array) and a kernel's values depend only on the seed
+    and where it sits, not on the order of drawing or on the other layers. Same seed, same numbers on
+    every machine. A variable no rule covers is an error.
     """
-    graphdef, state = nnx.split(abstract)
-    owners = {path: node for path, node in nnx.iter_graph(abstract) if isinstance(node, nnx.Module)}
-    rng = np.random.default_rng(seed)
+    from concurrent.futures import ThreadPoolExecutor
+
+    nodes = list(nnx.iter_graph(abstract))
+    owners = {path: node for path, node in nodes if isinstance(node, nnx.Module)}
     base_key = jax.random.key(seed)
-    flat = []
-    for index, (path, variable) in enumerate(nnx.to_flat_state(state)):
-        value = _initial_value(owners.get(path[:-1]), path[-1], variable, rng,
-                               jax.random.fold_in(base_key, index) if isinstance(variable, nnx.RngKey) else None)
+    variables, values, jobs = [], [], []
+    for path, variable in nodes:
+        if not isinstance(variable, nnx.Variable):
+            continue
+        name = ".".join(map(str, path))
+        where = zlib.crc32(name.encode())
+        value = _initial_value(owners.get(path[:-1]), path[-1], variable, lambda: jax.random.fold_in(base_key, where))
         if value is None:
             raise ValueError(f"no initialization rule for {type(variable).__name__} "
-                             f"{'.'.join(map(str, path))}; materialize knows the variables of sepconv's blocks")
-        flat.append((path, variable.replace(jax.device_put(value))))
-    return nnx.merge(graphdef, nnx.from_flat_state(flat))
+                             f"{name}; materialize knows the variables of sepconv's blocks")
+        if value is _KERNEL:
+            array = variable_value(variable)
+            jobs.append((len(values), array.shape, array.dtype, np.random.default_rng([seed, where])))
+        variables.append(variable)
+        values.append(value)
+    with ThreadPoolExecutor(max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        drawn = pool.map(lambda job: _lecun_normal(*job[1:]), jobs)
+        for (index, *_), value in zip(jobs, drawn):
+            values[index] = value
+    for variable, value in zip(variables, jax.device_put(values)):
+        set_variable_value(variable, value)
+    return abstract
