@@ -58,9 +58,11 @@ test: install vendor
 	JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15 \
 		tests chapters book/index.ipynb --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
 
-# How long each notebook takes to execute in a fresh kernel (targets: each under a minute, all under four).
+# How long each notebook takes to execute in a fresh kernel (targets: each under a minute, all under four), then
+# how long counting (the CLI, under 2 s) and building (under 1 s) each model takes.
 timings: install
 	$(BIN)/python tools/timings.py --cells 3 chapters/*.ipynb book/index.ipynb
+	$(BIN)/python tools/model_timings.py --training
 
 # Re-run every chapter and store its outputs (after editing a chapter or the library).
 notebooks: install
