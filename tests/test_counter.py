@@ -7,10 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bruteforce import naive_conv
+from draws import normal
 from sepconv import cost
 from sepconv.counter import count, count_macs, pure_module
 from sepconv.blocks import SeparableSpec
-from draws import normal
 
 
 @given(st.fixed_dictionaries({

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sepconv import blocks
+from sepconv.compat import variable_value
 from sepconv.counter import count
 from sepconv.models import (MODEL_NAMES, abstract_model, build_model, count_model, make_divisible, model_cost,
                             model_entry, resolve_model, v1_depth)
@@ -199,8 +200,8 @@ def test_a_drawn_kernel_depends_only_on_the_seed_and_its_place():
     # each kernel has its own generator (seed, path): a model with another classifier has the same
     # features, kernel for kernel, and every value is a real array, none left abstract
     a, b = build_model("mobilenet_v2", seed=0), build_model("mobilenet_v2", seed=0, classes=10)
-    kernels = [{path: np.asarray(v.get_value() if hasattr(v, "get_value") else v.value)
-                for path, v in nnx.to_flat_state(nnx.state(m, nnx.Param)) if path[-1] == "kernel"} for m in (a, b)]
+    kernels = [{path: np.asarray(variable_value(v)) for path, v in nnx.to_flat_state(nnx.state(m, nnx.Param))
+                if path[-1] == "kernel"} for m in (a, b)]
     assert kernels[0].keys() == kernels[1].keys()
     features = [path for path in kernels[0] if path[0] == "features"]
     assert len(features) == 52 and all(np.array_equal(kernels[0][p], kernels[1][p]) for p in features)
