@@ -66,6 +66,9 @@ OPTIONS = {
     "efficientnet_b2": [{}, {"resolution": 288}],  # torchvision's crop, in the torchvision reference table
     "efficientnet_v2_s": [{}, {"resolution": 224}],
     "convnext_tiny": [{}, {"resolution": 97}],
+    "mnasnet": [{"alpha": a} for a in (0.5, 0.75, 1.0, 1.3)] + [{"resolution": 97}],
+    **{f"mobilenet_v4_{v}": [{}, {"resolution": 97}]
+       for v in ("conv_small", "conv_medium", "conv_large", "hybrid_medium", "hybrid_large")},
 }
 
 

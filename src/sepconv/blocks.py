@@ -32,7 +32,8 @@ from .cost import LayerCost, conv2d_cost, conv_output_size, dense_cost, norm_cos
 
 __all__ = ["ACTIVATIONS", "activation", "relu6", "channel_shuffle", "ceil_pool_padding",
            "ConvSpec", "ConvBN", "SeparableSpec", "DepthwiseSeparable", "SqueezeExciteSpec", "SqueezeExcite",
-           "MBConvSpec", "InvertedResidual", "ShuffleV1Spec", "ShuffleV1Unit", "ShuffleV2Spec", "ShuffleV2Unit",
+           "NormSpec", "PixelLinearSpec", "InvertedBottleneck", "UniversalInvertedBottleneck", "UIBSpec", "fused_ib",
+           "MBConvSpec", "InvertedResidual", "MobileMQASpec", "MobileMQA", "GlobalPoolSpec", "GlobalPool", "ShuffleV1Spec", "ShuffleV1Unit", "ShuffleV2Spec", "ShuffleV2Unit",
            "FireSpec", "Fire", "XceptionBlockSpec", "XceptionBlock", "ConvNeXtBlockSpec", "ConvNeXtBlock",
            "DownsampleSpec", "Downsample", "PoolSpec", "Pool", "ClassifierSpec", "Classifier", "Block"]
 
@@ -262,7 +263,9 @@ class DepthwiseSeparable(nnx.Module):
 
 
 # ----------------------------------------------------------------------------------------------------
-# Inverted residual / MBConv (MobileNet v2, v3, EfficientNet, EfficientNetV2)
+# The Universal Inverted Bottleneck (MobileNetV4): the one inverted-bottleneck skeleton of the library.
+# MobileNet v2/v3's inverted residual, EfficientNet's MBConv and Fused-MBConv, ConvNeXt's block and
+# MobileNetV4's blocks are all instances of it.
 # ----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -279,6 +282,9 @@ class SqueezeExciteSpec:
         return [conv2d_cost(1, 1, self.channels, self.squeeze, 1, bias=True, name=_join(path, "fc1")),
                 conv2d_cost(1, 1, self.squeeze, self.channels, 1, bias=True, name=_join(path, "fc2"))]
 
+    def build(self, rngs):
+        return _construct(self, lambda: SqueezeExcite(self, rngs=rngs))
+
 
 class SqueezeExcite(nnx.Module):
     def __init__(self, spec: SqueezeExciteSpec, *, rngs: nnx.Rngs):
@@ -292,15 +298,253 @@ class SqueezeExcite(nnx.Module):
 
 
 @dataclass(frozen=True)
-class MBConvSpec(Block):
-    """The inverted residual (MobileNetV2 Table 1), with MobileNetV3's and EfficientNet's options.
+class NormSpec:
+    """A normalization layer on its own (``"batch"`` or ``"layer"``): a scale and a shift per channel, no MACs."""
+
+    channels: int
+    kind: str = "batch"
+
+    def build(self, rngs):
+        if self.kind == "batch":
+            return nnx.BatchNorm(self.channels, momentum=0.9, epsilon=1e-3, rngs=rngs)
+        return nnx.LayerNorm(self.channels, epsilon=1e-6, rngs=rngs)
+
+    def layers(self, size, path):
+        return [norm_cost(self.channels, path)], size
+
+
+@dataclass(frozen=True)
+class PixelLinearSpec:
+    """A Linear layer applied to every pixel (ConvNeXt writes its 1x1 convolutions this way), then ``act``:
+    ``h w c_in c_out`` MACs, like the 1x1 convolution it is."""
+
+    c_in: int
+    c_out: int
+    bias: bool = True
+    act: str | None = None
+
+    def build(self, rngs):
+        return _layer(nnx.Linear, self.c_in, self.c_out, use_bias=self.bias, rngs=rngs)
+
+    def layers(self, size, path):
+        d = dense_cost(self.c_in, self.c_out, bias=self.bias)
+        pixels = size * size
+        return [LayerCost(path, pixels * d.macs, d.params, pixels * self.c_in, pixels * self.c_out,
+                          (size, size, self.c_out), kind="dense")], size
+
+
+class InvertedBottleneck(Block):
+    """The Universal Inverted Bottleneck (UIB; Qin et al. 2024, MobileNetV4 sec. 4, Fig. 4).
+
+    ``[start k1 x k1 depthwise] -> 1x1 expansion to `expanded` -> [middle k2 x k2 depthwise]
+    -> [squeeze-excite] -> 1x1 linear projection to `c_out` -> [layer scale]``, plus the input when
+    ``stride == 1 and c_in == c_out`` (``has_skip``, computed, never passed). The two optional depthwise
+    layers make four instances (``start_kernel``, ``mid_kernel``; 0 is "absent"):
+
+    ============  =====  ======  ==============================================
+    instance      start  middle  where it comes from
+    ============  =====  ======  ==============================================
+    IB            no     yes     MobileNetV2's inverted residual (``MBConvSpec``)
+    ConvNeXt-like yes    no      ConvNeXt (``ConvNeXtBlockSpec``)
+    ExtraDW       yes    yes     new in MobileNetV4: cheap depth *and* receptive field
+    FFN           no     no      the transformer's feed-forward network (two 1x1s)
+    ============  =====  ======  ==============================================
+
+    and a fifth, FusedIB (``fused=True``, EfficientNetV2's Fused-MBConv): one ``k x k`` convolution
+    replaces the expansion and the middle depthwise. The stride sits on the middle depthwise layer, or on
+    the start one when there is no middle one (MobileNetV4's rule); an FFN cannot stride. MACs at stride
+    1 on an ``h x w`` input, ``t = expanded / c_in``::
+
+        h w (c_in k1^2  +  c_in t c_in  +  t c_in k2^2  +  t c_in c_out)
+
+    (MobileNetV2 sec. 3.3's ``h w d' t (d' + k^2 + d'')`` when ``k1`` is absent).
+
+    Subclasses name the parts after the reference they reproduce (``NAMES``) and say how each layer is
+    normalized; the skeleton, the module (``UniversalInvertedBottleneck``) and the closed form are this
+    class's, once. Every subclass provides the attributes ``c_in, expanded, c_out, start_kernel,
+    mid_kernel, stride, act, se, fused, layer_scale, drop_path``.
+    """
+
+    #: Names of the parts: start depthwise, expansion, middle depthwise, projection, fused convolution.
+    NAMES = {"start": "dw_start", "expand": "conv_pw", "mid": "conv_dw", "project": "conv_pwl", "fused": "conv_exp"}
+
+    @property
+    def has_expansion(self) -> bool:
+        return self.expanded != self.c_in
+
+    @property
+    def has_skip(self) -> bool:
+        return self.stride == 1 and self.c_in == self.c_out
+
+    @property
+    def form(self) -> str:
+        """``IB``, ``ConvNeXt``, ``ExtraDW``, ``FFN`` or ``FusedIB``."""
+        if self.fused:
+            return "FusedIB"
+        return {(False, True): "IB", (True, False): "ConvNeXt", (True, True): "ExtraDW",
+                (False, False): "FFN"}[(bool(self.start_kernel), bool(self.mid_kernel))]
+
+    def _check(self):
+        for name in ("c_in", "expanded", "c_out"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {self.stride!r}")
+        if self.stride > 1 and not (self.fused or self.start_kernel or self.mid_kernel):
+            raise ValueError("an FFN block (no depthwise layer) cannot stride; got stride 2 with "
+                             "start_kernel=0 and mid_kernel=0")
+        activation(self.act)
+
+    # the layers each part is made of; subclasses with other conventions (ConvNeXt) override these
+    def _start(self, stride):
+        return [(self.NAMES["start"], ConvSpec(self.c_in, self.c_in, self.start_kernel, stride, groups=self.c_in,
+                                               act=None))]
+
+    def _expand(self):
+        return [(self.NAMES["expand"], ConvSpec(self.c_in, self.expanded, 1, act=self.act))]
+
+    def _project(self):
+        return [(self.NAMES["project"], ConvSpec(self.expanded, self.c_out, 1, act=None))]
+
+    def parts(self):
+        """The block's layers in order, as ``(name, spec)``: the one list the module and the closed form read."""
+        parts = []
+        if self.fused:
+            if self.has_expansion:
+                parts.append((self.NAMES["fused"], ConvSpec(self.c_in, self.expanded, self.kernel, self.stride,
+                                                            act=self.act)))
+            else:
+                parts.append((self.NAMES["fused"], ConvSpec(self.c_in, self.c_out, self.kernel, self.stride,
+                                                            act=self.act)))
+        else:
+            if self.start_kernel:
+                parts += self._start(1 if self.mid_kernel else self.stride)
+            if self.has_expansion:
+                parts += self._expand()
+            if self.mid_kernel:
+                parts.append((self.NAMES["mid"], ConvSpec(self.expanded, self.expanded, self.mid_kernel, self.stride,
+                                                          groups=self.expanded, act=self.act)))
+        if self.se is not None:
+            parts.append(("se", self.se))
+        if not (self.fused and not self.has_expansion):
+            parts += self._project()
+        return parts
+
+    def build(self, rngs):
+        return self.MODULE(self, rngs=rngs)
+
+    def layers(self, size, path):
+        out = []
+        for name, spec in self.parts():
+            if isinstance(spec, SqueezeExciteSpec):
+                out += spec.layers(_join(path, name))
+                continue
+            layers, size = spec.layers(size, _join(path, name))
+            out += layers
+        if self.layer_scale is not None:
+            out.append(scale_cost(self.c_out, _join(path, "gamma")))
+        return out, size
+
+
+class UniversalInvertedBottleneck(nnx.Module):
+    """The module of any ``InvertedBottleneck`` spec: its parts, in order, under their names (a part the
+    spec does not have is ``None``), then the layer scale ``gamma``, stochastic depth and the skip."""
+
+    def __init__(self, spec: InvertedBottleneck, *, rngs: nnx.Rngs):
+        parts = spec.parts()
+        built = {name: part.build(rngs) for name, part in parts}
+        for name in dict.fromkeys([*spec.NAMES.values(), "se", *built]):
+            setattr(self, name, built.get(name))
+        order = [name for name, _ in parts]
+        after = [part.act if isinstance(part, PixelLinearSpec) else None for _, part in parts]
+        self.order, self.after = tuple(order), tuple(after)
+        self.layer_scale = spec.layer_scale
+        self.gamma = (nnx.Param(jnp.full((spec.c_out,), spec.layer_scale, jnp.float32))
+                      if spec.layer_scale is not None else None)
+        self.has_skip = spec.has_skip
+        self.drop_path = (nnx.Dropout(spec.drop_path, broadcast_dims=(1, 2, 3), rngs=rngs)
+                          if spec.drop_path > 0 and spec.has_skip else None)
+
+    def __call__(self, x):
+        y = x
+        for name, act in zip(self.order, self.after):
+            y = getattr(self, name)(y)
+            if act is not None:
+                y = activation(act)(y)
+        if self.gamma is not None:
+            y = y * self.gamma[...]
+        if not self.has_skip:
+            return y
+        return x + (self.drop_path(y) if self.drop_path is not None else y)
+
+
+class InvertedResidual(UniversalInvertedBottleneck):
+    """The module of an ``MBConvSpec`` (MobileNet v2/v3's inverted residual, EfficientNet's MBConv)."""
+
+
+@dataclass(frozen=True)
+class UIBSpec(InvertedBottleneck):
+    """A Universal Inverted Bottleneck as MobileNetV4 writes it (TF Model Garden ``mobilenet.py``, timm
+    ``UniversalInvertedResidual``): every convolution followed by BatchNorm; the start depthwise layer
+    has no activation, the expansion and middle depthwise layers have ``act``, the projection is linear.
+    ``layer_scale`` (the hybrid models: 1e-5) multiplies the output by a learned per-channel ``gamma``."""
+
+    c_in: int
+    expanded: int
+    c_out: int
+    start_kernel: int = 0
+    mid_kernel: int = 3
+    stride: int = 1
+    act: str = "relu"
+    layer_scale: float | None = None
+    se: SqueezeExciteSpec | None = None
+    drop_path: float = 0.0
+    fused: bool = False
+
+    MODULE = UniversalInvertedBottleneck
+
+    def __post_init__(self):
+        self._check()
+        if self.fused and self.start_kernel:
+            raise ValueError("a FusedIB block has no start depthwise layer; got start_kernel="
+                             f"{self.start_kernel}")
+
+    @property
+    def has_expansion(self) -> bool:
+        # MobileNetV4 always has its expansion layer (an FFN or ConvNeXt-like block is nothing without it)
+        return True if not self.fused else self.expanded != self.c_in
+
+    @property
+    def kernel(self) -> int:
+        """The fused convolution's kernel (FusedIB): the middle kernel."""
+        return self.mid_kernel
+
+    def describe(self):
+        if self.fused:
+            return f"FusedIB {self.mid_kernel}x{self.mid_kernel}, exp {self.expanded}, s{self.stride}"
+        k = "-".join(f"{k}x{k}" if k else "." for k in (self.start_kernel, self.mid_kernel))
+        return f"UIB {self.form} {k}, exp {self.expanded}, s{self.stride}"
+
+
+def fused_ib(c_in: int, expanded: int, c_out: int, kernel: int = 3, stride: int = 1, act: str = "relu") -> UIBSpec:
+    """FusedIB (EfficientNetV2's Fused-MBConv, MobileNetV4's first block): ``kernel x kernel`` conv -> 1x1."""
+    return UIBSpec(c_in, expanded, c_out, 0, kernel, stride, act, fused=True)
+
+
+@dataclass(frozen=True)
+class MBConvSpec(InvertedBottleneck):
+    """The inverted residual (MobileNetV2 Table 1), with MobileNetV3's and EfficientNet's options: the
+    UIB's IB instance (no start depthwise, ``kernel x kernel`` middle depthwise), BN and ``act`` after
+    the expansion and the depthwise layer.
 
     1x1 expansion to ``expanded`` channels (only if ``expanded != c_in``), ``kernel x kernel``
     depthwise with the stride, optional squeeze-and-excite, linear 1x1 projection to ``c_out``;
-    the input is added when ``stride == 1 and c_in == c_out`` (``has_skip``, computed, never passed).
-    ``fused=True`` is EfficientNetV2's Fused-MBConv: one ``kernel x kernel`` convolution replaces
-    expansion and depthwise. Stride-1 MACs: ``h w d' t (d' + k^2 + d'')`` (MobileNetV2 sec. 3.3).
-    ``drop_path`` is the stochastic-depth rate used in training (EfficientNet), ignored in eval mode.
+    the input is added when ``stride == 1 and c_in == c_out``.
+    ``fused=True`` is EfficientNetV2's Fused-MBConv (the UIB's FusedIB): one ``kernel x kernel``
+    convolution replaces expansion and depthwise. Stride-1 MACs: ``h w d' t (d' + k^2 + d'')``
+    (MobileNetV2 sec. 3.3). ``drop_path`` is the stochastic-depth rate used in training
+    (EfficientNet), ignored in eval mode.
     """
 
     c_in: int
@@ -313,41 +557,14 @@ class MBConvSpec(Block):
     fused: bool = False
     drop_path: float = 0.0
 
-    @property
-    def has_expansion(self) -> bool:
-        return self.expanded != self.c_in
+    NAMES = {"start": "dw_start", "expand": "conv_pw", "mid": "conv_dw", "project": "conv_pwl", "fused": "conv_exp"}
+    MODULE = InvertedResidual
+    start_kernel = 0
+    layer_scale = None
 
     @property
-    def has_skip(self) -> bool:
-        return self.stride == 1 and self.c_in == self.c_out
-
-    def parts(self):
-        parts = []
-        if self.fused:
-            if self.has_expansion:
-                parts += [("conv_exp", ConvSpec(self.c_in, self.expanded, self.kernel, self.stride, act=self.act)),
-                          ("conv_pwl", ConvSpec(self.expanded, self.c_out, 1, act=None))]
-            else:
-                parts += [("conv_exp", ConvSpec(self.c_in, self.c_out, self.kernel, self.stride, act=self.act))]
-            return parts
-        if self.has_expansion:
-            parts.append(("conv_pw", ConvSpec(self.c_in, self.expanded, 1, act=self.act)))
-        parts.append(("conv_dw", ConvSpec(self.expanded, self.expanded, self.kernel, self.stride,
-                                          groups=self.expanded, act=self.act)))
-        parts.append(("conv_pwl", ConvSpec(self.expanded, self.c_out, 1, act=None)))
-        return parts
-
-    def build(self, rngs):
-        return InvertedResidual(self, rngs=rngs)
-
-    def layers(self, size, path):
-        parts = self.parts()
-        split = next(i for i, (name, _) in enumerate(parts) if name in ("conv_dw", "conv_exp")) + 1
-        layers, size = _run(parts[:split], size, path)
-        if self.se is not None:
-            layers += self.se.layers(_join(path, "se"))
-        more, size = _run(parts[split:], size, path)
-        return layers + more, size
+    def mid_kernel(self) -> int:
+        return self.kernel
 
     def describe(self):
         kind = "fused-MBConv" if self.fused else "MBConv"
@@ -356,30 +573,153 @@ class MBConvSpec(Block):
         return f"{kind} {self.kernel}x{self.kernel}, {expansion}{extras}, {self.act}, s{self.stride}"
 
 
-class InvertedResidual(nnx.Module):
-    """The module of an ``MBConvSpec`` (MobileNet v2/v3's inverted residual, EfficientNet's MBConv)."""
+# ----------------------------------------------------------------------------------------------------
+# Mobile MQA (MobileNetV4's attention block)
+# ----------------------------------------------------------------------------------------------------
 
-    def __init__(self, spec: MBConvSpec, *, rngs: nnx.Rngs):
-        parts = dict(spec.parts())
-        self.conv_exp = parts["conv_exp"].build(rngs) if "conv_exp" in parts else None
-        self.conv_pw = parts["conv_pw"].build(rngs) if "conv_pw" in parts else None
-        self.conv_dw = parts["conv_dw"].build(rngs) if "conv_dw" in parts else None
-        self.se = _construct(spec.se, lambda: SqueezeExcite(spec.se, rngs=rngs)) if spec.se is not None else None
-        self.conv_pwl = parts["conv_pwl"].build(rngs) if "conv_pwl" in parts else None
+class _MultiQueryAttention(nnx.Module):
+    """``softmax(q k^T / sqrt(d_k)) v`` with ``heads`` query heads sharing one key and one value."""
+
+    def __init__(self, key_dim: int):
+        self.key_dim = key_dim
+
+    def __call__(self, q, k, v):
+        # q: (B, N, heads, d_k); k: (B, M, d_k); v: (B, M, d_v). The heads share the key and the value,
+        # so they are N * heads queries of one attention: two batched products, (B, N h, M) and (B, N h, d_v)
+        b, n, heads, _ = q.shape
+        batched = ((0,), (0,))
+        scores = jax.lax.dot_general(q.reshape(b, n * heads, -1), k, (((2,), (2,)), batched)) * self.key_dim ** -0.5
+        out = jax.lax.dot_general(jax.nn.softmax(scores, axis=-1), v, (((2,), (1,)), batched))
+        return out.reshape(b, n, heads, -1)
+
+
+@dataclass(frozen=True)
+class MobileMQASpec(Block):
+    """Mobile MQA (Qin et al. 2024, MobileNetV4 sec. 3.2, eq. 2): multi-query attention (Shazeer 2019)
+    whose keys and values are computed on a map downsampled by ``kv_stride`` (a ``kernel x kernel``
+    stride-``kv_stride`` depthwise convolution and BatchNorm, when ``kv_stride > 1``).
+
+    ``BN -> q = W_q x (heads x key_dim channels); k = W_k DW(x), v = W_v DW(x) (key_dim and value_dim:
+    one key and one value shared by every head) -> o = softmax(q k^T / sqrt(d_k)) v -> W_o o -> [gamma]``,
+    plus the input. With ``N = h w`` queries and ``M = N / kv_stride^2`` keys the attention costs
+    ``heads N M (d_k + d_v)`` MACs, beside the projections'
+    ``N c_in heads d_k + M c_in (d_k + d_v) + N heads d_v c_out``.
+    """
+
+    c_in: int
+    c_out: int
+    heads: int
+    key_dim: int
+    value_dim: int
+    kv_stride: int = 1
+    kernel: int = 3
+    layer_scale: float | None = None
+    drop_path: float = 0.0
+
+    def __post_init__(self):
+        for name in ("c_in", "c_out", "heads", "key_dim", "value_dim", "kv_stride", "kernel"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    @property
+    def has_skip(self) -> bool:
+        return self.c_in == self.c_out
+
+    def parts(self):
+        linear = functools.partial(ConvSpec, kernel=1, act=None, norm=None)
+        down = ConvSpec(self.c_in, self.c_in, self.kernel, self.kv_stride, groups=self.c_in, act=None)
+        kv = self.kv_stride > 1
+        return {"norm": NormSpec(self.c_in), "query": linear(self.c_in, self.heads * self.key_dim),
+                "key_down": down if kv else None, "key": linear(self.c_in, self.key_dim),
+                "value_down": down if kv else None, "value": linear(self.c_in, self.value_dim),
+                "output": linear(self.heads * self.value_dim, self.c_out)}
+
+    def attention_macs(self, size: int) -> int:
+        """``heads N M (d_k + d_v)``: the two products ``q k^T`` and ``softmax(.) v``."""
+        n = size * size
+        m = conv_output_size(size, self.kernel, self.kv_stride, "SAME") ** 2 if self.kv_stride > 1 else n
+        return self.heads * n * m * (self.key_dim + self.value_dim)
+
+    def build(self, rngs):
+        return MobileMQA(self, rngs=rngs)
+
+    def layers(self, size, path):
+        p = self.parts()
+        out = p["norm"].layers(size, _join(path, "norm"))[0] + p["query"].layers(size, _join(path, "query"))[0]
+        kv_size = size
+        for name in ("key", "value"):
+            s = size
+            if p[name + "_down"] is not None:
+                layers, s = p[name + "_down"].layers(size, _join(path, name + "_down"))
+                out += layers
+            out += p[name].layers(s, _join(path, name))[0]
+            kv_size = s
+        n, m = size * size, kv_size * kv_size
+        out.append(LayerCost(_join(path, "attn"), self.attention_macs(size), 0,
+                             n * self.heads * self.key_dim + m * (self.key_dim + self.value_dim),
+                             n * self.heads * self.value_dim, (size, size, self.heads * self.value_dim), kind="dense"))
+        out += p["output"].layers(size, _join(path, "output"))[0]
+        if self.layer_scale is not None:
+            out.append(scale_cost(self.c_out, _join(path, "gamma")))
+        return out, size
+
+    def describe(self):
+        return f"Mobile MQA {self.heads}x{self.key_dim}, kv s{self.kv_stride}"
+
+
+class MobileMQA(nnx.Module):
+    def __init__(self, spec: MobileMQASpec, *, rngs: nnx.Rngs):
+        p = spec.parts()
+        self.norm = p["norm"].build(rngs)
+        self.query = p["query"].build(rngs)
+        self.key_down = p["key_down"].build(rngs) if p["key_down"] is not None else None
+        self.key = p["key"].build(rngs)
+        self.value_down = p["value_down"].build(rngs) if p["value_down"] is not None else None
+        self.value = p["value"].build(rngs)
+        self.attn = _MultiQueryAttention(spec.key_dim)
+        self.output = p["output"].build(rngs)
+        self.heads, self.key_dim, self.value_dim = spec.heads, spec.key_dim, spec.value_dim
+        self.layer_scale = spec.layer_scale
+        self.gamma = (nnx.Param(jnp.full((spec.c_out,), spec.layer_scale, jnp.float32))
+                      if spec.layer_scale is not None else None)
         self.has_skip = spec.has_skip
         self.drop_path = (nnx.Dropout(spec.drop_path, broadcast_dims=(1, 2, 3), rngs=rngs)
                           if spec.drop_path > 0 and spec.has_skip else None)
 
     def __call__(self, x):
-        y = x
-        for layer in (self.conv_exp, self.conv_pw, self.conv_dw, self.se, self.conv_pwl):
-            if layer is not None:
-                y = layer(y)
+        b, h, w, _ = x.shape
+        y = self.norm(x)
+        q = self.query(y).reshape(b, h * w, self.heads, self.key_dim)
+        kx = self.key_down(y) if self.key_down is not None else y
+        vx = self.value_down(y) if self.value_down is not None else y
+        k = self.key(kx).reshape(b, -1, self.key_dim)
+        v = self.value(vx).reshape(b, -1, self.value_dim)
+        o = self.output(self.attn(q, k, v).reshape(b, h, w, self.heads * self.value_dim))
+        if self.gamma is not None:
+            o = o * self.gamma[...]
         if not self.has_skip:
-            return y
-        return x + (self.drop_path(y) if self.drop_path is not None else y)
+            return o
+        return x + (self.drop_path(o) if self.drop_path is not None else o)
 
 
+@dataclass(frozen=True)
+class GlobalPoolSpec(Block):
+    """Global average pooling, keeping a ``1 x 1`` map (MobileNetV4 pools *before* its last 1x1 convolution)."""
+
+    def build(self, rngs):
+        return GlobalPool()
+
+    def layers(self, size, path):
+        return [], 1
+
+    def describe(self):
+        return "global avgpool"
+
+
+class GlobalPool(nnx.Module):
+    def __call__(self, x):
+        return jnp.mean(x, axis=(1, 2), keepdims=True)
 # ----------------------------------------------------------------------------------------------------
 # ShuffleNet units
 # ----------------------------------------------------------------------------------------------------
@@ -603,11 +943,11 @@ class XceptionBlock(nnx.Module):
 # ----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class ConvNeXtBlockSpec(Block):
-    """A ConvNeXt block (Liu et al. 2022, Fig. 4): 7x7 depthwise (with bias) -> LayerNorm ->
-    Linear ``dim -> 4 dim`` -> GELU -> Linear ``4 dim -> dim`` -> layer scale ``gamma`` (initialized to
-    ``layer_scale``) -> stochastic depth, plus the input. The Linear layers act on every pixel: each is
-    a 1x1 convolution, ``h w dim 4dim`` MACs."""
+class ConvNeXtBlockSpec(InvertedBottleneck):
+    """A ConvNeXt block (Liu et al. 2022, Fig. 4), the UIB's ConvNeXt-like instance: 7x7 depthwise (with
+    bias, no normalization of its own) -> LayerNorm -> Linear ``dim -> 4 dim`` -> GELU -> Linear
+    ``4 dim -> dim`` -> layer scale ``gamma`` (initialized to ``layer_scale``) -> stochastic depth, plus
+    the input. The Linear layers act on every pixel: each is a 1x1 convolution, ``h w dim 4dim`` MACs."""
 
     dim: int
     kernel: int = 7
@@ -615,45 +955,47 @@ class ConvNeXtBlockSpec(Block):
     layer_scale: float = 1e-6
     drop_path: float = 0.0
 
-    @property
-    def depthwise(self) -> ConvSpec:
-        return ConvSpec(self.dim, self.dim, self.kernel, groups=self.dim, act=None, norm=None, bias=True)
+    NAMES = {"start": "conv_dw", "expand": "pw1", "mid": "dw_mid", "project": "pw2", "fused": "conv_exp"}
+    mid_kernel, stride, act, se, fused = 0, 1, "gelu", None, False
 
     def build(self, rngs):
         return ConvNeXtBlock(self, rngs=rngs)
 
-    def layers(self, size, path):
-        layers, size = self.depthwise.layers(size, _join(path, "conv_dw"))
-        wide = self.expansion * self.dim
-        pixels = size * size
-        for name, i, o in (("pw1", self.dim, wide), ("pw2", wide, self.dim)):
-            d = dense_cost(i, o, bias=True)
-            layers.append(LayerCost(_join(path, name), pixels * d.macs, d.params, pixels * i, pixels * o,
-                                    (size, size, o), kind="dense"))
-        layers.insert(1, norm_cost(self.dim, _join(path, "norm")))
-        layers.append(scale_cost(self.dim, _join(path, "gamma")))
-        return layers, size
+    @property
+    def c_in(self) -> int:
+        return self.dim
+
+    @property
+    def c_out(self) -> int:
+        return self.dim
+
+    @property
+    def expanded(self) -> int:
+        return self.expansion * self.dim
+
+    @property
+    def start_kernel(self) -> int:
+        return self.kernel
+
+    @property
+    def depthwise(self) -> ConvSpec:
+        return ConvSpec(self.dim, self.dim, self.kernel, groups=self.dim, act=None, norm=None, bias=True)
+
+    def _start(self, stride):
+        return [(self.NAMES["start"], self.depthwise), ("norm", NormSpec(self.dim, "layer"))]
+
+    def _expand(self):
+        return [(self.NAMES["expand"], PixelLinearSpec(self.dim, self.expanded, act="gelu"))]
+
+    def _project(self):
+        return [(self.NAMES["project"], PixelLinearSpec(self.expanded, self.dim))]
 
     def describe(self):
         return f"ConvNeXt block {self.kernel}x{self.kernel}, {self.dim}"
 
 
-class ConvNeXtBlock(nnx.Module):
-    def __init__(self, spec: ConvNeXtBlockSpec, *, rngs: nnx.Rngs):
-        self.conv_dw = spec.depthwise.build(rngs)
-        self.norm = nnx.LayerNorm(spec.dim, epsilon=1e-6, rngs=rngs)
-        self.pw1 = _layer(nnx.Linear, spec.dim, spec.expansion * spec.dim, rngs=rngs)
-        self.pw2 = _layer(nnx.Linear, spec.expansion * spec.dim, spec.dim, rngs=rngs)
-        self.gamma = nnx.Param(jnp.full((spec.dim,), spec.layer_scale, jnp.float32))
-        self.layer_scale = spec.layer_scale
-        self.drop_path = (nnx.Dropout(spec.drop_path, broadcast_dims=(1, 2, 3), rngs=rngs)
-                          if spec.drop_path > 0 else None)
-
-    def __call__(self, x):
-        y = self.pw2(activation("gelu")(self.pw1(self.norm(self.conv_dw(x))))) * self.gamma[...]
-        return x + (self.drop_path(y) if self.drop_path is not None else y)
-
-
+class ConvNeXtBlock(UniversalInvertedBottleneck):
+    """The module of a ``ConvNeXtBlockSpec``."""
 @dataclass(frozen=True)
 class DownsampleSpec(Block):
     """ConvNeXt's downsampling layer: LayerNorm, then a 2x2 stride-2 convolution with bias."""

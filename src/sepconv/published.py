@@ -14,7 +14,7 @@ matches under the rule
 
 with ``d`` the number of decimals printed and ``unit`` one of
 ``1`` / ``K`` (1e3) / ``M`` (1e6) / ``B`` (1e9) / ``%`` (a share, computed
-as an exact ``Fraction``).
+as an exact ``Fraction``) / ``Mi`` (2^20) / ``Gi`` (2^30), the binary units of MobileNetV4's table.
 
 A row whose ``agrees`` column says ``no`` is a known disagreement, explained
 in its ``note`` with our numbers. It is checked too: the record is ``ok`` when
@@ -36,7 +36,8 @@ from typing import Mapping
 __all__ = ["PublishedValue", "Record", "published_table", "table_info", "table_names",
            "matches", "check_table", "published_accuracy", "records_table"]
 
-UNITS = {"1": Decimal(1), "K": Decimal(10**3), "M": Decimal(10**6), "B": Decimal(10**9), "%": Decimal("0.01")}
+UNITS = {"1": Decimal(1), "K": Decimal(10**3), "M": Decimal(10**6), "B": Decimal(10**9), "%": Decimal("0.01"),
+         "Mi": Decimal(2**20), "Gi": Decimal(2**30)}
 RULES = ("nearest", "truncate", "exact", "significant")
 
 

@@ -294,6 +294,35 @@ def torchvision_reference() -> dict:
     return out
 
 
+MOBILENET_V4_ROWS = {"MNv4-Conv-S": "conv_small", "MNv4-Conv-M": "conv_medium", "MNv4-Hybrid-M": "hybrid_medium",
+                     "MNv4-Conv-L": "conv_large", "MNv4-Hybrid-L": "hybrid_large"}
+
+
+def mobilenet_v4_table5() -> dict:
+    """MobileNetV4 paper Table 5: each model at its own resolution; weights without BatchNorm (``params``)."""
+    from .models import model_cost
+
+    return _rows({row: model_cost(f"mobilenet_v4_{variant}") for row, variant in MOBILENET_V4_ROWS.items()})
+
+
+def timm_mobilenet_v4() -> dict:
+    from .models import model_cost
+
+    return {(f"mobilenetv4_{variant}", "params_trainable"): model_cost(f"mobilenet_v4_{variant}").params_trainable
+            for variant in MOBILENET_V4_ROWS.values()}
+
+
+def torchvision_mnasnet() -> dict:
+    from .models import model_cost
+
+    out = {}
+    for alpha in (0.5, 0.75, 1.0, 1.3):
+        network = model_cost("mnasnet", alpha=alpha)
+        row = "mnasnet" + str(alpha).replace(".", "_")
+        out[(row, "params_trainable")], out[(row, "macs")] = network.params_trainable, network.macs
+    return out
+
+
 COMPUTERS: dict[str, Callable[[], dict]] = {
     "mobilenet_v1_table2": mobilenet_v1_table2,
     "mobilenet_v1_table3": mobilenet_v1_table3,
@@ -317,6 +346,9 @@ COMPUTERS: dict[str, Callable[[], dict]] = {
     "mobilenet_v2_table4": mobilenet_v2_table4,
     "mobilenet_v3_checkpoints": mobilenet_v3_checkpoints,
     "torchvision_reference": torchvision_reference,
+    "mobilenet_v4_table5": mobilenet_v4_table5,
+    "timm_mobilenet_v4": timm_mobilenet_v4,
+    "torchvision_mnasnet": torchvision_mnasnet,
 }
 
 

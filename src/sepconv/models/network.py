@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ..blocks import Block, ClassifierSpec, ConvNeXtBlock, building_shapes
+from ..blocks import Block, ClassifierSpec, building_shapes
 from ..compat import replaced, set_variable_value, variable_value
 from ..cost import NetworkCost
 
@@ -169,7 +169,7 @@ def _initial_value(owner, name: str, variable, key_of):
             return np.zeros(shape, dtype)
         if name == "scale":
             return np.ones(shape, dtype)
-        if name == "gamma" and isinstance(owner, ConvNeXtBlock):
+        if name == "gamma" and getattr(owner, "layer_scale", None) is not None:
             return np.full(shape, owner.layer_scale, dtype)
     elif isinstance(variable, nnx.BatchStat):
         if name == "mean":
@@ -189,7 +189,7 @@ def materialize(abstract: nnx.Module, seed: int = 0) -> nnx.Module:
 
     The rules are Flax's defaults: convolution and linear kernels LeCun normal (truncated at two
     standard deviations), biases 0, normalization scales 1, running means 0 and variances 1,
-    ConvNeXt's layer scale at its constant; RNG streams get keys folded from ``seed``. Drawing on
+    a layer scale (ConvNeXt's, MobileNetV4's) at its constant; RNG streams get keys folded from ``seed``. Drawing on
     the host compiles nothing, which is what makes ``build`` fast: initializing a MobileNet with
     Flax's own (JAX) initializers compiles one program per distinct parameter shape, several
     seconds on a CPU. Each kernel has its own generator, seeded by ``seed`` and the kernel's path
