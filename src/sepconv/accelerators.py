@@ -1,0 +1,214 @@
+"""Accelerators: vendors' peaks, rooflines per unit and precision, and recorded GPU evidence.
+
+Three data files, each row with its source (``sepconv/data``):
+
+- ``accelerator_specs.csv``: peak FLOP/s per *unit* (``tensor``: NVIDIA's Tensor Cores or a TPU's
+  MXUs, which multiply small matrices; ``vector``: the CUDA cores or a TPU's vector unit, one
+  multiply-add per lane) and precision, and the memory bandwidth, from the vendors' datasheets and
+  whitepapers (H100 SXM5, A100 SXM4 80GB, T4, TPU v5e, RTX 4090). NVIDIA prints Tensor Core peaks
+  "with sparsity"; the file holds the dense figure, half of it, and says so.
+- ``timm_gpu_benchmarks.csv``: rows of timm's published inference benchmarks
+  (huggingface/pytorch-image-models, ``results/benchmark-infer-*.csv``; Apache-2.0): images per second
+  at the batch size timm chose, with timm's parameters and GMACs per image, each row with its file,
+  commit and commit date.
+- ``mobilenet_v4_table5_latency.csv``: the classification table with on-device latencies of
+  MobileNetV4 (Qin et al., arXiv:2404.10518), as printed: Table 6 in the version with the ECCV 2024
+  abstract (v3), the table the issue calls Table 5. An empty cell is the paper's "-", ``failed`` its "Failed".
+
+The roofline (Williams et al. 2009): a layer of intensity ``I`` FLOP per byte (``2 MACs / bytes
+moved``) runs at most at ``min(P, I * B)`` on a unit of peak ``P`` with bandwidth ``B``; the *ridge*
+``P / B`` is the intensity at which the two limits meet.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from .cost import LayerCost, depthwise_conv_cost, pointwise_conv_cost, standard_conv_cost
+
+__all__ = ["Peak", "BYTES", "accelerator_specs", "accelerators", "bandwidth", "peak", "ridge", "rooflines",
+           "attainable", "BOOK_LAYERS", "layer_cost", "layer_intensity", "layer_points", "timm_benchmarks",
+           "achieved_tflops", "layout_effect", "compile_effect", "mobilenet_v4_latency", "MNV4_DEVICES"]
+
+_DATA = Path(__file__).parent / "data"
+
+#: Bytes per stored value of each precision (tf32 is stored as float32).
+BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1}
+
+
+@dataclass(frozen=True)
+class Peak:
+    accelerator: str
+    unit: str
+    precision: str
+    tflops: float | None  # None: the vendor publishes no figure
+    source: str
+    note: str
+
+
+def _read(name: str) -> list[dict]:
+    with (_DATA / name).open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@cache
+def accelerator_specs() -> tuple[Peak, ...]:
+    """Every compute peak of ``accelerator_specs.csv`` (memory rows are read by ``bandwidth``)."""
+    return tuple(Peak(r["accelerator"], r["unit"], r["precision"], float(r["peak_tflops"]) if r["peak_tflops"] else None,
+                      r["source"], r["note"]) for r in _read("accelerator_specs.csv") if r["unit"] != "memory")
+
+
+def accelerators() -> list[str]:
+    """The accelerators of the specs file, in its order."""
+    return list(dict.fromkeys(p.accelerator for p in accelerator_specs()))
+
+
+def _known(accelerator: str) -> None:
+    if accelerator not in accelerators():
+        raise ValueError(f"unknown accelerator {accelerator!r}; known: {', '.join(accelerators())}")
+
+
+def bandwidth(accelerator: str) -> float:
+    """Memory bandwidth in bytes per second."""
+    _known(accelerator)
+    (row,) = [r for r in _read("accelerator_specs.csv") if r["accelerator"] == accelerator and r["unit"] == "memory"]
+    return float(row["bandwidth_gbs"]) * 1e9
+
+
+def peak(accelerator: str, unit: str, precision: str) -> float:
+    """Peak FLOP/s of one unit at one precision; a clear error where the vendor publishes none."""
+    _known(accelerator)
+    rows = [p for p in accelerator_specs() if (p.accelerator, p.unit, p.precision) == (accelerator, unit, precision)]
+    if not rows:
+        have = ", ".join(f"{p.unit} {p.precision}" for p in accelerator_specs() if p.accelerator == accelerator)
+        raise ValueError(f"no {unit} {precision} peak for {accelerator}; it has: {have}")
+    if rows[0].tflops is None:
+        raise ValueError(f"{accelerator} {unit} {precision}: {rows[0].note}")
+    return rows[0].tflops * 1e12
+
+
+def ridge(accelerator: str, unit: str, precision: str) -> float:
+    """The ridge point ``peak / bandwidth`` in FLOP per byte."""
+    return peak(accelerator, unit, precision) / bandwidth(accelerator)
+
+
+def rooflines() -> list[dict]:
+    """One row per published peak: accelerator, unit, precision, peak (FLOP/s), bandwidth (B/s), ridge."""
+    return [{"accelerator": p.accelerator, "unit": p.unit, "precision": p.precision, "peak": p.tflops * 1e12,
+             "bandwidth": bandwidth(p.accelerator), "ridge": p.tflops * 1e12 / bandwidth(p.accelerator)}
+            for p in accelerator_specs() if p.tflops is not None]
+
+
+def attainable(intensity: float, accelerator: str, unit: str, precision: str) -> float:
+    """The roofline bound ``min(P, I * B)`` in FLOP/s."""
+    return min(peak(accelerator, unit, precision), intensity * bandwidth(accelerator))
+
+
+#: The layers of chapter 6 (``sepconv.bench.layer_benchmarks``): kind and, per MobileNet v1 stage, (size, channels).
+BOOK_LAYERS = ("depthwise 3x3", "pointwise 1x1", "standard 3x3")
+
+
+def layer_cost(kind: str, size: int, channels: int) -> LayerCost:
+    """The closed-form cost (``sepconv.cost``) of one of ``BOOK_LAYERS`` at ``size x size x channels``,
+    stride 1, ``channels`` in and out."""
+    if kind == "depthwise 3x3":
+        return depthwise_conv_cost(size, size, channels, 3)
+    if kind == "pointwise 1x1":
+        return pointwise_conv_cost(size, size, channels, channels)
+    if kind == "standard 3x3":
+        return standard_conv_cost(size, size, channels, channels, 3)
+    raise ValueError(f"unknown layer {kind!r}; the layers are {', '.join(BOOK_LAYERS)}")
+
+
+def layer_intensity(cost: LayerCost, precision: str = "fp32", batch: int = 1) -> float:
+    """FLOP per byte when the input, the weights and the output each cross memory once:
+    ``2 N MACs / (b (N in + params + N out))``, ``b`` bytes per value, ``N`` the batch."""
+    if precision not in BYTES:
+        raise ValueError(f"unknown precision {precision!r}; known: {', '.join(BYTES)}")
+    moved = BYTES[precision] * (batch * (cost.input_activations + cost.output_activations) + cost.params)
+    return 2 * batch * cost.macs / moved
+
+
+def layer_points(shapes, precision: str = "fp32", batch: int = 1) -> list[dict]:
+    """Each of ``BOOK_LAYERS`` at each ``(size, channels)``: MACs, intensity, and the unit it can use
+    (a depthwise layer sums ``k*k`` products per output, no matrix for a Tensor Core or MXU to multiply:
+    it is left with the vector units)."""
+    rows = []
+    for size, channels in shapes:
+        for kind in BOOK_LAYERS:
+            cost = layer_cost(kind, size, channels)
+            rows.append({"layer": kind, "size": size, "channels": channels, "macs": cost.macs,
+                         "intensity": layer_intensity(cost, precision, batch),
+                         "unit": "vector" if kind.startswith("depthwise") else "tensor"})
+    return rows
+
+
+# ---- timm's recorded GPU benchmarks ----
+
+@cache
+def timm_benchmarks() -> tuple[dict, ...]:
+    """The rows of ``timm_gpu_benchmarks.csv`` with numbers as numbers."""
+    rows = []
+    for r in _read("timm_gpu_benchmarks.csv"):
+        r = dict(r)
+        for key in ("img_size", "batch_size"):
+            r[key] = int(r[key])
+        for key in ("samples_per_sec", "params_m", "gmacs", "macts_m"):
+            r[key] = float(r[key])
+        rows.append(r)
+    return tuple(rows)
+
+
+def achieved_tflops(row: dict) -> float:
+    """TFLOP/s a benchmark row achieved: ``2 * GMACs per image * images per second / 1000``."""
+    return 2 * row["gmacs"] * row["samples_per_sec"] / 1000
+
+
+def _setting(row: dict) -> tuple:
+    return row["gpu"], row["pytorch"], row["precision"], row["model"], row["img_size"]
+
+
+def layout_effect(rows=None) -> dict:
+    """``{(gpu, pytorch, model): NHWC / NCHW throughput}`` for eager runs measured both ways."""
+    rows = timm_benchmarks() if rows is None else rows
+    by = {(_setting(r), r["layout"]): r for r in rows if r["mode"] == "eager"}
+    return {(s[0], s[1], s[3]): by[s, "NHWC"]["samples_per_sec"] / r["samples_per_sec"]
+            for (s, layout), r in by.items() if layout == "NCHW" and (s, "NHWC") in by}
+
+
+def compile_effect(rows=None) -> dict:
+    """``{(gpu, pytorch, model): compiled / eager throughput}`` for NCHW runs measured both ways."""
+    rows = timm_benchmarks() if rows is None else rows
+    by = {(_setting(r), r["mode"]): r for r in rows if r["layout"] == "NCHW"}
+    return {(s[0], s[1], s[3]): by[s, "compiled"]["samples_per_sec"] / r["samples_per_sec"]
+            for (s, mode), r in by.items() if mode == "eager" and (s, "compiled") in by}
+
+
+def median_by_model(values: dict) -> dict:
+    """Median over GPUs and versions of ``{(gpu, pytorch, model): value}``, per model."""
+    models = dict.fromkeys(k[2] for k in values)
+    return {m: statistics.median(v for k, v in values.items() if k[2] == m) for m in models}
+
+
+# ---- MobileNetV4's device table ----
+
+#: The latency columns of the MobileNetV4 table: (column, device as the paper heads it).
+MNV4_DEVICES = (("pixel6_cpu_ms", "Pixel 6 CPU"), ("pixel8_edgetpu_ms", "Pixel 8 EdgeTPU"),
+                ("iphone13_coreml_ms", "iPhone 13 CoreML (Neural Engine)"), ("pixel4_hexagon_ms", "Pixel 4 Hexagon DSP"),
+                ("pixel7_gpu_ms", "Pixel 7 GPU"), ("s23_cpu_ms", "Samsung S23 CPU"), ("s23_gpu_ms", "Samsung S23 GPU"))
+
+
+@cache
+def mobilenet_v4_latency() -> tuple[dict, ...]:
+    """The table as printed: numbers as floats, ``None`` for "-", ``"failed"`` where the paper says Failed."""
+    rows = []
+    for r in _read("mobilenet_v4_table5_latency.csv"):
+        row = {"model": r["model"], "source": r["source"]}
+        for key in ("top1", "params_m", "macs_g") + tuple(c for c, _ in MNV4_DEVICES):
+            row[key] = None if r[key] == "" else ("failed" if r[key] == "failed" else float(r[key]))
+        rows.append(row)
+    return tuple(rows)
