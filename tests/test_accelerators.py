@@ -1,0 +1,125 @@
+"""Vendors' peaks, rooflines and the recorded GPU evidence (sepconv.accelerators). Expected values are
+hand derivations from the printed figures, or checks of the data against each other."""
+
+import math
+import re
+
+import pytest
+
+from sepconv import accelerators as acc
+from sepconv.cost import depthwise_conv_cost, pointwise_conv_cost
+
+
+def test_ridges_are_the_printed_peaks_over_the_printed_bandwidths():
+    # H100 SXM: BF16 Tensor Core 1,979 TFLOPS with sparsity (dense: half), 3.35 TB/s
+    assert acc.ridge("H100 SXM5", "tensor", "bf16") == pytest.approx(1979 / 2 / 3.35, rel=1e-3)
+    # A100 80GB SXM: FP32 19.5 TFLOPS, 2,039 GB/s; T4: FP32 8.1 TFLOPS, 320 GB/s; TPU v5e: 197 TFLOPs, 819 GB/s
+    assert acc.ridge("A100 SXM4 80GB", "vector", "fp32") == pytest.approx(19.5e3 / 2039)
+    assert acc.ridge("T4", "vector", "fp32") == pytest.approx(8.1e3 / 320)
+    assert acc.ridge("TPU v5e", "tensor", "bf16") == pytest.approx(197e3 / 819)
+    # on every accelerator a matrix unit needs more reuse per byte than a vector unit
+    for name in acc.accelerators():
+        rows = [r for r in acc.rooflines() if r["accelerator"] == name]
+        tensor = [r["ridge"] for r in rows if r["unit"] == "tensor"]
+        vector = [r["ridge"] for r in rows if r["unit"] == "vector"]
+        if tensor and vector:
+            assert min(tensor) > max(vector)
+
+
+def test_every_peak_names_its_source_and_the_unpublished_one_says_so():
+    for p in acc.accelerator_specs():
+        assert p.source and (p.tflops is None or p.tflops > 0)
+    with pytest.raises(ValueError, match="TPU v5e vector bf16: no peak published"):
+        acc.peak("TPU v5e", "vector", "bf16")
+    with pytest.raises(ValueError, match="unknown accelerator 'H200'; known: H100 SXM5"):
+        acc.bandwidth("H200")
+    with pytest.raises(ValueError, match="no tensor fp8 peak for T4; it has: vector fp32, tensor fp16"):
+        acc.peak("T4", "tensor", "fp8")
+
+
+def test_attainable_is_the_lower_of_the_two_roofs():
+    bw = 3.35e12
+    assert acc.attainable(1.0, "H100 SXM5", "tensor", "bf16") == pytest.approx(bw)
+    assert acc.attainable(1e4, "H100 SXM5", "tensor", "bf16") == pytest.approx(989.5e12)
+
+
+def test_depthwise_intensity_is_capped_by_its_kernel_below_every_ridge():
+    # 3x3 depthwise on 14x14x512, float32, batch 1: 2*903168 FLOP over 4*(2*100352 + 4608) bytes
+    cost = depthwise_conv_cost(14, 14, 512, 3)
+    assert acc.layer_intensity(cost, "fp32") == pytest.approx(2 * 903_168 / (4 * (2 * 100_352 + 4_608)))
+    # at any batch and width it stays under k*k / bytes per value (9/4 in fp32, 9/2 in 16 bits) ...
+    for size, c in ((112, 32), (56, 128), (7, 1024)):
+        for batch in (1, 32, 4096):
+            for precision, cap in (("fp32", 9 / 4), ("bf16", 9 / 2)):
+                assert acc.layer_intensity(depthwise_conv_cost(size, size, c, 3), precision, batch) < cap
+    # ... which is below the ridge of every published unit, vector units included: memory bound everywhere
+    assert 9 / 2 < min(r["ridge"] for r in acc.rooflines())
+
+
+def test_pointwise_intensity_grows_with_batch_towards_channels_over_bytes():
+    cost = pointwise_conv_cost(14, 14, 512, 512)
+    values = [acc.layer_intensity(cost, "bf16", batch) for batch in (1, 8, 64, 4096)]
+    assert values == sorted(values) and values[-1] < 512 / 2 and values[-1] > 0.99 * 512 / 2
+
+
+def test_layer_points_put_depthwise_on_vector_units():
+    rows = acc.layer_points(((56, 128),))
+    assert [(r["layer"], r["unit"]) for r in rows] == [
+        ("depthwise 3x3", "vector"), ("pointwise 1x1", "tensor"), ("standard 3x3", "tensor")]
+    assert [r["macs"] for r in rows] == [56 * 56 * 128 * 9, 56 * 56 * 128 * 128, 56 * 56 * 128 * 128 * 9]
+    with pytest.raises(ValueError, match="unknown layer 'dilated 3x3'"):
+        acc.layer_cost("dilated 3x3", 14, 8)
+    with pytest.raises(ValueError, match="unknown precision 'int4'"):
+        acc.layer_intensity(rows and depthwise_conv_cost(7, 7, 8), "int4")
+
+
+def test_timm_rows_carry_their_provenance_and_agree_with_their_file_names():
+    rows = acc.timm_benchmarks()
+    assert len(rows) >= 100
+    for r in rows:
+        assert re.fullmatch(r"[0-9a-f]{40}", r["commit"]) and re.fullmatch(r"\d{4}-\d\d-\d\d", r["date"])
+        name = r["file"]
+        assert name.startswith(f"benchmark-infer-{r['precision']}-{r['layout'].lower()}-pt{r['pytorch'].replace('.', '')}-")
+        assert name.endswith("-dynamo.csv") == (r["mode"] == "compiled")
+        assert r["samples_per_sec"] > 0 and r["gmacs"] > 0
+    # timm counts a model the same way in every file: one GMACs and one parameter count per (model, size)
+    for key in {(r["model"], r["img_size"]) for r in rows}:
+        assert len({(r["gmacs"], r["params_m"]) for r in rows if (r["model"], r["img_size"]) == key}) == 1
+    models = {r["model"] for r in rows}
+    assert {"resnet50", "mobilenetv2_100", "mobilenetv3_large_100", "efficientnet_b0", "convnext_tiny",
+            "mobilenetv4_conv_medium"} <= models
+    assert len({r["gpu"] for r in rows}) >= 4
+
+
+def test_achieved_tflops_is_two_flops_per_mac_times_throughput():
+    (r,) = [r for r in acc.timm_benchmarks() if r["model"] == "resnet50" and r["gpu"] == "RTX 4090"
+            and r["pytorch"] == "2.40" and r["layout"] == "NCHW" and r["mode"] == "eager"]
+    assert acc.achieved_tflops(r) == pytest.approx(2 * 4.11 * 4217.6 / 1000)  # the row as timm printed it
+
+
+def test_layout_and_compile_effects_pair_the_same_setting():
+    base = {"gpu": "G", "pytorch": "2.40", "precision": "amp", "model": "m", "img_size": 224, "gmacs": 1.0}
+    rows = [base | {"layout": "NCHW", "mode": "eager", "samples_per_sec": 100.0},
+            base | {"layout": "NHWC", "mode": "eager", "samples_per_sec": 150.0},
+            base | {"layout": "NCHW", "mode": "compiled", "samples_per_sec": 250.0},
+            base | {"model": "n", "layout": "NHWC", "mode": "eager", "samples_per_sec": 9.0}]  # no NCHW peer
+    assert acc.layout_effect(rows) == {("G", "2.40", "m"): 1.5}
+    assert acc.compile_effect(rows) == {("G", "2.40", "m"): 2.5}
+    assert acc.median_by_model({("A", "1", "m"): 1.0, ("B", "1", "m"): 3.0, ("A", "1", "n"): 2.0}) == {"m": 2.0, "n": 2.0}
+
+
+def test_mobilenet_v4_table_as_printed():
+    rows = {r["model"]: r for r in acc.mobilenet_v4_latency()}
+    assert len(rows) == 25 and all(r["source"].startswith("arXiv:2404.10518") for r in rows.values())
+    # the paper's text: MNv4-Conv-S 73.8% with 3.8M parameters, 0.2G MACs, 2.4 ms on Pixel 6 CPU;
+    # MNv4-Hybrid-L 83.4% at 3.8 ms on Pixel 8 EdgeTPU
+    s, hl = rows["MNv4-Conv-S"], rows["MNv4-Hybrid-L"]
+    assert (s["top1"], s["params_m"], s["macs_g"], s["pixel6_cpu_ms"]) == (73.8, 3.8, 0.2, 2.4)
+    assert (hl["top1"], hl["pixel8_edgetpu_ms"]) == (83.4, 3.8)
+    # "Failed" appears only on the Hexagon DSP, which runs no hybrid (attention) model
+    failed = {(m, c) for m, r in rows.items() for c, _ in acc.MNV4_DEVICES if r[c] == "failed"}
+    assert {c for _, c in failed} == {"pixel4_hexagon_ms"}
+    assert {m for m, _ in failed} >= {"MNv4-Hybrid-M", "MNv4-Hybrid-L"}
+    assert all(isinstance(r[c], float) for r in rows.values() if r["model"].startswith("MNv4-Conv")
+               for c, _ in acc.MNV4_DEVICES)
+    assert not math.isnan(sum(r["top1"] for r in rows.values()))
