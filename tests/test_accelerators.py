@@ -123,3 +123,39 @@ def test_mobilenet_v4_table_as_printed():
     assert all(isinstance(r[c], float) for r in rows.values() if r["model"].startswith("MNv4-Conv")
                for c, _ in acc.MNV4_DEVICES)
     assert not math.isnan(sum(r["top1"] for r in rows.values()))
+
+
+def test_network_ops_mark_depthwise_and_split_the_roofline():
+    ops = acc.network_ops("mobilenet_v1", 224)
+    # MobileNet v1: 13 depthwise layers (Table 1 of the paper), 3x3 kernels, one per channel
+    dw = [op for op in ops if op["depthwise"]]
+    # each output a dot product of 3*3 = 9 products; 9 weights per channel
+    assert len(dw) == 13 and all(op["macs"] == 9 * op["outputs"] for op in dw)
+    assert [op["weights"] // 9 for op in dw] == [32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024]
+    total = sum(op["macs"] for op in ops)
+    split = acc.roofline_split(ops, "H100 SXM5", "fp16", batch=1)
+    assert split["depthwise_macs"] == pytest.approx(sum(op["macs"] for op in dw) / total)
+    # by hand: the same sum of max(compute, memory) over the operations
+    bw, tensor, vector = 3.35e12, 989.5e12, 133.8e12
+    by_hand = sum(max(2 * op["macs"] / (vector if op["depthwise"] else tensor),
+                      2 * (op["inputs"] + op["outputs"] + op["weights"]) / bw) for op in ops)
+    assert split["seconds"] == pytest.approx(by_hand) and split["flops"] == pytest.approx(2 * total / by_hand)
+    # depthwise layers take a larger share of the roofline time than of the MACs
+    assert split["depthwise_time"] > split["depthwise_macs"]
+
+
+def test_beside_pairs_the_rows_both_runs_have(tmp_path):
+    from sepconv import bench
+
+    run = bench.load_results(root=bench.device_run("cpu", tmp_path / "dev", tiny=True, log=lambda *a: None).parent)
+    both = acc.beside(run, run)
+    assert both["layers"] and all(r["speedup"] == 1.0 for r in both["layers"])
+    assert [r["model"] for r in both["models"]] == ["mobilenet_v1"] and both["models"][0]["speedup"] == 1.0
+    assert [r["stage"] for r in both["fused"]] == ["8x8x8 -> 4x4x16"]
+    assert both["training"]["cpu"] == both["training"]["device"]
+    assert both["peaks"]["cpu"]["ridge"] == pytest.approx(run["peaks"]["peak_flops"] / run["peaks"]["peak_bandwidth"])
+    # the shipped CPU run and the tiny run share no layer shape and no network variant
+    shipped = bench.load_results("cpu-cpu")
+    apart = acc.beside(shipped, run)
+    assert apart["layers"] == [] and apart["models"] == [] and apart["fused"] == []
+    assert set(apart["training"]) == {"cpu", "device"}

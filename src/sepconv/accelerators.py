@@ -212,3 +212,84 @@ def mobilenet_v4_latency() -> tuple[dict, ...]:
             row[key] = None if r[key] == "" else ("failed" if r[key] == "failed" else float(r[key]))
         rows.append(row)
     return tuple(rows)
+
+
+# ---- networks on a roofline with two units ----
+
+def network_ops(name: str, resolution: int) -> list[dict]:
+    """The convolutions and matrix products of a model of the zoo at batch 1 (``sepconv.counter``):
+    MACs, input, weight and output element counts, and whether the operation is depthwise (one group
+    per input channel, more than one channel)."""
+    import jax
+    import jax.numpy as jnp
+
+    from .counter import count
+    from .models import abstract_model
+
+    result = count(abstract_model(name), jax.ShapeDtypeStruct((1, resolution, resolution, 3), jnp.float32))
+    rows = []
+    for op in result.ops:
+        channels = op.input_shape[-1]
+        depthwise = getattr(op, "feature_group_count", 1) == channels > 1
+        size = lambda shape: int(__import__("math").prod(shape))  # noqa: E731
+        rows.append({"path": op.path, "macs": op.total_macs, "inputs": op.calls * size(op.input_shape),
+                     "weights": op.calls * size(op.kernel_shape), "outputs": op.calls * size(op.output_shape),
+                     "depthwise": depthwise})
+    return rows
+
+
+def roofline_split(ops: list[dict], accelerator: str, precision: str = "fp16", batch: int = 1) -> dict:
+    """A network on a two-unit roofline: depthwise operations on the vector units, the others on the
+    matrix units, each taking ``max(2 N MACs / peak, bytes / bandwidth)`` (``N`` the batch; weights
+    read once per batch). Returns the seconds, the achieved FLOP/s that implies, and the depthwise
+    operations' share of the MACs and of the time. Element-wise work is left out (it only adds time)."""
+    bw, size = bandwidth(accelerator), BYTES[precision]
+    peaks = {True: peak(accelerator, "vector", precision), False: peak(accelerator, "tensor", precision)}
+    times = [(op["depthwise"], max(2 * batch * op["macs"] / peaks[op["depthwise"]],
+                                   size * (batch * (op["inputs"] + op["outputs"]) + op["weights"]) / bw)) for op in ops]
+    seconds = sum(t for _, t in times)
+    macs = sum(op["macs"] for op in ops) * batch
+    return {"seconds": seconds, "flops": 2 * macs / seconds,
+            "depthwise_macs": sum(op["macs"] for op in ops if op["depthwise"]) * batch / macs,
+            "depthwise_time": sum(t for d, t in times if d) / seconds}
+
+
+# ---- stored device results beside the CPU's ----
+
+def beside(cpu: dict, device: dict) -> dict:
+    """The experiments two stored runs (``sepconv.bench.load_results``) share, side by side: per layer
+    shape, per network variant and per successor stage the median seconds on each, ``speedup`` =
+    CPU / device; the training step's measured and predicted cost in forward passes on each; and
+    each run's measured peaks and ridge. Only rows present in both runs appear."""
+    out = {"peaks": {}}
+    for label, run in (("cpu", cpu), ("device", device)):
+        p = run.get("peaks")
+        if p:
+            out["peaks"][label] = {"flops": p["peak_flops"], "bandwidth": p["peak_bandwidth"],
+                                   "ridge": p["peak_flops"] / p["peak_bandwidth"]}
+    key_layer = lambda r: (r["layer"], r["size"], r["channels"], r["batch"])  # noqa: E731
+    dev_layers = {key_layer(r): r for r in device.get("layers", [])}
+    out["layers"] = [{"layer": r["layer"], "size": r["size"], "channels": r["channels"], "cpu_s": r["median_s"],
+                      "device_s": dev_layers[key_layer(r)]["median_s"],
+                      "speedup": r["median_s"] / dev_layers[key_layer(r)]["median_s"],
+                      "device_roofline_fraction": dev_layers[key_layer(r)]["achieved_flops"]
+                      / dev_layers[key_layer(r)]["roofline_flops"]}
+                     for r in cpu.get("layers", []) if key_layer(r) in dev_layers]
+    key_model = lambda r: (r["model"], r["alpha"], r["resolution"])  # noqa: E731
+    dev_models = {key_model(r): r for r in device.get("models", [])}
+    out["models"] = [{"model": r["model"], "alpha": r["alpha"], "resolution": r["resolution"], "macs": r["macs"],
+                      "cpu_s": r["median_s"], "device_s": dev_models[key_model(r)]["median_s"],
+                      "device_shifts_s": dev_models[key_model(r)]["shifts_median_s"],
+                      "speedup": r["median_s"] / dev_models[key_model(r)]["median_s"]}
+                     for r in cpu.get("models", []) if key_model(r) in dev_models]
+    dev_fused = {r["stage"]: r for r in device.get("successors", {}).get("fused", [])}
+    out["fused"] = [{"stage": r["stage"],
+                     "cpu_fused_over_mbconv": r["seconds"]["Fused-MBConv"] / r["seconds"]["MBConv"],
+                     "device_fused_over_mbconv": dev_fused[r["stage"]]["seconds"]["Fused-MBConv"]
+                     / dev_fused[r["stage"]]["seconds"]["MBConv"]}
+                    for r in cpu.get("successors", {}).get("fused", []) if r["stage"] in dev_fused]
+    out["training"] = {label: {"model": run["training"]["model"], "batch": run["training"]["batch"],
+                               "measured": statistics.median(run["training"]["measured"]),
+                               "predicted": run["training"]["predicted"]}
+                       for label, run in (("cpu", cpu), ("device", device)) if "training" in run}
+    return out
