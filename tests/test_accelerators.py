@@ -159,3 +159,7 @@ def test_beside_pairs_the_rows_both_runs_have(tmp_path):
     apart = acc.beside(shipped, run)
     assert apart["layers"] == [] and apart["models"] == [] and apart["fused"] == []
     assert set(apart["training"]) == {"cpu", "device"}
+    text = acc.device_report(run, run)
+    assert "depthwise 3x3" in text and "mobilenet_v1 0.25 @32" in text
+    (cpu_ratio, dev_ratio), = re.findall(r"8x8x8 -> 4x4x16: CPU ([0-9.]+), device ([0-9.]+)", text)
+    assert cpu_ratio == dev_ratio

@@ -293,3 +293,32 @@ def beside(cpu: dict, device: dict) -> dict:
                                "predicted": run["training"]["predicted"]}
                        for label, run in (("cpu", cpu), ("device", device)) if "training" in run}
     return out
+
+
+def device_report(cpu: dict, device: dict) -> str:
+    """``beside(cpu, device)`` as text tables: what chapter 12 prints for each stored device."""
+    both = beside(cpu, device)
+    name = device.get("device", {}).get("device_kind", "device")
+    lines = [f"{name} (jax {device.get('device', {}).get('jax', '?')}, {device.get('device', {}).get('date', 'no date')})"]
+    for label, p in both["peaks"].items():
+        lines.append(f"  {label:<7} measured peak {p['flops'] / 1e12:8.2f} TFLOP/s, {p['bandwidth'] / 1e9:8.1f} GB/s, "
+                     f"ridge {p['ridge']:6.1f} FLOP/byte")
+    if both["layers"]:
+        lines.append(f"  {'layer (batch 1, float32)':<26}{'shape':>12}{'CPU us':>10}{'device us':>11}{'speedup':>9}"
+                     f"{'of roofline':>13}")
+        for r in both["layers"]:
+            lines.append(f"  {r['layer']:<26}{r['size']:>5}x{r['size']}x{r['channels']:<4}{r['cpu_s'] * 1e6:>10.0f}"
+                         f"{r['device_s'] * 1e6:>11.1f}{r['speedup']:>9.1f}{r['device_roofline_fraction']:>13.0%}")
+    if both["models"]:
+        lines.append(f"  {'network (batch 1)':<26}{'MMACs':>8}{'CPU ms':>9}{'device ms':>11}{'shifts ms':>11}{'speedup':>9}")
+        for r in both["models"]:
+            lines.append(f"  {r['model'] + ' ' + str(r['alpha']) + ' @' + str(r['resolution']):<26}{r['macs'] / 1e6:>8.0f}"
+                         f"{r['cpu_s'] * 1e3:>9.2f}{r['device_s'] * 1e3:>11.3f}{r['device_shifts_s'] * 1e3:>11.3f}"
+                         f"{r['speedup']:>9.1f}")
+    for r in both["fused"]:
+        lines.append(f"  Fused-MBConv / MBConv time, {r['stage']}: CPU {r['cpu_fused_over_mbconv']:.2f}, "
+                     f"device {r['device_fused_over_mbconv']:.2f}")
+    for label, t in both["training"].items():
+        lines.append(f"  training step / forward, {label}: measured {t['measured']:.2f}, predicted from MACs "
+                     f"{t['predicted']:.2f} ({t['model']}, batch {t['batch']})")
+    return "\n".join(lines)
