@@ -93,18 +93,18 @@ def test_timm_rows_carry_their_provenance_and_agree_with_their_file_names():
 
 def test_achieved_tflops_is_two_flops_per_mac_times_throughput():
     (r,) = [r for r in acc.timm_benchmarks() if r["model"] == "resnet50" and r["gpu"] == "RTX 4090"
-            and r["pytorch"] == "2.40" and r["layout"] == "NCHW" and r["mode"] == "eager"]
+            and r["pytorch"] == "2.4.0" and r["layout"] == "NCHW" and r["mode"] == "eager"]
     assert acc.achieved_tflops(r) == pytest.approx(2 * 4.11 * 4217.6 / 1000)  # the row as timm printed it
 
 
 def test_layout_and_compile_effects_pair_the_same_setting():
-    base = {"gpu": "G", "pytorch": "2.40", "precision": "amp", "model": "m", "img_size": 224, "gmacs": 1.0}
+    base = {"gpu": "G", "pytorch": "2.4.0", "precision": "amp", "model": "m", "img_size": 224, "gmacs": 1.0}
     rows = [base | {"layout": "NCHW", "mode": "eager", "samples_per_sec": 100.0},
             base | {"layout": "NHWC", "mode": "eager", "samples_per_sec": 150.0},
             base | {"layout": "NCHW", "mode": "compiled", "samples_per_sec": 250.0},
             base | {"model": "n", "layout": "NHWC", "mode": "eager", "samples_per_sec": 9.0}]  # no NCHW peer
-    assert acc.layout_effect(rows) == {("G", "2.40", "m"): 1.5}
-    assert acc.compile_effect(rows) == {("G", "2.40", "m"): 2.5}
+    assert acc.layout_effect(rows) == {("G", "2.4.0", "m"): 1.5}
+    assert acc.compile_effect(rows) == {("G", "2.4.0", "m"): 2.5}
     assert acc.median_by_model({("A", "1", "m"): 1.0, ("B", "1", "m"): 3.0, ("A", "1", "n"): 2.0}) == {"m": 2.0, "n": 2.0}
 
 
