@@ -143,23 +143,3 @@ def test_network_ops_mark_depthwise_and_split_the_roofline():
     # depthwise layers take a larger share of the roofline time than of the MACs
     assert split["depthwise_time"] > split["depthwise_macs"]
 
-
-def test_beside_pairs_the_rows_both_runs_have(tmp_path):
-    from sepconv import bench
-
-    run = bench.load_results(root=bench.device_run("cpu", tmp_path / "dev", tiny=True, log=lambda *a: None).parent)
-    both = acc.beside(run, run)
-    assert both["layers"] and all(r["speedup"] == 1.0 for r in both["layers"])
-    assert [r["model"] for r in both["models"]] == ["mobilenet_v1"] and both["models"][0]["speedup"] == 1.0
-    assert [r["stage"] for r in both["fused"]] == ["8x8x8 -> 4x4x16"]
-    assert both["training"]["cpu"] == both["training"]["device"]
-    assert both["peaks"]["cpu"]["ridge"] == pytest.approx(run["peaks"]["peak_flops"] / run["peaks"]["peak_bandwidth"])
-    # the shipped CPU run and the tiny run share no layer shape and no network variant
-    shipped = bench.load_results("cpu-cpu")
-    apart = acc.beside(shipped, run)
-    assert apart["layers"] == [] and apart["models"] == [] and apart["fused"] == []
-    assert set(apart["training"]) == {"cpu", "device"}
-    text = acc.device_report(run, run)
-    assert "depthwise 3x3" in text and "mobilenet_v1 0.25 @32" in text
-    (cpu_ratio, dev_ratio), = re.findall(r"8x8x8 -> 4x4x16: CPU ([0-9.]+), device ([0-9.]+)", text)
-    assert cpu_ratio == dev_ratio

@@ -1,17 +1,30 @@
 """The accelerator run (``python -m sepconv bench --device``): a dry run at tiny sizes on the CPU.
 No test asserts a speed."""
 
+import contextlib
+import io
 import json
+import re
 
 import pytest
 
+from sepconv import accelerators as acc
 from sepconv import bench
 from sepconv.__main__ import main
 
 
-def test_device_dry_run_writes_every_experiment_with_its_device(tmp_path, capsys):
-    assert main(["bench", "--device", "cpu", "--quick", "--out", str(tmp_path)]) == 0
-    assert f"results in {tmp_path}" in capsys.readouterr().out
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+    """One dry run of the command at tiny sizes on the CPU, shared by this file's tests: (folder, stdout)."""
+    out = tmp_path_factory.mktemp("device") / "cpu-dry-run"
+    with contextlib.redirect_stdout(io.StringIO()) as stdout:
+        assert main(["bench", "--device", "cpu", "--quick", "--out", str(out)]) == 0
+    return out, stdout.getvalue()
+
+
+def test_device_dry_run_writes_every_experiment_with_its_device(dry_run):
+    tmp_path, printed = dry_run
+    assert f"results in {tmp_path}" in printed
     assert {p.stem for p in tmp_path.glob("*.json")} == {"device", *bench.DEVICE_EXPERIMENTS}
     info = json.loads((tmp_path / "device.json").read_text())
     assert info["platform"] == "cpu" and info["device_kind"] and info["jax"] and info["flax"]
@@ -49,3 +62,22 @@ def test_stored_devices_lists_accelerator_folders_only(tmp_path):
         (tmp_path / name).mkdir()
     assert bench.stored_devices(tmp_path) == ["gpu-nvidia-h100-80gb-hbm3", "tpu-tpu-v5-lite"]
     assert bench.stored_devices(tmp_path / "absent") == []
+
+
+def test_beside_pairs_the_rows_both_runs_have(dry_run):
+    folder, _ = dry_run
+    run = bench.load_results(folder.name, root=folder.parent)
+    both = acc.beside(run, run)
+    assert both["layers"] and all(r["speedup"] == 1.0 for r in both["layers"])
+    assert [r["model"] for r in both["models"]] == ["mobilenet_v1"] and both["models"][0]["speedup"] == 1.0
+    assert [r["stage"] for r in both["fused"]] == ["8x8x8 -> 4x4x16"]
+    assert both["training"]["cpu"] == both["training"]["device"]
+    assert both["peaks"]["cpu"]["ridge"] == pytest.approx(run["peaks"]["peak_flops"] / run["peaks"]["peak_bandwidth"])
+    # the shipped CPU run and the tiny run share no layer shape and no network variant
+    apart = acc.beside(bench.load_results("cpu-cpu"), run)
+    assert apart["layers"] == [] and apart["models"] == [] and apart["fused"] == []
+    assert set(apart["training"]) == {"cpu", "device"}
+    text = acc.device_report(run, run)
+    assert "depthwise 3x3" in text and "mobilenet_v1 0.25 @32" in text
+    (cpu_ratio, dev_ratio), = re.findall(r"8x8x8 -> 4x4x16: CPU ([0-9.]+), device ([0-9.]+)", text)
+    assert cpu_ratio == dev_ratio
