@@ -70,7 +70,7 @@ def test_layer_points_put_depthwise_on_vector_units():
     with pytest.raises(ValueError, match="unknown layer 'dilated 3x3'"):
         acc.layer_cost("dilated 3x3", 14, 8)
     with pytest.raises(ValueError, match="unknown precision 'int4'"):
-        acc.layer_intensity(rows and depthwise_conv_cost(7, 7, 8), "int4")
+        acc.layer_intensity(depthwise_conv_cost(7, 7, 8), "int4")
 
 
 def test_timm_rows_carry_their_provenance_and_agree_with_their_file_names():

@@ -23,6 +23,7 @@ moved``) runs at most at ``min(P, I * B)`` on a unit of peak ``P`` with bandwidt
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 from dataclasses import dataclass
 from functools import cache
@@ -230,10 +231,9 @@ def network_ops(name: str, resolution: int) -> list[dict]:
     rows = []
     for op in result.ops:
         channels = op.input_shape[-1]
-        depthwise = getattr(op, "feature_group_count", 1) == channels > 1
-        size = lambda shape: int(__import__("math").prod(shape))  # noqa: E731
-        rows.append({"path": op.path, "macs": op.total_macs, "inputs": op.calls * size(op.input_shape),
-                     "weights": op.calls * size(op.kernel_shape), "outputs": op.calls * size(op.output_shape),
+        depthwise = op.feature_group_count == channels > 1
+        rows.append({"path": op.path, "macs": op.total_macs, "inputs": op.calls * math.prod(op.input_shape),
+                     "weights": op.calls * math.prod(op.kernel_shape), "outputs": op.calls * math.prod(op.output_shape),
                      "depthwise": depthwise})
     return rows
 
