@@ -91,10 +91,49 @@ def test_timm_rows_carry_their_provenance_and_agree_with_their_file_names():
     assert len({r["gpu"] for r in rows}) >= 4
 
 
+def _row(model, gpu, pytorch, layout, mode):
+    (r,) = [r for r in acc.timm_benchmarks() if (r["model"], r["gpu"], r["pytorch"], r["layout"], r["mode"])
+            == (model, gpu, pytorch, layout, mode)]
+    return r
+
+
+def test_timm_rows_as_the_files_print_them():
+    # typed from results/<file> at the recorded commits of huggingface/pytorch-image-models:
+    # (model, gpu, pytorch, layout, mode) -> (img_size, infer_samples_per_sec, infer_batch_size, param_count, infer_gmacs)
+    printed = {
+        ("resnet50", "RTX 4090", "2.4.0", "NCHW", "eager"): (224, 4217.6, 1024, 25.56, 4.11),  # nchw-pt240-cu124-rtx4090, 5c33776
+        ("efficientnet_b0", "RTX 4090", "2.4.0", "NCHW", "eager"): (224, 8926.12, 1024, 5.29, 0.4),
+        ("mobilenetv2_100", "RTX 4090", "2.4.0", "NCHW", "eager"): (224, 10810.08, 1024, 3.5, 0.31),
+        ("resnet50", "RTX 4090", "2.4.0", "NHWC", "eager"): (224, 5088.39, 512, 25.56, 4.11),  # nhwc-pt240-cu124-rtx4090, ee5b1e8
+        ("convnext_tiny", "RTX 4090", "2.4.0", "NHWC", "eager"): (224, 4844.53, 512, 28.59, 4.47),
+        ("mobilenetv4_conv_medium", "RTX 5090", "2.9.1", "NCHW", "compiled"): (224, 30932.86, 1024, 9.72, 0.84),  # 90cae8c
+        ("resnet50", "RTX 5090", "2.9.1", "NCHW", "compiled"): (224, 12400.78, 1024, 25.56, 4.11),
+        ("mobilenetv4_conv_medium", "RTX 5090", "2.9.1", "NCHW", "eager"): (224, 15152.93, 1024, 9.72, 0.84),
+        ("resnet50", "RTX 5090", "2.9.1", "NCHW", "eager"): (224, 6356.02, 1024, 25.56, 4.11),
+    }
+    for key, values in printed.items():
+        r = _row(*key)
+        assert (r["img_size"], r["samples_per_sec"], r["batch_size"], r["params_m"], r["gmacs"]) == values, key
+
+
 def test_achieved_tflops_is_two_flops_per_mac_times_throughput():
-    (r,) = [r for r in acc.timm_benchmarks() if r["model"] == "resnet50" and r["gpu"] == "RTX 4090"
-            and r["pytorch"] == "2.4.0" and r["layout"] == "NCHW" and r["mode"] == "eager"]
-    assert acc.achieved_tflops(r) == pytest.approx(2 * 4.11 * 4217.6 / 1000)  # the row as timm printed it
+    # ResNet-50 on the RTX 4090 (PyTorch 2.4.0, NCHW, eager): 4.11 GMAC x 4217.6 images/s = 17,334 GMAC/s,
+    # 34.67 TFLOP/s at two FLOP per multiply-accumulate
+    assert acc.achieved_tflops(_row("resnet50", "RTX 4090", "2.4.0", "NCHW", "eager")) == pytest.approx(34.67, abs=0.01)
+    # MobileNetV4-Conv-M compiled on the RTX 5090: 0.84 x 30,932.86 = 25,984 GMAC/s, 51.97 TFLOP/s
+    assert acc.achieved_tflops(_row("mobilenetv4_conv_medium", "RTX 5090", "2.9.1", "NCHW", "compiled")) == pytest.approx(
+        51.97, abs=0.01)
+
+
+def test_unconfirmed_vendor_figures_are_marked_with_the_reason():
+    # the two figures written from the whitepapers without a stored copy to read them from
+    assert {(r["accelerator"], r["unit"], r["precision"]) for r in acc.unconfirmed()} == {
+        ("H100 SXM5", "vector", "fp16"), ("RTX 4090", "memory", ""), ("RTX 4090", "vector", "fp32"),
+        ("RTX 4090", "vector", "fp16"), ("RTX 4090", "tensor", "fp16")}
+    assert all("not in the stored copies" in r["checked"] for r in acc.unconfirmed())
+    assert all(p.checked for p in acc.accelerator_specs())
+    (h100,) = [p for p in acc.accelerator_specs() if (p.accelerator, p.unit, p.precision) == ("H100 SXM5", "vector", "fp16")]
+    assert not h100.confirmed and "120" in h100.checked  # the preliminary figure the chapter's conclusions must survive
 
 
 def test_layout_and_compile_effects_pair_the_same_setting():
@@ -116,6 +155,15 @@ def test_mobilenet_v4_table_as_printed():
     s, hl = rows["MNv4-Conv-S"], rows["MNv4-Hybrid-L"]
     assert (s["top1"], s["params_m"], s["macs_g"], s["pixel6_cpu_ms"]) == (73.8, 3.8, 0.2, 2.4)
     assert (hl["top1"], hl["pixel8_edgetpu_ms"]) == (83.4, 3.8)
+    # rows typed from Table 6 of arXiv:2404.10518v2 (top-1, params M, MACs G, then the seven devices' ms)
+    cols = ("top1", "params_m", "macs_g") + tuple(c for c, _ in acc.MNV4_DEVICES)
+    printed = {"MobileNet-V2": (73.4, 3.5, 0.3, 5.0, 0.7, 0.7, 3.9, 13.6, 4.1, 2.5),
+               "MNv4-Conv-L": (82.9, 31, 5.9, 59.9, 2.4, 3.0, 20.8, 37.6, 43.0, 13.2),
+               "ConvNext-S": (83.1, 50, 8.7, 314.9, 3.7, None, "failed", 45.2, 243.9, 18.5),
+               "MIT-EfficientViT-B1-r224": (79.4, 9.1, 0.5, None, None, 2.4, None, None, 18.1, 5.0)}
+    for model, values in printed.items():
+        assert tuple(rows[model][c] for c in cols) == values, model
+    assert all("2404.10518v2" in r["source"] and "Table 6" in r["source"] for r in rows.values())
     # "Failed" appears only on the Hexagon DSP, which runs no hybrid (attention) model
     failed = {(m, c) for m, r in rows.items() for c, _ in acc.MNV4_DEVICES if r[c] == "failed"}
     assert {c for _, c in failed} == {"pixel4_hexagon_ms"}

@@ -6,14 +6,17 @@ Three data files, each row with its source (``sepconv/data``):
   MXUs, which multiply small matrices; ``vector``: the CUDA cores or a TPU's vector unit, one
   multiply-add per lane) and precision, and the memory bandwidth, from the vendors' datasheets and
   whitepapers (H100 SXM5, A100 SXM4 80GB, T4, TPU v5e, RTX 4090). NVIDIA prints Tensor Core peaks
-  "with sparsity"; the file holds the dense figure, half of it, and says so.
+  "with sparsity"; the file holds the dense figure, half of it, and says so. Its ``checked`` column
+  says how each figure was checked against stored copies; ``unconfirmed()`` lists those that were not
+  (the H100's FP16 CUDA-core peak and the RTX 4090's figures, from the whitepapers, not yet read from a copy).
 - ``timm_gpu_benchmarks.csv``: rows of timm's published inference benchmarks
   (huggingface/pytorch-image-models, ``results/benchmark-infer-*.csv``; Apache-2.0): images per second
   at the batch size timm chose, with timm's parameters and GMACs per image, each row with its file,
   commit and commit date.
-- ``mobilenet_v4_table5_latency.csv``: the classification table with on-device latencies of
-  MobileNetV4 (Qin et al., arXiv:2404.10518), as printed: Table 6 in the version with the ECCV 2024
-  abstract (v3), the table the issue calls Table 5. An empty cell is the paper's "-", ``failed`` its "Failed".
+- ``mobilenet_v4_latency.csv``: the classification table with on-device latencies of MobileNetV4
+  (Qin et al., arXiv:2404.10518v2, 29 Sep 2024, the text with the ECCV 2024 abstract), as printed in its
+  Table 6, every row checked against a stored text rendering. An empty cell is the paper's "-",
+  ``failed`` its "Failed".
 
 The roofline (Williams et al. 2009): a layer of intensity ``I`` FLOP per byte (``2 MACs / bytes
 moved``) runs at most at ``min(P, I * B)`` on a unit of peak ``P`` with bandwidth ``B``; the *ridge*
@@ -33,7 +36,7 @@ from .cost import LayerCost, depthwise_conv_cost, pointwise_conv_cost, standard_
 
 __all__ = ["Peak", "BYTES", "accelerator_specs", "accelerators", "bandwidth", "peak", "ridge", "rooflines",
            "attainable", "BOOK_LAYERS", "layer_cost", "layer_intensity", "layer_points", "timm_benchmarks",
-           "achieved_tflops", "layout_effect", "compile_effect", "mobilenet_v4_latency", "MNV4_DEVICES"]
+           "achieved_tflops", "unconfirmed", "layout_effect", "compile_effect", "mobilenet_v4_latency", "MNV4_DEVICES"]
 
 _DATA = Path(__file__).parent / "data"
 
@@ -49,6 +52,11 @@ class Peak:
     tflops: float | None  # None: the vendor publishes no figure
     source: str
     note: str
+    checked: str  # how the figure was checked against stored copies; "UNCONFIRMED: ..." where it was not
+
+    @property
+    def confirmed(self) -> bool:
+        return not self.checked.startswith("UNCONFIRMED")
 
 
 def _read(name: str) -> list[dict]:
@@ -60,7 +68,14 @@ def _read(name: str) -> list[dict]:
 def accelerator_specs() -> tuple[Peak, ...]:
     """Every compute peak of ``accelerator_specs.csv`` (memory rows are read by ``bandwidth``)."""
     return tuple(Peak(r["accelerator"], r["unit"], r["precision"], float(r["peak_tflops"]) if r["peak_tflops"] else None,
-                      r["source"], r["note"]) for r in _read("accelerator_specs.csv") if r["unit"] != "memory")
+                      r["source"], r["note"], r["checked"]) for r in _read("accelerator_specs.csv") if r["unit"] != "memory")
+
+
+def unconfirmed() -> list[dict]:
+    """The rows of ``accelerator_specs.csv`` (peaks and bandwidths) not yet checked against a stored copy
+    of their source: accelerator, unit, precision and the ``checked`` text saying why."""
+    return [{k: r[k] for k in ("accelerator", "unit", "precision", "checked")}
+            for r in _read("accelerator_specs.csv") if r["checked"].startswith("UNCONFIRMED")]
 
 
 def accelerators() -> list[str]:
@@ -165,7 +180,9 @@ def timm_benchmarks() -> tuple[dict, ...]:
 
 
 def achieved_tflops(row: dict) -> float:
-    """TFLOP/s a benchmark row achieved: ``2 * GMACs per image * images per second / 1000``."""
+    """TFLOP/s a benchmark row achieved: ``2 * GMACs per image * images per second / 1000``. timm's
+    ``infer_gmacs`` counts multiply-accumulates (``benchmark.py``: deepspeed's or fvcore's MAC count / 1e9),
+    so two FLOP per MAC."""
     return 2 * row["gmacs"] * row["samples_per_sec"] / 1000
 
 
@@ -207,7 +224,7 @@ MNV4_DEVICES = (("pixel6_cpu_ms", "Pixel 6 CPU"), ("pixel8_edgetpu_ms", "Pixel 8
 def mobilenet_v4_latency() -> tuple[dict, ...]:
     """The table as printed: numbers as floats, ``None`` for "-", ``"failed"`` where the paper says Failed."""
     rows = []
-    for r in _read("mobilenet_v4_table5_latency.csv"):
+    for r in _read("mobilenet_v4_latency.csv"):
         row = {"model": r["model"], "source": r["source"]}
         for key in ("top1", "params_m", "macs_g") + tuple(c for c, _ in MNV4_DEVICES):
             row[key] = None if r[key] == "" else ("failed" if r[key] == "failed" else float(r[key]))
