@@ -100,13 +100,15 @@ def _row(model, gpu, pytorch, layout, mode):
 def test_timm_rows_as_the_files_print_them():
     # typed from results/<file> at the recorded commits of huggingface/pytorch-image-models:
     # (model, gpu, pytorch, layout, mode) -> (img_size, infer_samples_per_sec, infer_batch_size, param_count, infer_gmacs)
+    # files benchmark-infer-amp-nchw-pt240-cu124-rtx4090.csv (5c33776), -nhwc-pt240-cu124-rtx4090.csv (ee5b1e8),
+    # -nchw-pt291-cu130-5090-dynamo.csv and -nchw-pt291-cu130-5090.csv (90cae8c)
     printed = {
-        ("resnet50", "RTX 4090", "2.4.0", "NCHW", "eager"): (224, 4217.6, 1024, 25.56, 4.11),  # nchw-pt240-cu124-rtx4090, 5c33776
+        ("resnet50", "RTX 4090", "2.4.0", "NCHW", "eager"): (224, 4217.6, 1024, 25.56, 4.11),
         ("efficientnet_b0", "RTX 4090", "2.4.0", "NCHW", "eager"): (224, 8926.12, 1024, 5.29, 0.4),
         ("mobilenetv2_100", "RTX 4090", "2.4.0", "NCHW", "eager"): (224, 10810.08, 1024, 3.5, 0.31),
-        ("resnet50", "RTX 4090", "2.4.0", "NHWC", "eager"): (224, 5088.39, 512, 25.56, 4.11),  # nhwc-pt240-cu124-rtx4090, ee5b1e8
+        ("resnet50", "RTX 4090", "2.4.0", "NHWC", "eager"): (224, 5088.39, 512, 25.56, 4.11),
         ("convnext_tiny", "RTX 4090", "2.4.0", "NHWC", "eager"): (224, 4844.53, 512, 28.59, 4.47),
-        ("mobilenetv4_conv_medium", "RTX 5090", "2.9.1", "NCHW", "compiled"): (224, 30932.86, 1024, 9.72, 0.84),  # 90cae8c
+        ("mobilenetv4_conv_medium", "RTX 5090", "2.9.1", "NCHW", "compiled"): (224, 30932.86, 1024, 9.72, 0.84),
         ("resnet50", "RTX 5090", "2.9.1", "NCHW", "compiled"): (224, 12400.78, 1024, 25.56, 4.11),
         ("mobilenetv4_conv_medium", "RTX 5090", "2.9.1", "NCHW", "eager"): (224, 15152.93, 1024, 9.72, 0.84),
         ("resnet50", "RTX 5090", "2.9.1", "NCHW", "eager"): (224, 6356.02, 1024, 25.56, 4.11),
@@ -184,6 +186,7 @@ def test_network_ops_mark_depthwise_and_split_the_roofline():
     split = acc.roofline_split(ops, "H100 SXM5", "fp16", batch=1)
     assert split["depthwise_macs"] == pytest.approx(sum(op["macs"] for op in dw) / total)
     # by hand: the same sum of max(compute, memory) over the operations
+    # the file's inputs (133.8 is unconfirmed): this checks the formula, not the figures
     bw, tensor, vector = 3.35e12, 989.5e12, 133.8e12
     by_hand = sum(max(2 * op["macs"] / (vector if op["depthwise"] else tensor),
                       2 * (op["inputs"] + op["outputs"] + op["weights"]) / bw) for op in ops)
