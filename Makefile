@@ -7,7 +7,7 @@ MATHJAX := book/_vendor/mathjax/tex-chtml.js
 export JAX_PLATFORMS ?= cpu
 export PYTHONHASHSEED := 0
 
-.PHONY: book test install vendor notebooks timings clean
+.PHONY: book test install vendor notebooks timings clean device-bench
 
 install: $(VENV)/.installed
 
@@ -70,3 +70,11 @@ notebooks: install
 
 clean:
 	rm -rf _build book/_vendor
+
+# The accelerator run of chapter 12 (`python -m sepconv bench --device gpu`): on a machine whose JAX sees a GPU
+# (jax with its CUDA plugin), JAX_PLATFORMS cleared (this Makefile exports cpu). DEVICE=tpu on a TPU VM.
+# Results go to DEVICE_OUT (default: a folder named after the device under $XDG_DATA_HOME/sepconv/benchmarks);
+# copy that folder into src/sepconv/data/benchmarks/ and re-execute chapters/12_accelerators.ipynb to show them.
+DEVICE ?= gpu
+device-bench: install
+	JAX_PLATFORMS= $(BIN)/python -m sepconv bench --device $(DEVICE) $(if $(DEVICE_OUT),--out $(DEVICE_OUT))

@@ -130,7 +130,7 @@ def _bench(args) -> int:
 
     only = tuple(name.strip() for name in args.only.split(",")) if args.only else None
     out = run_all(args.out, quick=args.quick, with_keras=not args.no_keras, with_runtimes=not args.no_runtimes,
-                  tflite=args.tflite, only=only)
+                  tflite=args.tflite, only=only, device=args.device)
     print(f"results in {out}")
     return 0
 
@@ -187,6 +187,10 @@ def parser() -> argparse.ArgumentParser:
                    help="skip the runtime comparison (ONNX Runtime; PyTorch when installed)")
     b.add_argument("--tflite", metavar="DIR", help="folder of LiteRT models written by tools/keras_to_tflite.py "
                                                    "(times LiteRT with XNNPACK; needs ai-edge-litert)")
+    b.add_argument("--device", choices=("gpu", "tpu", "cpu"),
+                   help="run the accelerator experiments of chapters 6, 8 and 9 on this JAX device instead "
+                        "(about 5 minutes on one GPU; with --quick, tiny sizes: a dry run); --only then names "
+                        "experiments of bench.DEVICE_EXPERIMENTS")
     b.set_defaults(run=_bench)
     return top
 

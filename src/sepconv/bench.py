@@ -37,7 +37,7 @@ from .fast_depthwise import depthwise_by_shifts
 __all__ = ["Timing", "time_call", "device_info", "measure_peaks", "layer_benchmarks", "SHIFTS_LAYER",
            "guideline_experiments", "model_latencies", "keras_application", "keras_function", "keras_comparison", "KERAS_PROGRAMS",
            "KERAS_RATIOS", "fused_convolutions", "run_all", "interleaved", "roofline_seconds", "successor_blocks", "load_results", "results_dir", "SHIPPED_RESULTS",
-           "user_results_root"]
+           "user_results_root", "device_run", "DEVICE_EXPERIMENTS", "DEVICE_SIZES", "stored_devices"]
 
 
 @dataclass
@@ -132,19 +132,22 @@ def _conv(x, w, groups=1):
 SHIFTS_LAYER = "depthwise 3x3, shifts"
 
 
-def layer_benchmarks(peaks: dict, batch: int = 1, repeats: int = 20) -> list[dict]:
+def layer_benchmarks(peaks: dict, batch: int = 1, repeats: int = 20, shapes=MOBILENET_SHAPES,
+                     dtype=jnp.float32) -> list[dict]:
     """Standard 3x3, depthwise 3x3 (as XLA's grouped convolution and as shifted multiply-adds) and
-    pointwise convolutions at MobileNet shapes: time, GFLOP/s, intensity."""
+    pointwise convolutions at MobileNet shapes (``(size, channels)``): time, GFLOP/s, intensity
+    (bytes at ``dtype``'s size)."""
     rows = []
-    for size, c in MOBILENET_SHAPES:
-        x = jnp.ones((batch, size, size, c), jnp.float32)
-        for kind, w, groups in (("standard 3x3", jnp.ones((3, 3, c, c)), 1), ("depthwise 3x3", jnp.ones((3, 3, 1, c)), c),
-                                (SHIFTS_LAYER, jnp.ones((3, 3, 1, c)), c), ("pointwise 1x1", jnp.ones((1, 1, c, c)), 1)):
+    itemsize = jnp.dtype(dtype).itemsize
+    for size, c in shapes:
+        x = jnp.ones((batch, size, size, c), dtype)
+        for kind, w, groups in (("standard 3x3", jnp.ones((3, 3, c, c), dtype), 1), ("depthwise 3x3", jnp.ones((3, 3, 1, c), dtype), c),
+                                (SHIFTS_LAYER, jnp.ones((3, 3, 1, c), dtype), c), ("pointwise 1x1", jnp.ones((1, 1, c, c), dtype), 1)):
             conv = functools.partial(_conv, groups=groups)
             fn = jax.jit(depthwise_by_shifts(conv) if kind == SHIFTS_LAYER else conv)
             t = time_call(fn, x, w, repeats=repeats)
             macs = batch * size * size * c * w.shape[0] * w.shape[1] * w.shape[2]
-            moved = 4 * (x.size + w.size + x.size)  # read input and weights once, write the output once
+            moved = itemsize * (x.size + w.size + x.size)  # read input and weights once, write the output once
             intensity = 2 * macs / moved
             bound = min(peaks["peak_flops"], intensity * peaks["peak_bandwidth"])
             rows.append({"layer": kind, "size": size, "channels": c, "batch": batch, "macs": macs, "bytes": moved,
@@ -270,7 +273,8 @@ FUSED_STAGES = (("112x112x24 -> 56x56x48", 112, 24, 48, 4, 2), ("56x56x48 -> 28x
 DEPTHWISE_SHAPES = ((56, 96), (14, 384))
 
 
-def successor_blocks(peaks: dict, rounds: int = 7, repeats: int = 10) -> dict:
+def successor_blocks(peaks: dict, rounds: int = 7, repeats: int = 10, stages=FUSED_STAGES,
+                     depthwise_shapes=DEPTHWISE_SHAPES) -> dict:
     """The two measurements of chapter 8, interleaved per shape: MBConv (depthwise as XLA's grouped
     convolution and as shifted multiply-adds) against Fused-MBConv at equal output shapes (SiLU, no
     squeeze-excite, batch 1), and a depthwise layer with 3x3, 5x5 and 7x7 kernels both ways."""
@@ -289,7 +293,7 @@ def successor_blocks(peaks: dict, rounds: int = 7, repeats: int = 10) -> dict:
         return (jitted, (state, x)), ops
 
     fused_rows = []
-    for label, size, c_in, c_out, t, stride in FUSED_STAGES:
+    for label, size, c_in, c_out, t, stride in stages:
         specs = {"MBConv": (MBConvSpec(c_in, c_in * t, c_out, 3, stride, act="silu"), False),
                  "MBConv, shifts": (MBConvSpec(c_in, c_in * t, c_out, 3, stride, act="silu"), True),
                  "Fused-MBConv": (MBConvSpec(c_in, c_in * t, c_out, 3, stride, act="silu", fused=True), False)}
@@ -302,7 +306,7 @@ def successor_blocks(peaks: dict, rounds: int = 7, repeats: int = 10) -> dict:
         fused_rows.append({"stage": label, "costs": costs, "times": times,
                            "seconds": {k: float(np.median(v)) for k, v in times.items()}})
     kernel_rows = []
-    for size, channels in DEPTHWISE_SHAPES:
+    for size, channels in depthwise_shapes:
         programs, costs = {}, {}
         for k in (3, 5, 7):
             spec = ConvSpec(channels, channels, k, groups=channels, act=None, norm=None)
@@ -317,7 +321,7 @@ def successor_blocks(peaks: dict, rounds: int = 7, repeats: int = 10) -> dict:
     return {"fused": fused_rows, "depthwise_kernels": kernel_rows}
 
 
-def model_latencies(peaks: dict, repeats: int = 15) -> list[dict]:
+def model_latencies(peaks: dict, repeats: int = 15, variants=None) -> list[dict]:
     """Batch-1 latency of MobileNet v1/v2 variants beside their MACs, bytes moved and a roofline estimate;
     ``shifts_median_s`` times the same model with ``depthwise_by_shifts``.
 
@@ -326,8 +330,9 @@ def model_latencies(peaks: dict, repeats: int = 15) -> list[dict]:
     from .counter import pure_module
     from .models import build_model
 
-    variants = [("mobilenet_v1", a, r) for a in (0.25, 0.5, 0.75, 1.0) for r in (128, 160, 224)]
-    variants += [("mobilenet_v2", a, r) for a in (0.35, 0.5, 0.75, 1.0, 1.4) for r in (128, 160, 224)]
+    if variants is None:  # ``(network, width, resolution)``
+        variants = [("mobilenet_v1", a, r) for a in (0.25, 0.5, 0.75, 1.0) for r in (128, 160, 224)]
+        variants += [("mobilenet_v2", a, r) for a in (0.35, 0.5, 0.75, 1.0, 1.4) for r in (128, 160, 224)]
     rows = []
     for name, alpha, resolution in variants:
         model = build_model(name, alpha=alpha)
@@ -492,10 +497,15 @@ EXPERIMENTS = ("peaks", "layers", "guidelines", "models", "successors", "keras",
 
 
 def run_all(out: Path | None = None, quick: bool = False, with_keras: bool = True, with_runtimes: bool = True,
-            tflite: Path | None = None, log=print, only: tuple[str, ...] | None = None) -> Path:
+            tflite: Path | None = None, log=print, only: tuple[str, ...] | None = None,
+            device: str | None = None) -> Path:
     """Run every experiment (or those named in ``only``, from ``EXPERIMENTS``), write JSON files into
     ``out`` (default: this device's folder under ``user_results_root()``; the shipped results are never
-    overwritten). A quick run skips ``models`` unless ``only`` names it."""
+    overwritten). A quick run skips ``models`` unless ``only`` names it. With ``device`` (a JAX platform:
+    ``gpu``, ``tpu`` or ``cpu``), run the accelerator experiments instead (``device_run``; ``quick``:
+    its tiny sizes, the dry run the tests make)."""
+    if device is not None:
+        return device_run(device, out, tiny=quick, log=log, only=only)
     unknown = sorted(set(only or ()) - set(EXPERIMENTS))
     if unknown:
         raise ValueError(f"unknown experiment {unknown[0]!r}; the experiments are {', '.join(EXPERIMENTS)}")
@@ -550,6 +560,104 @@ def run_all(out: Path | None = None, quick: bool = False, with_keras: bool = Tru
                                                 repeats=2 if quick else 10, batched_repeats=2 if quick else 3, tflite=tflite,
                                                 log=log))
     return out
+
+
+#: The experiments of ``device_run``: those of chapters 6 (layers, guidelines, models), 8 (successors) and 9
+#: (training), plus the layers at a batch of 32 in float32 and in bfloat16 (where matrix units engage).
+DEVICE_EXPERIMENTS = ("peaks", "layers", "layers_batch", "layers_bf16", "guidelines", "models", "successors", "training")
+
+#: ``device_run``'s sizes: full (about 5 minutes on one GPU, mostly compilation) and tiny (the CPU dry run).
+DEVICE_SIZES = {
+    "full": {"matmul": 8192, "megabytes": 1024, "repeats": 30, "shapes": MOBILENET_SHAPES, "batch": 32,
+             "guideline_size": 28, "blocks": 10,
+             "variants": [(n, a, r) for n, widths in (("mobilenet_v1", (0.25, 0.5, 1.0)), ("mobilenet_v2", (0.35, 0.5, 1.0)))
+                          for a in widths for r in (128, 224)],
+             "stages": FUSED_STAGES, "depthwise_shapes": DEPTHWISE_SHAPES, "rounds": 7, "round_repeats": 20,
+             "training": {"name": "mobilenet_v2", "batch": 16, "resolution": 224, "rounds": 5, "repeats": 5}},
+    "tiny": {"matmul": 64, "megabytes": 1, "repeats": 1, "shapes": ((8, 16),), "batch": 2,
+             "guideline_size": 4, "blocks": 1, "variants": [("mobilenet_v1", 0.25, 32)],
+             "stages": (("8x8x8 -> 4x4x16", 8, 8, 16, 2, 2),), "depthwise_shapes": ((4, 8),), "rounds": 1,
+             "round_repeats": 1,
+             "training": {"name": "mobilenet_v1", "batch": 2, "resolution": 32, "rounds": 1, "repeats": 1}},
+}
+
+
+def _platform_device(platform: str):
+    """The first JAX device of ``platform``, or a one-line error naming what JAX has."""
+    if platform not in ("gpu", "tpu", "cpu"):
+        raise ValueError(f"--device {platform}: the devices are gpu, tpu and cpu")
+    try:
+        devices = jax.devices(platform)
+    except RuntimeError:
+        devices = []
+    if not devices:
+        raise RuntimeError(f"--device {platform}: JAX finds no {platform} device (it runs on "
+                           f"{jax.default_backend()}; JAX_PLATFORMS={os.environ.get('JAX_PLATFORMS', '')!r}; "
+                           f"a GPU needs jax with its CUDA plugin)")
+    return devices[0]
+
+
+def _matmul_flops(size: int, dtype, repeats: int) -> float:
+    a = jnp.ones((size, size), dtype)
+    return 2 * size ** 3 / time_call(jax.jit(lambda a: a @ a), a, repeats=repeats).median_s
+
+
+def device_run(platform: str = "gpu", out: Path | None = None, tiny: bool = False, log=print,
+               only: tuple[str, ...] | None = None) -> Path:
+    """The layer, network and training experiments of chapters 6, 8 and 9 on the first ``platform``
+    device JAX has, at the sizes of ``DEVICE_SIZES`` (``tiny``: the seconds-long dry run), written
+    as JSON into ``out`` (default: this device's folder under ``user_results_root()``), beside a
+    ``device.json`` holding the device's name, the versions, the date and the sizes used."""
+    import datetime
+
+    unknown = sorted(set(only or ()) - set(DEVICE_EXPERIMENTS))
+    if unknown:
+        raise ValueError(f"unknown device experiment {unknown[0]!r}; they are {', '.join(DEVICE_EXPERIMENTS)}")
+    wanted = set(only) if only else set(DEVICE_EXPERIMENTS)
+    device = _platform_device(platform)
+    sizes = DEVICE_SIZES["tiny" if tiny else "full"]
+    with jax.default_device(device):
+        info = device_info() | {"platform": device.platform, "device_kind": device.device_kind,
+                                "date": datetime.date.today().isoformat(), "sizes": "tiny" if tiny else "full",
+                                "default_matmul_precision": str(jax.config.jax_default_matmul_precision)}
+        out = Path(out) if out else results_dir(info)
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+
+        def save(name, value):
+            (out / f"{name}.json").write_text(json.dumps(value, indent=1) + "\n")
+            log(f"wrote {out / name}.json ({time.perf_counter() - started:.0f} s)")
+
+        repeats = sizes["repeats"]
+        peaks = measure_peaks(size=sizes["matmul"], megabytes=sizes["megabytes"], repeats=repeats)
+        peaks["peak_flops_bf16"] = _matmul_flops(sizes["matmul"], jnp.bfloat16, repeats)
+        save("device", info)
+        if "peaks" in wanted:
+            save("peaks", peaks)
+        if "layers" in wanted:
+            save("layers", layer_benchmarks(peaks, repeats=repeats, shapes=sizes["shapes"]))
+        if "layers_batch" in wanted:
+            save("layers_batch", layer_benchmarks(peaks, batch=sizes["batch"], repeats=repeats, shapes=sizes["shapes"]))
+        if "layers_bf16" in wanted:
+            save("layers_bf16", layer_benchmarks(peaks, batch=sizes["batch"], repeats=repeats, shapes=sizes["shapes"],
+                                                 dtype=jnp.bfloat16))
+        if "guidelines" in wanted:
+            save("guidelines", guideline_experiments(repeats=repeats, size=sizes["guideline_size"], blocks=sizes["blocks"]))
+        if "models" in wanted:
+            save("models", model_latencies(peaks, repeats=repeats, variants=sizes["variants"]))
+        if "successors" in wanted:
+            save("successors", successor_blocks(peaks, rounds=sizes["rounds"], repeats=sizes["round_repeats"],
+                                                stages=sizes["stages"], depthwise_shapes=sizes["depthwise_shapes"]))
+        if "training" in wanted:
+            save("training", training_step(**sizes["training"]))
+    log(f"{device.device_kind}: {time.perf_counter() - started:.0f} s in all")
+    return out
+
+
+def stored_devices(root: Path | None = None) -> list[str]:
+    """The folders of stored results other than the CPU's (``cpu-*``): the accelerators measured."""
+    root = Path(root) if root is not None else SHIPPED_RESULTS
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("cpu-")) if root.exists() else []
 
 
 def load_results(device: str | None = None, root: Path | None = None) -> dict:
