@@ -66,6 +66,9 @@ OPTIONS = {
     "efficientnet_b2": [{}, {"resolution": 288}],  # torchvision's crop, in the torchvision reference table
     "efficientnet_v2_s": [{}, {"resolution": 224}],
     "convnext_tiny": [{}, {"resolution": 97}],
+    **{f"mobileone_s{i}": [{}, {"form": "deploy"}] for i in range(5)},
+    "mobileone_s0": [{}, {"form": "deploy"}, {"resolution": 97, "classes": 10}],
+    **{f"repvit_{v}": [{}, {"form": "deploy"}] for v in ("m0_9", "m1_0", "m1_1")},
 }
 
 
