@@ -408,3 +408,34 @@ def quantization_grids(bits: int = 4, sizes=(1.0, 0.5, 0.25), seed: int = 3):
                f"{used['channel', len(sizes) - 1]}.")
     fig.tight_layout()
     return fig
+
+
+def reparameterized_block(branches: int = 2):
+    """A MobileOne block at train time (``branches`` 3x3 conv + BN branches, a 1x1 conv + BN branch and a
+    BatchNorm identity branch, summed, then ReLU) beside the one 3x3 convolution it is deployed as."""
+    fig, ax = _figure(10.0, 4.6, f"Left, the train-time block: the input feeds {branches} branches of a 3x3 "
+                                f"convolution with BatchNorm, one branch of a 1x1 convolution with BatchNorm and an "
+                                f"identity branch with BatchNorm; their outputs are added and pass a ReLU. Right, "
+                                f"the deploy-time block: one 3x3 convolution with a bias, then the ReLU.")
+    ax.set_xlim(0, 14)
+    ax.set_ylim(-4.4, 1.2)
+    ax.text(4.6, 0.85, "train time", ha="center", fontsize=FONT + 1, weight="bold")
+    ax.text(11.7, 0.85, "deploy time", ha="center", fontsize=FONT + 1, weight="bold")
+    _box(ax, 4.6, 0.0, 1.4, "input", COLORS["input"])
+    labels = [("3x3 conv\n+ BN", COLORS["dw"])] * branches + [("1x1 conv\n+ BN", COLORS["pw"]),
+                                                              ("BN\n(identity)", COLORS["norm"])]
+    xs = [4.6 + 2.1 * (i - (len(labels) - 1) / 2) for i in range(len(labels))]
+    for x, (label, color) in zip(xs, labels):
+        _arrow(ax, (4.6, -0.28), (x, -1.15))
+        _box(ax, x, -1.6, 1.7, label, color, height=0.85)
+        _arrow(ax, (x, -2.05), (4.6, -2.75))
+    _box(ax, 4.6, -3.05, 0.6, "+", "#ffffff")
+    _arrow(ax, (4.6, -3.35), (4.6, -3.7))
+    _box(ax, 4.6, -4.0, 1.4, "ReLU", COLORS["out"])
+    _flow(ax, 11.7, [("input", 1.4, COLORS["input"]), ("3x3 conv + bias", 2.4, COLORS["std"]),
+                     ("ReLU", 1.4, COLORS["out"])], gap=2.0)
+    _arrow(ax, (8.4, -1.6), (10.2, -1.6), text="fold", color="#d62728")
+    return fig
+
+
+__all__ += ["reparameterized_block"]
