@@ -348,7 +348,7 @@ def mobileone_paper() -> dict:
     return out
 
 
-def repvit_paper() -> dict:
+def repvit_readme() -> dict:
     from .models import model_cost
 
     out = {}
@@ -376,5 +376,5 @@ def timm_reparam_counts() -> dict:
     return out
 
 
-COMPUTERS.update({"mobileone_paper": mobileone_paper, "repvit_paper": repvit_paper,
+COMPUTERS.update({"mobileone_paper": mobileone_paper, "repvit_readme": repvit_readme,
                   "timm_reparam_counts": timm_reparam_counts})
