@@ -827,7 +827,8 @@ class RepConvSpec(Block):
     branch, a lone BatchNorm, where ``identity`` and the shapes allow (stride 1, ``c_in == c_out``:
     ``has_identity``, computed). All with ``groups`` groups. Deploy form: ``act(se(reparam_conv(x)))``,
     one ``kernel x kernel`` convolution with a bias. Both compute the same function in eval mode
-    (``sepconv.reparam``); the train form costs ``branches + 1`` convolutions' MACs, the deploy form one.
+    (``sepconv.reparam``); the train form runs ``branches`` ``kernel x kernel`` convolutions, the small one
+    and the BatchNorms, the deploy form one convolution.
     """
 
     c_in: int
