@@ -69,6 +69,9 @@ OPTIONS = {
     "mnasnet": [{"alpha": a} for a in (0.5, 0.75, 1.0, 1.3)] + [{"resolution": 97}],
     **{f"mobilenet_v4_{v}": [{}, {"resolution": 97}]
        for v in ("conv_small", "conv_medium", "conv_large", "hybrid_medium", "hybrid_large")},
+    **{f"mobileone_s{i}": [{}, {"form": "deploy"}] for i in range(5)},
+    "mobileone_s0": [{}, {"form": "deploy"}, {"resolution": 97, "classes": 10}],
+    **{f"repvit_{v}": [{}, {"form": "deploy"}] for v in ("m0_9", "m1_0", "m1_1")},
 }
 
 
@@ -146,6 +149,9 @@ def test_residuals_only_where_shapes_allow():
 
 #: B1-B7 are B0's code with other numbers (checked layer by layer above); running them adds minutes, not coverage.
 RUNNABLE = [n for n in MODEL_NAMES if not n.startswith("efficientnet_b") or n == "efficientnet_b0"]
+#: Likewise MobileOne S1-S4 and RepViT M1.0/M1.1 (S0 and M0.9 also run, reparameterized, in test_mobileone_repvit).
+RUNNABLE = [n for n in RUNNABLE if n not in ("mobileone_s1", "mobileone_s2", "mobileone_s3", "mobileone_s4",
+                                             "repvit_m1_0", "repvit_m1_1")]
 
 
 @pytest.mark.parametrize("name", RUNNABLE)

@@ -1121,3 +1121,345 @@ class Classifier(nnx.Module):
         if self.dropout is not None:
             x = self.dropout(x)
         return self.fc(x)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Structural reparameterization (RepVGG, MobileOne, RepLKNet, RepViT): each block has two forms, the
+# train-time one with parallel branches and the deploy-time one with a single convolution per layer.
+# ``sepconv.reparam.reparameterize`` turns a model of the first form into one of the second.
+# ----------------------------------------------------------------------------------------------------
+
+#: The two forms of a reparameterizable block.
+FORMS = ("train", "deploy")
+
+
+def _check_form(form: str) -> None:
+    if form not in FORMS:
+        raise ValueError(f"form must be 'train' or 'deploy', got {form!r}")
+
+
+def symmetric_padding(kernel: int) -> tuple:
+    """``kernel // 2`` on every side (PyTorch's ``padding=k//2``): branches of different odd kernel sizes
+    then read windows with one common centre at every stride, which is what lets them fold into one kernel
+    (TensorFlow's ``SAME`` pads ``(0, 1)`` for an even input at stride 2, and a 1x1 branch would not be centred)."""
+    if kernel % 2 == 0:
+        raise ValueError(f"a reparameterizable branch needs an odd kernel, got {kernel}")
+    p = kernel // 2
+    return ((p, p), (p, p))
+
+
+def conv_norm(c_in: int, c_out: int, kernel: int = 1, stride: int = 1, groups: int = 1, act: str | None = None,
+              form: str = "train") -> ConvSpec:
+    """A convolution with symmetric padding and BatchNorm (``form="train"``) or with the BatchNorm already
+    folded into a bias (``"deploy"``, chapter 9's fold)."""
+    _check_form(form)
+    deploy = form == "deploy"
+    return ConvSpec(c_in, c_out, kernel, stride, groups, act, symmetric_padding(kernel),
+                    norm=None if deploy else "batch", bias=deploy)
+
+
+@dataclass(frozen=True)
+class RepConvSpec(Block):
+    """A reparameterizable convolution: RepVGG's block (Ding et al. 2021, Fig. 4), MobileOne's block
+    (Vasu et al. 2023, Fig. 3) and RepLKNet's large depthwise kernel (Ding et al. 2022, sec. 3).
+
+    Train form: ``act(se(sum_i BN_i(conv_kxk_i(x)) + BN(conv_scale(x)) + BN(x)))`` with ``branches``
+    ``kernel x kernel`` branches (MobileOne's over-parameterization k), one ``small_kernel`` branch
+    (1x1 in RepVGG and MobileOne, where ``kernel > 1``; RepLKNet's 5x5 beside a 31x31) and the identity
+    branch, a lone BatchNorm, where ``identity`` and the shapes allow (stride 1, ``c_in == c_out``:
+    ``has_identity``, computed). All with ``groups`` groups. Deploy form: ``act(se(reparam_conv(x)))``,
+    one ``kernel x kernel`` convolution with a bias. Both compute the same function in eval mode
+    (``sepconv.reparam``); the train form runs ``branches`` ``kernel x kernel`` convolutions, the small one
+    and the BatchNorms, the deploy form one convolution.
+    """
+
+    c_in: int
+    c_out: int
+    kernel: int = 3
+    stride: int = 1
+    groups: int = 1
+    branches: int = 1
+    small_kernel: int = 1
+    identity: bool = True
+    act: str | None = "relu"
+    se: SqueezeExciteSpec | None = None
+    form: str = "train"
+
+    def __post_init__(self):
+        _check_form(self.form)
+        if isinstance(self.branches, bool) or not isinstance(self.branches, int) or self.branches < 1:
+            raise ValueError(f"branches must be a positive integer, got {self.branches!r}")
+        if self.small_kernel > self.kernel:
+            raise ValueError(f"small_kernel {self.small_kernel} is larger than kernel {self.kernel}")
+        symmetric_padding(self.kernel), symmetric_padding(self.small_kernel)
+        activation(self.act)
+
+    @property
+    def has_identity(self) -> bool:
+        return self.identity and self.stride == 1 and self.c_in == self.c_out
+
+    @property
+    def has_scale(self) -> bool:
+        return self.small_kernel < self.kernel
+
+    def parts(self):
+        if self.form == "deploy":
+            return [("reparam_conv", conv_norm(self.c_in, self.c_out, self.kernel, self.stride, self.groups,
+                                               form="deploy"))]
+        parts = [(f"conv_kxk.{i}", conv_norm(self.c_in, self.c_out, self.kernel, self.stride, self.groups))
+                 for i in range(self.branches)]
+        if self.has_scale:
+            parts.append(("conv_scale", conv_norm(self.c_in, self.c_out, self.small_kernel, self.stride, self.groups)))
+        return parts
+
+    def build(self, rngs):
+        return RepConv(self, rngs=rngs)
+
+    def layers(self, size, path):
+        out = []
+        for name, spec in self.parts():
+            layers, new = spec.layers(size, _join(path, name))
+            out += layers
+        if self.form == "train" and self.has_identity:
+            out.append(norm_cost(self.c_out, _join(path, "identity")))
+        if self.se is not None:
+            out += self.se.layers(_join(path, "se"))
+        return out, new
+
+    def describe(self):
+        kind = "dw" if self.groups == self.c_in == self.c_out and self.groups > 1 else ""
+        if self.form == "deploy":
+            return f"conv {self.kernel}x{self.kernel}{' ' + kind if kind else ''}, s{self.stride}{', SE' if self.se else ''}"
+        extra = f" + {self.small_kernel}x{self.small_kernel}" if self.has_scale else ""
+        return (f"{self.branches}x conv {self.kernel}x{self.kernel}{' ' + kind if kind else ''}{extra}"
+                f"{' + id' if self.has_identity else ''}, s{self.stride}{', SE' if self.se else ''}")
+
+
+class RepConv(nnx.Module):
+    """The module of a ``RepConvSpec``, in either form (the unused attributes are ``None``)."""
+
+    def __init__(self, spec: RepConvSpec, *, rngs: nnx.Rngs):
+        parts = dict(spec.parts())
+        train = spec.form == "train"
+        self.conv_kxk = (nnx.List([parts[f"conv_kxk.{i}"].build(rngs) for i in range(spec.branches)])
+                         if train else None)
+        self.conv_scale = parts["conv_scale"].build(rngs) if train and spec.has_scale else None
+        self.identity = (nnx.BatchNorm(spec.c_out, momentum=0.9, epsilon=1e-3, rngs=rngs)
+                         if train and spec.has_identity else None)
+        self.reparam_conv = None if train else parts["reparam_conv"].build(rngs)
+        self.se = SqueezeExcite(spec.se, rngs=rngs) if spec.se is not None else None
+        self.act = spec.act
+
+    def __call__(self, x):
+        if self.reparam_conv is not None:
+            y = self.reparam_conv(x)
+        else:
+            y = self.conv_kxk[0](x)
+            for conv in list(self.conv_kxk)[1:]:
+                y = y + conv(x)
+            if self.conv_scale is not None:
+                y = y + self.conv_scale(x)
+            if self.identity is not None:
+                y = y + self.identity(x)
+        if self.se is not None:
+            y = self.se(y)
+        return activation(self.act)(y)
+
+
+@dataclass(frozen=True)
+class RepViTMlpSpec(Block):
+    """RepViT's channel mixer (Wang et al. 2024, Fig. 2): 1x1 ``dim -> hidden`` + BN, GELU, 1x1
+    ``hidden -> dim`` + BN, plus the input. Deploy form: the BatchNorms folded into biases."""
+
+    dim: int
+    hidden: int
+    form: str = "train"
+
+    def parts(self):
+        return [("conv1", conv_norm(self.dim, self.hidden, act="gelu", form=self.form)),
+                ("conv2", conv_norm(self.hidden, self.dim, form=self.form))]
+
+    def build(self, rngs):
+        return RepViTMlp(self, rngs=rngs)
+
+    def layers(self, size, path):
+        return _run(self.parts(), size, path)
+
+    def describe(self):
+        return f"MLP {self.dim}-{self.hidden}-{self.dim}"
+
+
+class RepViTMlp(nnx.Module):
+    def __init__(self, spec: RepViTMlpSpec, *, rngs: nnx.Rngs):
+        (_, c1), (_, c2) = spec.parts()
+        self.conv1, self.conv2 = c1.build(rngs), c2.build(rngs)
+
+    def __call__(self, x):
+        return x + self.conv2(self.conv1(x))
+
+
+@dataclass(frozen=True)
+class RepViTBlockSpec(Block):
+    """A RepViT block (Wang et al. 2024, Fig. 2; timm ``repvit.py``): the token mixer
+    ``BN(BN(dw_kxk(x)) + dw_1x1(x) + x)`` (a RepVGG block on one depthwise layer; the 1x1 depthwise
+    convolution has a bias), optional squeeze-and-excite, then the channel mixer ``RepViTMlpSpec``.
+    Deploy form: the token mixer is one ``kernel x kernel`` depthwise convolution with a bias."""
+
+    dim: int
+    mlp_ratio: int = 2
+    kernel: int = 3
+    se: SqueezeExciteSpec | None = None
+    form: str = "train"
+
+    def parts(self):
+        d = self.dim
+        if self.form == "deploy":
+            mixer = [("token_mixer.conv", conv_norm(d, d, self.kernel, groups=d, form="deploy"))]
+        else:
+            mixer = [("token_mixer.conv", conv_norm(d, d, self.kernel, groups=d)),
+                     ("token_mixer.conv1", ConvSpec(d, d, 1, groups=d, act=None, padding=symmetric_padding(1),
+                                                    norm=None, bias=True))]
+        return mixer + [("channel_mixer", RepViTMlpSpec(d, d * self.mlp_ratio, self.form))]
+
+    def build(self, rngs):
+        return RepViTBlock(self, rngs=rngs)
+
+    def layers(self, size, path):
+        parts = self.parts()
+        out, size = _run(parts[:-1], size, path)
+        if self.form == "train":
+            out.append(norm_cost(self.dim, _join(path, "token_mixer.bn")))
+        if self.se is not None:
+            out += self.se.layers(_join(path, "se"))
+        more, size = _run(parts[-1:], size, path)
+        return out + more, size
+
+    def describe(self):
+        return f"RepViT block {self.kernel}x{self.kernel}{', SE' if self.se else ''}"
+
+
+class RepViTTokenMixer(nnx.Module):
+    """``bn(conv(x) + conv1(x) + x)`` in the train form, ``conv(x)`` in the deploy form."""
+
+    def __init__(self, parts: dict, dim: int, *, rngs: nnx.Rngs):
+        self.conv = parts["token_mixer.conv"].build(rngs)
+        train = "token_mixer.conv1" in parts
+        self.conv1 = parts["token_mixer.conv1"].build(rngs) if train else None
+        self.bn = nnx.BatchNorm(dim, momentum=0.9, epsilon=1e-3, rngs=rngs) if train else None
+
+    def __call__(self, x):
+        if self.bn is None:
+            return self.conv(x)
+        return self.bn(self.conv(x) + self.conv1(x) + x)
+
+
+class RepViTBlock(nnx.Module):
+    def __init__(self, spec: RepViTBlockSpec, *, rngs: nnx.Rngs):
+        parts = dict(spec.parts())
+        self.token_mixer = RepViTTokenMixer(parts, spec.dim, rngs=rngs)
+        self.se = SqueezeExcite(spec.se, rngs=rngs) if spec.se is not None else None
+        self.channel_mixer = parts["channel_mixer"].build(rngs)
+
+    def __call__(self, x):
+        x = self.token_mixer(x)
+        if self.se is not None:
+            x = self.se(x)
+        return self.channel_mixer(x)
+
+
+@dataclass(frozen=True)
+class RepViTDownsampleSpec(Block):
+    """RepViT's downsampling layer (Wang et al. 2024, sec. 3.3; timm ``RepVitDownsample``): a RepViT block
+    without squeeze-and-excite, a ``kernel x kernel`` stride-2 depthwise convolution + BN, a 1x1
+    ``c_in -> c_out`` convolution + BN, then a residual channel mixer."""
+
+    c_in: int
+    c_out: int
+    mlp_ratio: int = 2
+    kernel: int = 3
+    form: str = "train"
+
+    def parts(self):
+        return [("pre_block", RepViTBlockSpec(self.c_in, self.mlp_ratio, self.kernel, None, self.form)),
+                ("spatial_downsample", conv_norm(self.c_in, self.c_in, self.kernel, 2, self.c_in, form=self.form)),
+                ("channel_downsample", conv_norm(self.c_in, self.c_out, form=self.form)),
+                ("ffn", RepViTMlpSpec(self.c_out, self.c_out * self.mlp_ratio, self.form))]
+
+    def build(self, rngs):
+        return RepViTDownsample(self, rngs=rngs)
+
+    def layers(self, size, path):
+        return _run(self.parts(), size, path)
+
+    def describe(self):
+        return f"RepViT downsample {self.kernel}x{self.kernel} dw, s2"
+
+
+class RepViTDownsample(nnx.Module):
+    def __init__(self, spec: RepViTDownsampleSpec, *, rngs: nnx.Rngs):
+        (_, pre), (_, spatial), (_, channel), (_, ffn) = spec.parts()
+        self.pre_block, self.spatial_downsample = pre.build(rngs), spatial.build(rngs)
+        self.channel_downsample, self.ffn = channel.build(rngs), ffn.build(rngs)
+
+    def __call__(self, x):
+        return self.ffn(self.channel_downsample(self.spatial_downsample(self.pre_block(x))))
+
+
+@dataclass(frozen=True)
+class NormLinearClassifierSpec(Block):
+    """RepViT's head (timm ``RepVitClassifier``): global average pooling, then BatchNorm -> Linear, twice
+    when ``distillation`` (a classifier head and a distillation head, DeiT's, whose outputs are averaged
+    at inference). Deploy form: one Linear, the BatchNorms folded in and the two heads averaged."""
+
+    c_in: int
+    classes: int
+    distillation: bool = True
+    form: str = "train"
+
+    def __post_init__(self):
+        _check_form(self.form)
+
+    def layers(self, size, path):
+        if self.form == "deploy":
+            return [dense_cost(self.c_in, self.classes, name=_join(path, "fc"))], 1
+        out = []
+        for head in ("head", "head_dist") if self.distillation else ("head",):
+            out += [norm_cost(self.c_in, _join(path, f"{head}.bn")),
+                    dense_cost(self.c_in, self.classes, name=_join(path, f"{head}.l"))]
+        return out, 1
+
+    def build(self, rngs):
+        return NormLinearClassifier(self, rngs=rngs)
+
+    def describe(self):
+        return "pool, BN, FC" + (" (x2, averaged)" if self.distillation and self.form == "train" else "")
+
+
+class NormLinear(nnx.Module):
+    def __init__(self, c_in: int, classes: int, *, rngs: nnx.Rngs):
+        self.bn = nnx.BatchNorm(c_in, momentum=0.9, epsilon=1e-3, rngs=rngs)
+        self.l = _layer(nnx.Linear, c_in, classes, rngs=rngs)  # noqa: E741  (timm's name)
+
+    def __call__(self, x):
+        return self.l(self.bn(x))
+
+
+class NormLinearClassifier(nnx.Module):
+    def __init__(self, spec: NormLinearClassifierSpec, *, rngs: nnx.Rngs):
+        train = spec.form == "train"
+        self.head = NormLinear(spec.c_in, spec.classes, rngs=rngs) if train else None
+        self.head_dist = NormLinear(spec.c_in, spec.classes, rngs=rngs) if train and spec.distillation else None
+        self.fc = None if train else _layer(nnx.Linear, spec.c_in, spec.classes, rngs=rngs)
+
+    def __call__(self, x):
+        x = jnp.mean(x, axis=(1, 2))
+        if self.fc is not None:
+            return self.fc(x)
+        if self.head_dist is None:
+            return self.head(x)
+        return (self.head(x) + self.head_dist(x)) / 2
+
+
+__all__ += ["FORMS", "symmetric_padding", "conv_norm", "RepConvSpec", "RepConv", "RepViTMlpSpec", "RepViTMlp",
+            "RepViTBlockSpec", "RepViTBlock", "RepViTTokenMixer", "RepViTDownsampleSpec", "RepViTDownsample",
+            "NormLinearClassifierSpec", "NormLinearClassifier", "NormLinear"]

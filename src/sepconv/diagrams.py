@@ -408,3 +408,69 @@ def quantization_grids(bits: int = 4, sizes=(1.0, 0.5, 0.25), seed: int = 3):
                f"{used['channel', len(sizes) - 1]}.")
     fig.tight_layout()
     return fig
+
+
+def reparameterized_block(branches: int = 2):
+    """A MobileOne block at train time (``branches`` 3x3 conv + BN branches, a 1x1 conv + BN branch and a
+    BatchNorm identity branch, summed, then ReLU) beside the one 3x3 convolution it is deployed as."""
+    fig, ax = _figure(10.0, 4.6, f"Left, the train-time block: the input feeds {branches} branches of a 3x3 "
+                                f"convolution with BatchNorm, one branch of a 1x1 convolution with BatchNorm and an "
+                                f"identity branch with BatchNorm; their outputs are added and pass a ReLU. Right, "
+                                f"the deploy-time block: one 3x3 convolution with a bias, then the ReLU.")
+    ax.set_xlim(0, 14)
+    ax.set_ylim(-4.4, 1.2)
+    ax.text(4.6, 0.85, "train time", ha="center", fontsize=FONT + 1, weight="bold")
+    ax.text(11.7, 0.85, "deploy time", ha="center", fontsize=FONT + 1, weight="bold")
+    _box(ax, 4.6, 0.0, 1.4, "input", COLORS["input"])
+    labels = [("3x3 conv\n+ BN", COLORS["dw"])] * branches + [("1x1 conv\n+ BN", COLORS["pw"]),
+                                                              ("BN\n(identity)", COLORS["norm"])]
+    xs = [4.6 + 2.1 * (i - (len(labels) - 1) / 2) for i in range(len(labels))]
+    for x, (label, color) in zip(xs, labels):
+        _arrow(ax, (4.6, -0.28), (x, -1.15))
+        _box(ax, x, -1.6, 1.7, label, color, height=0.85)
+        _arrow(ax, (x, -2.05), (4.6, -2.75))
+    _box(ax, 4.6, -3.05, 0.6, "+", "#ffffff")
+    _arrow(ax, (4.6, -3.35), (4.6, -3.7))
+    _box(ax, 4.6, -4.0, 1.4, "ReLU", COLORS["out"])
+    _flow(ax, 11.7, [("input", 1.4, COLORS["input"]), ("3x3 conv + bias", 2.4, COLORS["std"]),
+                     ("ReLU", 1.4, COLORS["out"])], gap=2.0)
+    _arrow(ax, (8.4, -1.6), (10.2, -1.6), text="fold", color="#d62728")
+    return fig
+
+
+__all__ += ["reparameterized_block"]
+
+
+def repvit_block(dim: int = 96):
+    """A RepViT block at train time (token mixer: 3x3 depthwise + BN, 1x1 depthwise and the identity, summed,
+    then BN; squeeze-excite; the residual channel mixer) beside its deploy form (one 3x3 depthwise convolution)."""
+    fig, ax = _figure(10.0, 5.4, f"Left, a RepViT block at train time with {dim} channels: a 3x3 depthwise "
+                                f"convolution with BatchNorm, a 1x1 depthwise convolution and the identity are "
+                                f"added and pass a BatchNorm; then squeeze-and-excitation, then a channel mixer "
+                                f"(1x1 to {2 * dim} channels, GELU, 1x1 back to {dim}) added to its input. Right, "
+                                f"the deploy form: the token mixer is one 3x3 depthwise convolution with a bias, "
+                                f"the rest is unchanged.")
+    ax.set_xlim(0, 14)
+    ax.set_ylim(-7.0, 1.2)
+    ax.text(4.4, 0.85, "train time", ha="center", fontsize=FONT + 1, weight="bold")
+    ax.text(11.6, 0.85, "deploy time", ha="center", fontsize=FONT + 1, weight="bold")
+    _box(ax, 4.4, 0.0, 1.6, f"input, {dim}", COLORS["input"])
+    labels = [("3x3 dw + BN", COLORS["dw"]), ("1x1 dw", COLORS["pw"]), ("identity", COLORS["norm"])]
+    for x, (label, color) in zip((2.2, 4.4, 6.6), labels):
+        _arrow(ax, (4.4, -0.28), (x, -0.95))
+        _box(ax, x, -1.25, 1.9, label, color)
+        _arrow(ax, (x, -1.55), (4.4, -2.05))
+    rest = _flow(ax, 4.4, [("+, then BN", 1.9, COLORS["norm"]), ("squeeze-excite", 1.9, COLORS["se"]),
+                           (f"1x1 -> {2 * dim}, GELU", 2.6, COLORS["pw"]), (f"1x1 -> {dim}", 1.9, COLORS["pw"]),
+                           (f"output, {dim}", 1.6, COLORS["out"])], top=-2.3, gap=1.0)
+    _skip(ax, rest[1], rest[-1], 6.8)
+    right = _flow(ax, 11.6, [(f"input, {dim}", 1.6, COLORS["input"]), ("3x3 dw + bias", 1.9, COLORS["std"]),
+                             ("squeeze-excite", 1.9, COLORS["se"]), (f"1x1 -> {2 * dim}, GELU", 2.6, COLORS["pw"]),
+                             (f"1x1 -> {dim}", 1.9, COLORS["pw"]), (f"output, {dim}", 1.6, COLORS["out"])],
+                  top=0.0, gap=1.3)
+    _skip(ax, right[2], right[-1], 13.5)
+    _arrow(ax, (7.8, -1.25), (10.2, -1.25), text="fold", color="#d62728")
+    return fig
+
+
+__all__ += ["repvit_block"]

@@ -362,3 +362,51 @@ def validate(names: list[str] | None = None) -> list[Record]:
     for name in names:
         records.extend(check_table(name, COMPUTERS[name]()))
     return records
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reparameterized networks (chapter 11): MobileOne and RepViT, both forms
+# ----------------------------------------------------------------------------------------------------
+
+def mobileone_paper() -> dict:
+    """MobileOne's table counts the deploy form (one convolution per block)."""
+    from .models import model_cost
+
+    out = {}
+    for v in ("s0", "s1", "s2", "s3", "s4"):
+        network = model_cost(f"mobileone_{v}", form="deploy")
+        out[(f"MobileOne-{v.upper()}", "params")] = network.params
+        out[(f"MobileOne-{v.upper()}", "macs")] = network.macs
+    return out
+
+
+def repvit_readme() -> dict:
+    from .models import model_cost
+
+    out = {}
+    for v in ("m0_9", "m1_0", "m1_1"):
+        row = f"RepViT-{v[0].upper()}{v[1:].replace('_', '.')}"
+        network = model_cost(f"repvit_{v}", form="deploy")
+        out[(row, "params")], out[(row, "macs")] = network.params, network.macs
+    out[("RepViT-M0.9 (train form)", "params")] = model_cost("repvit_m0_9", form="train").params_trainable
+    return out
+
+
+def timm_reparam_counts() -> dict:
+    """timm counts every parameter, BatchNorm's scale and shift included (``params_trainable``)."""
+    from .models import model_cost
+
+    out = {}
+    for name in ("mobileone_s0", "mobileone_s1", "mobileone_s2", "mobileone_s3", "mobileone_s4",
+                 "repvit_m0_9", "repvit_m1_0", "repvit_m1_1"):
+        for form in ("train", "deploy"):
+            network = model_cost(name, form=form)
+            row = f"{name} {form}"
+            out[(row, "params")] = network.params_trainable
+            out[(row, "params_batchnorm")] = network.params_trainable - network.params
+            out[(row, "macs")] = network.macs
+    return out
+
+
+COMPUTERS.update({"mobileone_paper": mobileone_paper, "repvit_readme": repvit_readme,
+                  "timm_reparam_counts": timm_reparam_counts})
