@@ -14,7 +14,7 @@ from sepconv.validation import validate
 VARIANTS = ("conv_small", "conv_medium", "conv_large", "hybrid_medium", "hybrid_large")
 
 
-def test_parameters_equal_timms_exactly_and_table5_in_binary_units():
+def test_parameters_equal_timms_exactly_and_the_paper_table_in_binary_units():
     records = validate(["timm_mobilenet_v4", "mobilenet_v4_table5"])
     assert all(r.ok for r in records)
     assert sum(r.matches for r in records if r.table == "timm_mobilenet_v4") == 5

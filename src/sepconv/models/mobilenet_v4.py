@@ -123,7 +123,7 @@ _HYBRID_L = (
     Conv(1, 1, 960),
 )
 
-#: The five models: rows, activation, layer scale, default resolution (paper Table 5), head width.
+#: The five models: rows, activation, layer scale, default resolution (paper Table 6, arXiv v2), head width.
 MOBILENET_V4 = {
     "conv_small": dict(rows=_CONV_S, act="relu", layer_scale=None, resolution=224, head=1280),
     "conv_medium": dict(rows=_CONV_M, act="relu", layer_scale=None, resolution=256, head=1280),
