@@ -83,7 +83,10 @@ def main():
         except BaseException as error:
             os.write(2, f"sandbox: {error}\n".encode())
         os._exit(127)
-    _, status = os.waitpid(child, 0)
+    while True:  # reap every orphan the submission leaves (zombies would count against its process limit)
+        pid, status = os.wait()
+        if pid == child:
+            break
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 
 

@@ -99,6 +99,29 @@ def _progress(line):
         f.write(line + "\n")
 
 
+def _end_others():
+    """SIGKILL every other process this user may signal (only the sandbox's own, in its PID namespace or
+    under its own user), three times over, so that a fork bomb or a background process ends with its cell."""
+    import time
+
+    for _ in range(3):
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+        _reap()
+        time.sleep(0.01)
+
+
+def _reap():
+    """Collect the children that ended (a fork bomb's zombies count against the process limit)."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except (ChildProcessError, OSError):
+        pass
+
+
 def _alarm(signum, frame):
     raise TimeoutError("call ran past its limit")
 
@@ -118,6 +141,9 @@ def main():
             pass
         if os.getpid() != ORIGINAL:  # a child the submission forked: it has no answers to give
             os._exit(0)
+        if spec.get("own_processes"):  # the sandbox's processes are only its own: end what the cell started
+            _end_others()
+        _reap()
         _progress(f"end {index}")
         try:
             _snapshot(ns, names)

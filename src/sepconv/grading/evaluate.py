@@ -77,20 +77,22 @@ def _load(path: Path) -> dict:
     return data if type(data) is dict else {"$unreadable": True}
 
 
-def _givens() -> dict:
-    class Lazy(dict):
-        def __missing__(self, name):
-            raise KeyError(name)
+_IMPORTED: dict = {}
 
-    values = {}
-    for name, target in GIVENS.items():
-        module, _, attribute = target.partition(":")
-        try:
-            imported = importlib.import_module(module)
-        except ImportError:
-            continue
-        values[name] = getattr(imported, attribute) if attribute else imported
-    return values
+
+def _given(name: str):
+    """The value of a name of ``GIVENS``, imported once (the grader's module, never the submission's)."""
+    if name not in _IMPORTED:
+        module, _, attribute = GIVENS[name].partition(":")
+        imported = importlib.import_module(module)
+        _IMPORTED[name] = getattr(imported, attribute) if attribute else imported
+    return _IMPORTED[name]
+
+
+def _names(case: Case) -> set:
+    import ast
+
+    return {n.id for source, _ in case.examples for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
 
 
 def evaluate(files: Path, cases: list[Case]) -> tuple[list[dict], list[str]]:
@@ -101,39 +103,50 @@ def evaluate(files: Path, cases: list[Case]) -> tuple[list[dict], list[str]]:
         if data.get("$unreadable"):
             problems.append(f"the sandbox's {what} file is not readable JSON: ignored")
             data.clear()
-    needed = {name: None for c in cases for name in c.answers}
+    needed = {name: None for c in cases for name in set(c.answers) - c.functions}
+    missing, unanswered = [], []
     for name in needed:
         if name not in answers:
-            problems.append(f"answer `{name}` missing")
+            missing.append(name)
             continue
         try:
             decode(answers[name], files)
         except NotPlain as why:
-            problems.append(f"answer `{name}` not given (still `...`)" if str(why) == "ellipsis"
-                            else f"answer `{name}` is not plain data ({why})")
+            if str(why) == "ellipsis":
+                unanswered.append(name)
+            else:
+                problems.append(f"answer `{name}` is not plain data ({why})")
+    if missing:
+        problems.append("answers missing: " + ", ".join(missing))
+    if unanswered:
+        problems.append("answers left as `...`: " + ", ".join(unanswered))
     for call in dict.fromkeys(call for c in cases for call in c.calls):
         if call in calls:
             try:
                 decode(calls[call], files)
             except NotPlain as why:
                 problems.append(f"`{call}` gave no plain data ({why})")
-    givens = _givens() if any(any(g in source for source, _ in c.examples for g in GIVENS) for c in cases) else {}
     results = []
     for case in cases:
-        namespace = dict(givens)
-        for name in case.answers:
+        namespace, absent = {}, []
+        for name in set(case.answers) - case.functions:
             try:
                 namespace[name] = decode(answers[name], files)
             except (KeyError, NotPlain):
-                pass
+                absent.append(f"answer `{name}` missing or not plain data")
         call_values = {}
         for call in case.calls:
             try:
                 call_values[call] = decode(calls[call], files)
             except (KeyError, NotPlain):
                 pass
+        if absent:
+            results.append({"label": case.label, "passed": False, "message": absent[0]})
+            continue
+        for name in _names(case) & set(GIVENS):
+            namespace[name] = _given(name)
         namespace["__calls__"] = call_values
-        functions = {name for name in case.answers if any(name + "(" in call for call in case.calls)}
+        functions = case.functions
         passed, message = True, ""
         try:
             for source, want in case.examples:

@@ -45,6 +45,11 @@ class Case:
     def label(self) -> str:
         return f"{self.question} test {self.number + 1}"
 
+    @property
+    def functions(self) -> set:
+        """The answers this test calls (recorded as the values of its calls, not as values)."""
+        return {name for name in self.answers if any(call.startswith(name + "(") for call in self.calls)}
+
 
 def _free_names(source: str) -> tuple[set, set]:
     """``(answer names, answer names called)`` of a test's source."""
@@ -128,6 +133,6 @@ def read(autograder: str | Path) -> tuple[dict, list[Case]]:
 
 def spec(cases: list[Case]) -> dict:
     """What phase 1 records: every answer a test reads and every answer call a test makes."""
-    answers = sorted({a for c in cases for a in c.answers})
+    answers = sorted({a for c in cases for a in set(c.answers) - c.functions})
     calls = list(dict.fromkeys(call for c in cases for call in c.calls))
     return {"answers": answers, "calls": calls, "call_timeout": 10}

@@ -179,7 +179,8 @@ def run(cells: list[tuple[int, str]], spec: dict, work: Path, *, slot: int = 0, 
         private = Path(tempfile.mkdtemp(prefix="run", dir=work))
         (private / "out").mkdir()
         (private / "cells.json").write_text(json.dumps([[i, s] for i, s in cells if i not in result.removed]))
-        (private / "spec.json").write_text(json.dumps(spec))
+        own = sandbox_mode in ("namespace", "userns", "uid")
+        (private / "spec.json").write_text(json.dumps({**spec, "own_processes": own}))
         shutil.copy(runner, private / "_runner.py")
         if uid is not None:
             for path in (private, private / "out", private / "cells.json", private / "spec.json", private / "_runner.py"):
