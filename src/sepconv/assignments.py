@@ -43,7 +43,7 @@ import nbformat
 from .grading import Grade, GradingError, grade, grade_folder, table
 from .grading.hidden import read as read_tests
 
-__all__ = ["build", "grade", "grade_folder", "check", "Built", "Grade", "solution_leaks", "AssignmentError",
+__all__ = ["build", "ship_public_tests", "grade", "grade_folder", "check", "Built", "Grade", "solution_leaks", "AssignmentError",
            "GradingError"]
 
 SOLUTION_TAG = "otter_assign_solution_cell"
@@ -172,7 +172,47 @@ def build(master: str | Path, out: str | Path) -> Built:
     if leaks:
         raise AssignmentError(f"solution text in the student notebook {student}: {leaks[0]!r}")
     (zip_path,) = sorted((out / "autograder").glob("*.zip"))
-    return Built(master.stem, student, out / "autograder" / master.name, zip_path, points, manual)
+    solutions_nb = out / "autograder" / master.name
+    ship_public_tests(student, [student, solutions_nb])
+    return Built(master.stem, student, solutions_nb, zip_path, points, manual)
+
+
+#: First line of the cell that starts otter in a handout (``code_cells`` of the grader leaves it out).
+INIT = "# Initialize Otter"
+
+
+def ship_public_tests(handout: Path, notebooks: list[Path]) -> None:
+    """Put the public tests of ``handout`` (otter keeps them in the notebook's metadata) into the cell
+    that starts otter in each of ``notebooks``: in Colab, where otter cannot read the notebook's file and
+    refuses tests kept in metadata (otter-grader issue #901), the cell writes them to ``./tests``, where
+    ``grader.check`` finds them. Elsewhere otter reads the metadata, as before."""
+    public = {}
+    for question, test in nbformat.read(handout, as_version=4).metadata.get("otter", {}).get("tests", {}).items():
+        test = json.loads(json.dumps(test))
+        for suite in test.get("suites", []):
+            suite["cases"] = [case for case in suite["cases"] if not case.get("hidden")]
+        public[question] = test
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        init = next((c for c in nb.cells if c.cell_type == "code" and "otter.Notebook(" in c.source), None)
+        if init is None:
+            raise AssignmentError(f"{path.name}: no cell starts otter (grader = otter.Notebook(...))")
+        start = next(line for line in init.source.splitlines() if "otter.Notebook(" in line)
+        init.source = "\n".join([
+            f"{INIT} (in Colab, where otter cannot read this file, the public tests go to ./tests for grader.check)",
+            "import os, sys",
+            "import otter",
+            "",
+            f"_public_tests = {public!r}",
+            'if "google.colab" in sys.modules:',
+            '    os.makedirs("tests", exist_ok=True)',
+            "    for _question, _test in _public_tests.items():",
+            '        with open(os.path.join("tests", _question + ".py"), "w") as _file:',
+            '            _file.write("OK_FORMAT = True\\n\\ntest = " + repr(_test) + "\\n")',
+            '    grader = otter.Notebook(tests_dir="tests")',
+            "else:",
+            "    " + start.strip()])
+        nbformat.write(nb, path)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -56,7 +56,8 @@ class Grade:
         return asdict(self)
 
 
-_OTTER = re.compile(r"^\s*(#[^\n]*\n\s*)*(import otter\s*\n\s*)?grader\s*=\s*otter\.Notebook\([^\n]*\)\s*$|"
+_OTTER = re.compile(r"^# Initialize Otter|"
+                    r"^\s*(#[^\n]*\n\s*)*(import otter\s*\n\s*)?grader\s*=\s*otter\.Notebook\([^\n]*\)\s*$|"
                     r"^\s*(#[^\n]*\n\s*)*(grader\.(check|check_all|export)\([^\n]*\)\s*\n?\s*)+$")
 
 
