@@ -152,3 +152,20 @@ def test_build_and_grade_from_the_command_line(tmp_path):
     assert graded.returncode == 0, graded.stderr
     result = json.loads(graded.stdout)
     assert result["score"] == result["total"] == 12 and result["removed"] == {}
+
+
+def test_the_gradescope_zip_still_grades_the_solutions_with_otter(tmp_path):
+    """Gradescope runs otter on the zip (not the two-phase grader): the split tests and the cell that ships
+    the public tests still give the solutions full marks there."""
+    built = build(ROOT / "book" / "assignments" / f"{PROBED}.ipynb", tmp_path / "dist")
+    work = tmp_path / "otter"
+    work.mkdir()
+    (work / "results").mkdir()
+    target = work / built.solutions.name
+    target.write_bytes(built.solutions.read_bytes())
+    run = subprocess.run([sys.executable, "-m", "otter", "run", "-a", str(built.autograder), "-o", "results",
+                          target.name], capture_output=True, text=True, cwd=work, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    tests = json.loads((work / "results" / "results.json").read_text())["tests"]
+    scores = {t["name"]: (t["score"], t["max_score"]) for t in tests if t["name"] != "Public Tests"}
+    assert scores == {q: (p, p) for q, p in built.points.items()}

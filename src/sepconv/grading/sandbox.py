@@ -10,16 +10,16 @@ Where the sandbox runs depends on what the grader may do (``mode()``; ``SEPCONV_
     master notebooks and other submissions are not in its file system at all; the grader's processes are
     not in its PID namespace, and when it ends the kernel kills whatever it started.
 ``userns`` (no root, but unprivileged user namespaces: most Linux laptops)
-    the same jail inside ``unshare --user --map-root-user``, without the separate user: the runner's
-    processes are limited per user of the whole machine, so no limit on processes is set (a fork bomb is
-    stopped only by the cell time limit).
+    the same jail inside ``unshare --user --map-root-user``, without the separate user: processes are
+    counted per user of the whole machine, so the limit is the grader's user's current count plus 512.
 ``uid`` (root without namespaces: some containers)
     the runner under its own user, session and limits, cleaned up by a ``kill(-1)`` as that user; the
     file system is the machine's, so files readable by everyone (a master notebook left in ``/tmp``) are
     readable by the submission.
 ``plain`` (no root, no namespaces: macOS, a locked-down laptop)
-    own session and limits only: the submission runs as the grader's user, can read whatever the grader
-    can, and a process that leaves its session escapes the cleanup. Phase 2 still scores only plain data.
+    own session and limits only (processes as in ``userns``): the submission runs as the grader's user,
+    can read whatever the grader can, and a process that leaves its session escapes the cleanup. Phase 2
+    still scores only plain data.
 """
 
 from __future__ import annotations
@@ -48,19 +48,32 @@ MAX_RUNS = 4
 
 @functools.lru_cache(maxsize=None)
 def mode() -> str:
-    """The strongest sandbox this machine allows (module docstring); ``SEPCONV_SANDBOX`` overrides."""
+    """The strongest sandbox that works on this machine (module docstring), found by running a one-line
+    submission in each, strongest first; ``SEPCONV_SANDBOX`` names one instead."""
     forced = os.environ.get("SEPCONV_SANDBOX")
     if forced:
         if forced not in MODES:
             raise ValueError(f"SEPCONV_SANDBOX={forced!r}: not one of {', '.join(MODES)}")
         return forced
-    unshare = shutil.which("unshare")
-    probe = [unshare, "--mount", "--pid", "--fork", "--kill-child", "true"]
-    if unshare and os.geteuid() == 0 and subprocess.run(probe, capture_output=True).returncode == 0:
-        return "namespace"
-    if unshare and subprocess.run([unshare, "--user", "--map-root-user", *probe[1:]], capture_output=True).returncode == 0:
-        return "userns"
-    return "uid" if os.geteuid() == 0 else "plain"
+    root, unshare = os.geteuid() == 0, shutil.which("unshare")
+    candidates = [m for m, possible in (("namespace", root and unshare), ("userns", unshare), ("uid", root))
+                  if possible]
+    for candidate in candidates:
+        if _works(candidate):
+            return candidate
+    return "plain"
+
+
+def _works(candidate: str) -> bool:
+    """Whether a submission ``x = 1`` comes back as ``{"x": 1}`` from the sandbox ``candidate``."""
+    with tempfile.TemporaryDirectory(prefix="sepconv-probe-") as work:
+        os.chmod(work, 0o700)
+        try:
+            result = run([(0, "x = 1")], {"answers": ["x"], "calls": []}, Path(work), timeout=60,
+                         sandbox_mode=candidate)
+            return result.finished and json.loads((result.files / "answers.json").read_text()) == {"x": 1}
+        except (OSError, ValueError, subprocess.SubprocessError):
+            return False
 
 
 @dataclass
@@ -87,9 +100,23 @@ def _mirrors() -> list[str]:
 def _limits(sandbox_mode: str, cpu_s: float, memory_bytes: int) -> dict:
     limits = {"RLIMIT_CPU": int(cpu_s) + 1, "RLIMIT_AS": int(memory_bytes), "RLIMIT_FSIZE": FILE_BYTES,
               "RLIMIT_CORE": 0, "RLIMIT_NOFILE": 1024}
-    if sandbox_mode in ("namespace", "uid"):  # counted per user: its own user here
-        limits["RLIMIT_NPROC"] = 512
+    # processes (threads included) are counted per user of the whole machine: the sandbox's own user, or
+    # the grader's, whose current processes it may not use up
+    limits["RLIMIT_NPROC"] = 512 if sandbox_mode in ("namespace", "uid") else _tasks(os.getuid()) + 512
     return limits
+
+
+def _tasks(uid: int) -> int:
+    """Processes and threads of ``uid`` now (what RLIMIT_NPROC counts)."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry}/task"))
+            except OSError:
+                pass
+    return count
 
 
 def _env(home: str) -> dict:
@@ -161,13 +188,13 @@ def _collect(out: Path, target: Path, problems: list) -> None:
 
 
 def run(cells: list[tuple[int, str]], spec: dict, work: Path, *, slot: int = 0, cell_limit=lambda index: 60.0,
-        timeout: float = 1200.0, memory_bytes: int = 4 << 30) -> Phase1:
+        timeout: float = 1200.0, memory_bytes: int = 4 << 30, sandbox_mode: str | None = None) -> Phase1:
     """Run the code ``cells`` (``(index, source)``) of one submission in the sandbox of ``mode()``;
     ``spec`` names the answers and calls to record (:mod:`._runner`). A cell that runs past
     ``cell_limit(index)`` seconds or ends the process is removed and the submission run again (at most
     ``MAX_RUNS`` runs); the whole may take ``timeout`` seconds. ``work`` is a folder only the grader may
     read; the answers come back in ``Phase1.files`` there."""
-    sandbox_mode = mode()
+    sandbox_mode = sandbox_mode or mode()
     uid = UID_BASE + slot if sandbox_mode in ("namespace", "uid") else None
     result = Phase1(files=work / "answers", mode=sandbox_mode)
     start = time.monotonic()
