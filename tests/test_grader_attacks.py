@@ -17,11 +17,14 @@ import pytest
 
 from sepconv.assignments import build
 from sepconv.grading import GradingError, code_cells, grade, grade_folder
-from sepconv.grading.sandbox import mode
+from sepconv.grading.sandbox import _works, mode
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTER = ROOT / "book" / "assignments" / "08_deployment.ipynb"
-ISOLATED = mode() in ("namespace", "userns")  # the sandbox's file system holds only Python and the submission
+#: Without a PID namespace or a user of its own, a submission's kill(-1) reaches every process of the grader's
+#: user, this test run included: the attacks run only where the sandbox contains them.
+pytestmark = pytest.mark.skipif(mode() == "plain", reason="the plain sandbox (no root, no namespaces) does not "
+                                                         "contain a submission's processes")
 
 #: Wrong answers of the right types, the values the attacks try to make count.
 WRONG = """\
@@ -218,11 +221,19 @@ def test_each_attack_scores_nothing_and_is_named(built, tmp_path):
         assert f"answer `{answer}` is not plain data" in problems["forged_output"], answer
 
 
-@pytest.mark.skipif(not ISOLATED, reason="the sandbox shares the machine's file system without namespaces")
-def test_the_sandbox_sees_no_test_solution_or_master(built, tmp_path):
-    """The one attack that needs the isolated file system: with the tests findable it would score."""
-    path = _notebook(tmp_path / "find.ipynb", WRONG, ATTACKS["find_the_tests"])
-    assert grade(path, built.autograder, cell_timeout=60).score == 0
+ISOLATING = [m for m in ("namespace", "userns") if _works(m)]
+
+
+@pytest.mark.skipif(not ISOLATING, reason="no namespaces here: the sandbox shares the machine's file system")
+@pytest.mark.parametrize("sandbox_mode", ISOLATING)
+def test_the_sandbox_sees_no_test_solution_or_master(built, tmp_path, sandbox_mode):
+    """The one attack that needs the isolated file system: with the tests findable it would score. It
+    looks through /proc/*/cwd and /proc/*/root as well (the grader runs from the repository, whose
+    book/assignments holds the master notebook)."""
+    path = _notebook(tmp_path / "find.ipynb", WRONG, ATTACKS["find_the_tests"].replace(
+        'places.append(f"/proc/{pid}/cwd")', 'places += [f"/proc/{pid}/cwd", f"/proc/{pid}/root/work"]'))
+    result = grade(path, built.autograder, cell_timeout=60, sandbox_mode=sandbox_mode)
+    assert result.sandbox == sandbox_mode and result.score == 0
 
 
 def test_a_mixed_folder_grades_to_the_expected_table_in_one_command(built, solution_answers, tmp_path):

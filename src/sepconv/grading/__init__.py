@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from pathlib import Path
 
 from . import hidden, sandbox
 
-__all__ = ["grade", "grade_folder", "Grade", "Row", "GradingError", "code_cells"]
+__all__ = ["grade", "grade_folder", "table", "Grade", "Row", "GradingError", "code_cells"]
 
 
 class GradingError(ValueError):
@@ -106,10 +105,11 @@ def _phase2(files: Path, cases: list, timeout: float) -> dict:
 
 
 def grade(submission: str | Path, autograder: str | Path, cell_timeout: float = 60, timeout: float = 1200,
-          limit=None, *, slot: int = 0, memory_bytes: int = 4 << 30) -> Grade:
+          limit=None, *, slot: int = 0, memory_bytes: int = 4 << 30, sandbox_mode: str | None = None) -> Grade:
     """Grade one notebook with the tests of an autograder zip written by ``assign build`` (module
     docstring). ``cell_timeout`` seconds per cell (``limit(cell index)`` instead, if given), ``timeout``
-    for the whole of phase 1; ``slot`` tells parallel graders apart (each has its own sandbox user)."""
+    for the whole of phase 1; ``slot`` tells parallel graders apart (each has its own sandbox user);
+    ``sandbox_mode`` one of ``sandbox.MODES`` instead of the strongest that works."""
     submission, autograder = Path(submission), Path(autograder)
     for path, what in ((submission, "submission"), (autograder, "autograder zip")):
         if not path.is_file():
@@ -128,7 +128,7 @@ def grade(submission: str | Path, autograder: str | Path, cell_timeout: float = 
         work = Path(work)
         os.chmod(work, 0o700)
         phase1 = sandbox.run(cells, hidden.spec(cases), work, slot=slot, cell_limit=limit or (lambda i: cell_timeout),
-                             timeout=timeout, memory_bytes=memory_bytes)
+                             timeout=timeout, memory_bytes=memory_bytes, sandbox_mode=sandbox_mode)
         evaluated = _phase2(phase1.files, cases, timeout=max(120.0, 10 * len(cases)))
     problems = [f"cell {i} removed: it {why}" for i, why in sorted(phase1.removed.items())] + phase1.problems
     problems += evaluated["problems"]

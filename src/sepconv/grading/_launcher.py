@@ -66,10 +66,13 @@ def main():
     os.makedirs(root + "/sandbox")
     _mount(job["private"], root + "/sandbox", None, MS_BIND)
     sys.stdout.flush()
+    # this process enters the new root too: through /proc/1/root and /proc/1/cwd, a sandbox of the same
+    # user (the ``userns`` mode) could otherwise walk the grader's file system
+    os.chroot(root)
+    os.chdir("/")
     child = os.fork()
     if child == 0:
         try:
-            os.chroot(root)
             os.chdir("/sandbox")
             uid = job["uid"]
             if uid is not None:

@@ -51,17 +51,19 @@ def mode() -> str:
     """The strongest sandbox that works on this machine (module docstring), found by running a one-line
     submission in each, strongest first; ``SEPCONV_SANDBOX`` names one instead."""
     forced = os.environ.get("SEPCONV_SANDBOX")
+    root, unshare = os.geteuid() == 0, shutil.which("unshare")
     if forced:
         if forced not in MODES:
             raise ValueError(f"SEPCONV_SANDBOX={forced!r}: not one of {', '.join(MODES)}")
-        return forced
-    root, unshare = os.geteuid() == 0, shutil.which("unshare")
-    candidates = [m for m, possible in (("namespace", root and unshare), ("userns", unshare), ("uid", root))
-                  if possible]
-    for candidate in candidates:
-        if _works(candidate):
-            return candidate
-    return "plain"
+        chosen = forced
+    else:
+        candidates = [m for m, possible in (("namespace", root and unshare), ("userns", unshare), ("uid", root))
+                      if possible]
+        chosen = next((c for c in candidates if _works(c)), "plain")
+    if chosen == "plain" and root:
+        raise ValueError("the grader runs as root but can neither create namespaces nor run Python as another "
+                         "user: it will not run submissions as root (grade as an ordinary user instead)")
+    return chosen
 
 
 def _works(candidate: str) -> bool:
