@@ -59,6 +59,8 @@ def main():
         _mirror(root, path)
     os.makedirs(root + "/dev", exist_ok=True)
     _mirror(root, "/dev", writable=True)
+    if os.path.isdir(root + "/dev/shm"):  # the machine's shared memory would be a channel between sandboxes
+        _mount("tmpfs", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={job['tmp_bytes']}")
     os.makedirs(root + "/proc")
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV)
     os.makedirs(root + "/tmp")

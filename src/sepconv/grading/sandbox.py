@@ -5,7 +5,7 @@ Where the sandbox runs depends on what the grader may do (``mode()``; ``SEPCONV_
 ``namespace`` (the grader runs as root and may create namespaces: CI, a course server)
     ``unshare --mount --pid --fork --kill-child`` and :mod:`._launcher`: a new root holding only the
     system and Python folders (read-only) and the submission's private folder, a fresh ``/proc``, ``/tmp``
-    and ``/dev/shm``; the runner under its own unprivileged user (one per parallel slot, ``60100 + slot``),
+    and ``/dev/shm``; the runner under its own unprivileged user (one per sandbox running on the machine),
     in its own session, with limits on CPU time, memory, processes and file size. Tests, solutions,
     master notebooks and other submissions are not in its file system at all; the grader's processes are
     not in its PID namespace, and when it ends the kernel kills whatever it started.
@@ -24,6 +24,7 @@ Where the sandbox runs depends on what the grader may do (``mode()``; ``SEPCONV_
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -39,6 +40,8 @@ from pathlib import Path
 
 MODES = ("namespace", "userns", "uid", "plain")
 UID_BASE = 60100
+#: Sandbox users: ``UID_BASE`` to ``UID_BASE + UIDS - 1``, one per sandbox running on the machine.
+UIDS = 256
 #: What a sandbox may write, in bytes: one file, its /tmp, and what comes back to the grader.
 FILE_BYTES = 64 << 20
 #: The most runs of one submission: the first, and one more after each cell removed for ending the
@@ -197,7 +200,35 @@ def run(cells: list[tuple[int, str]], spec: dict, work: Path, *, slot: int = 0, 
     ``MAX_RUNS`` runs); the whole may take ``timeout`` seconds. ``work`` is a folder only the grader may
     read; the answers come back in ``Phase1.files`` there."""
     sandbox_mode = sandbox_mode or mode()
-    uid = UID_BASE + slot if sandbox_mode in ("namespace", "uid") else None
+    with _claim_uid(slot) if sandbox_mode in ("namespace", "uid") else contextlib.nullcontext() as uid:
+        return _run(cells, spec, work, uid, sandbox_mode, cell_limit, timeout, memory_bytes)
+
+
+@contextlib.contextmanager
+def _claim_uid(slot: int):
+    """A user id no other sandbox on this machine holds (graders in other processes included): a lock on
+    a file per id, in a folder only root may enter, held while the sandbox runs."""
+    import fcntl
+
+    folder = Path("/tmp/sepconv-sandbox-users")
+    folder.mkdir(mode=0o700, exist_ok=True)
+    for offset in range(UIDS):
+        uid = UID_BASE + (slot + offset) % UIDS
+        handle = open(folder / str(uid), "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        try:
+            yield uid
+        finally:
+            handle.close()
+        return
+    raise RuntimeError(f"all {UIDS} sandbox users are busy")
+
+
+def _run(cells, spec, work, uid, sandbox_mode, cell_limit, timeout, memory_bytes) -> Phase1:
     result = Phase1(files=work / "answers", mode=sandbox_mode)
     start = time.monotonic()
     runner = Path(__file__).with_name("_runner.py")
