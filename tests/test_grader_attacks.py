@@ -144,6 +144,12 @@ ATTACKS = {
         open("out/progress", "a").write("done\\n")
         os._exit(0)
         """,
+    # floods its error output and writes nonsense into the runner's progress file
+    "flood_and_garble": """
+        import sys
+        sys.stderr.write("x" * 10_000_000)
+        open("out/progress", "a").write("start\\nstart 99999999999999999999999\\nend\\n")
+        """,
     # a fork bomb
     "fork_bomb": """
         import os

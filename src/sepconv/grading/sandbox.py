@@ -165,6 +165,12 @@ def _progress(path: Path) -> list[str]:
         return []
 
 
+def _started(lines: list[str]) -> int | None:
+    """The cell the runner started last and has not ended (its progress file's last line ``start I``)."""
+    words = lines[-1].split() if lines else []
+    return int(words[1]) if len(words) == 2 and words[0] == "start" and words[1].isdigit() else None
+
+
 def _collect(out: Path, target: Path, problems: list) -> None:
     """Copy the regular files the sandbox wrote (no links followed, sizes capped) into ``target``."""
     target.mkdir(parents=True, exist_ok=True)
@@ -249,6 +255,7 @@ def _run(cells, spec, work, uid, sandbox_mode, cell_limit, timeout, memory_bytes
         last_out = private / "out"
         remaining = timeout - (time.monotonic() - start)
         limits = _limits(sandbox_mode, max(remaining, 1), memory_bytes)
+        errors = open(work / "stderr", "w+b")  # a file, not a pipe: a chatty submission never blocks on it
         if sandbox_mode in ("namespace", "userns"):
             (work / "root").mkdir(exist_ok=True)
             job = {"root": str(work / "root"), "private": str(private), "mirror": _mirrors(), "uid": uid,
@@ -258,7 +265,7 @@ def _run(cells, spec, work, uid, sandbox_mode, cell_limit, timeout, memory_bytes
                        "--mount", "--pid", "--fork", "--kill-child", sys.executable, "-I",
                        str(Path(__file__).with_name("_launcher.py")), str(work / "job.json")]
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE, start_new_session=True)
+                                       stderr=errors, start_new_session=True)
         else:
             def prepare(uid=uid, limits=limits):
                 if uid is not None:
@@ -269,15 +276,15 @@ def _run(cells, spec, work, uid, sandbox_mode, cell_limit, timeout, memory_bytes
                     resource.setrlimit(getattr(resource, name), (value, value))
 
             process = subprocess.Popen([sys.executable, "-I", "_runner.py"], cwd=private, env=_env(str(private)),
-                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
                                        start_new_session=True, preexec_fn=prepare)
         why, cell, started = None, None, time.monotonic()
         while process.poll() is None:
             time.sleep(0.05)
             lines = _progress(private / "out" / "progress")
             now = time.monotonic()
-            if lines and lines[-1].startswith("start "):
-                index = int(lines[-1].split()[1]) if lines[-1].split()[1].isdigit() else -1
+            index = _started(lines)
+            if index is not None:
                 if index != cell:
                     cell, started = index, now
                 if now - started > cell_limit(index):
@@ -288,9 +295,9 @@ def _run(cells, spec, work, uid, sandbox_mode, cell_limit, timeout, memory_bytes
                 process.kill()
                 break
         process.wait()
-        stderr = process.stderr.read().decode(errors="replace").strip()[-300:] if process.stderr else ""
-        if process.stderr:
-            process.stderr.close()
+        errors.seek(max(0, os.fstat(errors.fileno()).st_size - 300))
+        stderr = errors.read().decode(errors="replace").strip()
+        errors.close()
         if uid is not None and sandbox_mode == "uid":
             _kill_user(uid)
         elif sandbox_mode == "plain":
@@ -302,9 +309,8 @@ def _run(cells, spec, work, uid, sandbox_mode, cell_limit, timeout, memory_bytes
         if time.monotonic() - start > timeout:
             result.problems.append(f"sandbox killed: the submission ran longer than {timeout:g} s in all")
             break
-        last = lines[-1] if lines else ""
-        if last.startswith("start ") and last.split()[1].isdigit():
-            index = int(last.split()[1])
+        last, index = (lines[-1] if lines else ""), _started(lines)
+        if index is not None and index not in result.removed:
             result.removed[index] = why or (f"ended the process (exit status {process.returncode})")
             continue
         if last == "calls":
