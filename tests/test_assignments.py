@@ -9,7 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sepconv.assignments import AssignmentError, build, check, solution_leaks
+from sepconv.assignments import AssignmentError, build, check, gradable, solution_leaks
+from sepconv.grading.hidden import read as read_tests
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTERS = sorted((ROOT / "book" / "assignments").glob("*.ipynb"))
@@ -32,9 +33,9 @@ def test_one_assignment_per_chapter_worth_10_to_20_points():
     assert chapters <= covered, f"chapters without an assignment: {sorted(chapters - covered)}"
 
 
-#: The assignment on which the grader's probe is proven with real cells (the cheapest to grade): what the
-#: probe does (remove a cell that ends the kernel or loops, replay the cells before it) depends on no
-#: assignment's content, so the others are graded by otter alone, once each.
+#: The assignment on which the grader's removal of cells is proven with real cells (the cheapest to grade):
+#: what it does (remove a cell that ends the process or loops, run the rest again) depends on no
+#: assignment's content. The attacks of tests/test_grader_attacks.py run against it too.
 PROBED = "08_deployment"
 
 
@@ -44,20 +45,36 @@ def test_the_probe_is_proven_on_an_assignment_that_exists():
 
 @pytest.mark.parametrize("master", MASTERS, ids=lambda p: p.stem)
 def test_assignment_grades_right(master, tmp_path):
-    """Solutions full marks (on one assignment with a cell that exits the kernel and one that loops
-    forever added, both removed, costing no answer its points); untouched handout 0 without solution
-    text; suppressing errors and patching the library earns nothing."""
+    """Every test reads one answer that a solution defines; solutions full marks (on one assignment with
+    a cell that exits the process and one that loops forever added, both removed, costing no answer its
+    points); untouched handout 0 without solution text; suppressing errors and patching the library
+    earns nothing."""
     probed = master.stem == PROBED
     grades = check(master, tmp_path, prove_probe=probed)
     solution = grades["solution"]
     assert solution["score"] == solution["total"] >= 10
     if probed:
-        assert sorted(solution["removed"].values())[0] == "ended the kernel"
-        assert sorted(solution["removed"].values())[1].startswith("ran longer than")
+        assert sorted(solution["removed"].values())[0].startswith("ended the process")
+        assert sorted(solution["removed"].values())[1] == "ran longer than 2 s"
     else:
         assert solution["removed"] == {}
     assert grades["untouched student"]["score"] == 0
     assert grades["error-suppressing, library-patching"]["score"] == 0
+
+
+@pytest.mark.parametrize("master", MASTERS, ids=lambda p: p.stem)
+def test_every_question_has_a_public_test_and_every_test_one_answer(master, tmp_path):
+    """Students get feedback on every autograded question; no test fails a right answer with a wrong
+    neighbour (``gradable`` refuses a test that reads two answers)."""
+    built = build(master, tmp_path / "dist")
+    answers = gradable(built)
+    _, cases = read_tests(built.autograder)
+    public = {case.question for case in cases if not case.hidden}
+    assert public == set(built.points) == set(answers)
+    # the handout carries its public tests in the cell that starts otter, for Colab (tests/test_grader_colab.py)
+    init = next(c.source for c in nbformat.read(built.student, as_version=4).cells if "otter.Notebook(" in c.source)
+    assert all(f"'{question}': {{'name': '{question}'" in init for question in public)
+    assert "'hidden': True" not in init
 
 
 def _master(tmp_path, solution_cells, extra_cells=()):
@@ -122,7 +139,7 @@ def test_command_line_errors_are_one_line(tmp_path):
     wrong = _cli("grade", str(MASTERS[0]), "--autograder", str(MASTERS[0]))
     assert wrong.returncode == 2 and "the autograder is the .zip" in wrong.stderr
     timeout = _cli("grade", str(MASTERS[0]), "--autograder", str(MASTERS[0]), "--cell-timeout", "0")
-    assert timeout.returncode == 2 and "--cell-timeout must be positive, got 0" in timeout.stderr
+    assert timeout.returncode == 2 and "--cell-timeout must be a positive, finite number of seconds, got 0" in timeout.stderr
 
 
 def test_build_and_grade_from_the_command_line(tmp_path):
@@ -135,3 +152,20 @@ def test_build_and_grade_from_the_command_line(tmp_path):
     assert graded.returncode == 0, graded.stderr
     result = json.loads(graded.stdout)
     assert result["score"] == result["total"] == 12 and result["removed"] == {}
+
+
+def test_the_gradescope_zip_still_grades_the_solutions_with_otter(tmp_path):
+    """Gradescope runs otter on the zip (not the two-phase grader): the split tests and the cell that ships
+    the public tests still give the solutions full marks there."""
+    built = build(ROOT / "book" / "assignments" / f"{PROBED}.ipynb", tmp_path / "dist")
+    work = tmp_path / "otter"
+    work.mkdir()
+    (work / "results").mkdir()
+    target = work / built.solutions.name
+    target.write_bytes(built.solutions.read_bytes())
+    run = subprocess.run([sys.executable, "-m", "otter", "run", "-a", str(built.autograder), "-o", "results",
+                          target.name], capture_output=True, text=True, cwd=work, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    tests = json.loads((work / "results" / "results.json").read_text())["tests"]
+    scores = {t["name"]: (t["score"], t["max_score"]) for t in tests if t["name"] != "Public Tests"}
+    assert scores == {q: (p, p) for q, p in built.points.items()}

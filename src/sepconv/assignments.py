@@ -13,39 +13,38 @@ solution cells and ``# BEGIN TESTS`` / ``# END TESTS`` around test cells (``hidd
     ``### BEGIN SOLUTION``, a ``# SOLUTION`` comment outside a solution block, an answer typed into
     a prompt); ``build`` checks every line of every solution against the handout, and every marker
     spelling anywhere in it.
-``grade(submission, autograder_zip)``
-    grades with ``otter run`` (no container needed), after a probe: the submission runs once cell by
-    cell in a fresh kernel with a time limit per cell; a cell that runs past it (an endless loop) or
-    ends the kernel (``os._exit``, a crash) is replaced by a comment, the kernel restarted and the
-    cells before it replayed, so the other answers still count. Otter runs the tests in the
-    submission's kernel after the submission, on values the tests compare with numbers written into
-    them (not recomputed by the library, which a submission could patch); suppressing errors
-    (``set_custom_exc``) changes no test's outcome.
+``grade(submission, autograder_zip)`` and ``grade_folder(folder, autograder_zip)``
+    grade in two phases (:mod:`sepconv.grading`): the submission runs in a sandbox that writes only plain
+    data per answer, then the hidden tests run in a clean process on that data. Otter's zip still
+    grades on Gradescope; locally, this grader replaces ``otter run`` (which runs the tests inside the
+    submission's own Python process).
 ``check(master)``
-    what CI proves for every assignment: the solutions score full marks; the untouched student
-    notebook scores 0 and holds no solution text; a submission that suppresses errors and patches every
-    function of ``sepconv`` scores 0. The solutions are graded with a cell that exits the kernel and one
-    that loops forever added: within the time limit, with every answer's points. (That proves the probe;
-    the two submissions that score 0 hold no such cell, and otter grades them without it.
-    ``prove_probe=False`` grades the solutions as they are, without the probe: the test suite proves the
-    probe on one assignment, since what it does depends on no assignment's content.)
+    what CI proves for every assignment: the tests are gradable in two phases (each reads exactly one
+    answer, and only answers the solutions define); the solutions score full marks; the untouched
+    student notebook scores 0 and holds no solution text; a submission that suppresses errors and
+    patches every function of ``sepconv`` scores 0. With ``prove_probe`` the solutions are graded with a
+    cell that exits the process and one that loops forever added: both removed, full marks.
 """
 
 from __future__ import annotations
 
+import ast
 import json
-import math
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-__all__ = ["build", "grade", "check", "Built", "Grade", "solution_leaks", "AssignmentError"]
+from .grading import Grade, GradingError, grade, grade_folder, table
+from .grading.hidden import read as read_tests
+
+__all__ = ["build", "ship_public_tests", "grade", "grade_folder", "check", "Built", "Grade", "solution_leaks", "AssignmentError",
+           "GradingError"]
 
 SOLUTION_TAG = "otter_assign_solution_cell"
 #: Any spelling of a solution marker: ``# BEGIN SOLUTION``, ``### BEGIN SOLUTION``, ``#begin solution``,
@@ -68,20 +67,6 @@ class Built:
     autograder: Path
     points: dict  # question -> points, autograded questions
     manual: dict  # question -> points, written answers graded by hand
-
-
-@dataclass
-class Grade:
-    """Autograded points per question of one submission, and the cells the probe removed."""
-
-    score: float
-    total: float
-    questions: dict
-    removed: dict = field(default_factory=dict)  # cell index -> why
-    slowest_cell_s: float = 0.0  # the longest a kept cell ran in the probe
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -187,93 +172,47 @@ def build(master: str | Path, out: str | Path) -> Built:
     if leaks:
         raise AssignmentError(f"solution text in the student notebook {student}: {leaks[0]!r}")
     (zip_path,) = sorted((out / "autograder").glob("*.zip"))
-    return Built(master.stem, student, out / "autograder" / master.name, zip_path, points, manual)
+    solutions_nb = out / "autograder" / master.name
+    ship_public_tests(student, [student, solutions_nb])
+    return Built(master.stem, student, solutions_nb, zip_path, points, manual)
 
 
-# ----------------------------------------------------------------------------------------------------
-# Grading
-# ----------------------------------------------------------------------------------------------------
-
-def _probe(nb: nbformat.NotebookNode, limit, cwd: Path) -> tuple[dict, float]:
-    """Run ``nb`` cell by cell; ``({cell index: why}, slowest kept cell in seconds)`` for cells that ran
-    past their time limit or ended the kernel. After such a cell the kernel is restarted and the cells
-    that ran are replayed (unless no code cell is left to run). ``limit(index)`` is a cell's limit in
-    seconds."""
-    import time
-
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    code = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
-    removed, done, position, slowest = {}, [], 0, 0.0
-    while position < len(code):
-        client = NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True,
-                                resources={"metadata": {"path": str(cwd)}})
-        try:
-            with client.setup_kernel():
-                for i in done:
-                    client.timeout = max(math.ceil(limit(i)), 60)  # it ran once already
-                    client.execute_cell(nb.cells[i], i)
-                while position < len(code):
-                    i = code[position]
-                    position += 1
-                    client.timeout = math.ceil(limit(i))
-                    start = time.perf_counter()
-                    try:
-                        client.execute_cell(nb.cells[i], i)
-                    except CellTimeoutError:
-                        removed[i] = f"ran longer than {client.timeout} s"
-                        break
-                    except DeadKernelError:
-                        removed[i] = "ended the kernel"
-                        break
-                    done.append(i)
-                    slowest = max(slowest, time.perf_counter() - start)
-        except (CellTimeoutError, DeadKernelError, RuntimeError) as error:  # a replayed cell misbehaved
-            removed.setdefault(code[position - 1], f"failed on replay: {type(error).__name__}")
-    return removed, slowest
+#: First line of the cell that starts otter in a handout (``code_cells`` of the grader leaves it out).
+INIT = "# Initialize Otter"
 
 
-def grade(submission: str | Path, autograder: str | Path, cell_timeout: float = 60, timeout: float = 1200,
-          limit=None, *, probe: bool = True) -> Grade:
-    """Grade ``submission`` with ``otter run`` against the autograder zip of ``build``, after the probe
-    of the module docstring (``cell_timeout`` seconds per cell; ``timeout`` for otter's whole run).
-    ``limit(cell index)``, if given, replaces ``cell_timeout`` per cell (in seconds). ``probe=False``
-    is only for submissions known to hold no cell that ends the kernel or loops (``check``'s own)."""
-    submission, autograder = Path(submission), Path(autograder)
-    for path, what in ((submission, "submission"), (autograder, "autograder zip")):
-        if not path.is_file():
-            raise FileNotFoundError(f"no {what} {str(path)!r}")
-    if autograder.suffix != ".zip":
-        raise ValueError(f"the autograder is the .zip that `assign build` writes, not {autograder.name!r}")
-    try:
-        nb = nbformat.read(submission, as_version=4)
-    except Exception as error:
-        raise ValueError(f"{submission} is not a notebook: {error}") from None
-    with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
-        removed, slowest = _probe(nb, limit or (lambda index: cell_timeout), folder) if probe else ({}, 0.0)
-        for i, why in removed.items():
-            nb.cells[i].source = f"# removed by the grader: this cell {why}"
-            nb.cells[i].outputs = []
-        target = folder / submission.name
-        nbformat.write(nb, target)
-        (folder / "results").mkdir()
-        try:
-            run = subprocess.run([sys.executable, "-m", "otter", "run", "-a", str(autograder.resolve()),
-                                  "-o", "results", target.name], capture_output=True, text=True, cwd=folder,
-                                 timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"otter run took longer than {timeout:g} s on {submission.name}") from None
-        results = folder / "results" / "results.json"
-        if not results.exists():
-            lines = (run.stderr or run.stdout).strip().splitlines()
-            raise RuntimeError(f"otter run wrote no results for {submission.name}: {lines[-1] if lines else ''}")
-        tests = json.loads(results.read_text())["tests"]
-    questions = {t["name"]: (float(t["score"]), float(t["max_score"])) for t in tests if t.get("max_score") is not None
-                 and t["name"] != "Public Tests"}
-    return Grade(sum(s for s, _ in questions.values()), sum(m for _, m in questions.values()), questions, removed,
-                 slowest)
+def ship_public_tests(handout: Path, notebooks: list[Path]) -> None:
+    """Put the public tests of ``handout`` (otter keeps them in the notebook's metadata) into the cell
+    that starts otter in each of ``notebooks``: in Colab, where otter cannot read the notebook's file and
+    refuses tests kept in metadata (otter-grader issue #901), the cell writes them to ``./tests``, where
+    ``grader.check`` finds them. Elsewhere otter reads the metadata, as before."""
+    public = {}
+    for question, test in nbformat.read(handout, as_version=4).metadata.get("otter", {}).get("tests", {}).items():
+        test = json.loads(json.dumps(test))
+        for suite in test.get("suites", []):
+            suite["cases"] = [case for case in suite["cases"] if not case.get("hidden")]
+        public[question] = test
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        init = next((c for c in nb.cells if c.cell_type == "code" and "otter.Notebook(" in c.source), None)
+        if init is None:
+            raise AssignmentError(f"{path.name}: no cell starts otter (grader = otter.Notebook(...))")
+        start = next(line for line in init.source.splitlines() if "otter.Notebook(" in line)
+        init.source = "\n".join([
+            f"{INIT} (in Colab, where otter cannot read this file, the public tests go to ./tests for grader.check)",
+            "import os, sys",
+            "import otter",
+            "",
+            f"_public_tests = {public!r}",
+            'if "google.colab" in sys.modules:',
+            '    os.makedirs("tests", exist_ok=True)',
+            "    for _question, _test in _public_tests.items():",
+            '        with open(os.path.join("tests", _question + ".py"), "w") as _file:',
+            '            _file.write("OK_FORMAT = True\\n\\ntest = " + repr(_test) + "\\n")',
+            '    grader = otter.Notebook(tests_dir="tests")',
+            "else:",
+            "    " + start.strip()])
+        nbformat.write(nb, path)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -315,31 +254,70 @@ def _answer_cells(nb: nbformat.NotebookNode) -> dict:
     return cells
 
 
+def _assigned(source: str) -> set:
+    """Names a solution cell binds (assignments, definitions, imports)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def gradable(built: Built) -> dict:
+    """``{question: answers its tests read}``; raises ``AssignmentError`` on a test that reads no answer or
+    several (one right answer would fail with its neighbour), or a name no solution cell defines (a
+    variable of the setup cells, which a submission could change, or a helper the grader lacks)."""
+    _, cases = read_tests(built.autograder)
+    solution = nbformat.read(built.solutions, as_version=4)
+    defined = set()
+    for cell in solution.cells:
+        if cell.cell_type == "code" and SOLUTION_TAG in cell.metadata.get("tags", []):
+            defined |= _assigned(cell.source)
+    answers = {}
+    for case in cases:
+        if len(case.answers) != 1:
+            raise AssignmentError(f"{built.name} {case.label} reads {len(case.answers)} answers "
+                                  f"({', '.join(case.answers) or 'none'}): one test per answer")
+        unknown = set(case.answers) - defined
+        if unknown:
+            raise AssignmentError(f"{built.name} {case.label} reads {sorted(unknown)[0]!r}, which no solution "
+                                  f"cell defines: a test may read answers and the modules of GIVENS only")
+        answers.setdefault(case.question, set()).update(case.answers)
+    return answers
+
+
 def check(master: str | Path, work: str | Path | None = None, cell_timeout: float = 120,
           prove_probe: bool = True) -> dict:
     """Build ``master`` and grade three submissions (module docstring); raise ``AssignmentError`` on the
     first thing that does not hold. Returns the grades, by submission. A cell may run ``cell_timeout``
     seconds.
 
-    The solutions are graded once, with two cells added: one that ends the kernel, before the first
-    answer (the kernel restarts and the cells before it are replayed), and an endless loop as the last
-    cell, with a limit of 2 s (the other cells keep ``cell_timeout``). Full marks with exactly those two
-    cells removed prove both that the solutions are right and that a crash or a loop costs no answer
-    its points. With ``prove_probe=False`` the solutions are graded as written, by otter alone (one
-    execution instead of the probe's and otter's two)."""
+    With ``prove_probe`` the solutions are graded with two cells added: one that ends the process,
+    before the first answer, and an endless loop as the last cell, with a limit of 2 s (the other cells
+    keep ``cell_timeout``). Full marks with exactly those two cells removed prove both that the
+    solutions are right and that a crash or a loop costs no answer its points."""
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(work) if work else Path(scratch)
         built = build(master, work / "dist")
+        gradable(built)
         total = sum(built.points.values())
         grades = {}
 
-        def expect(label, path, score, removed=0, limit=None, probe=True):
-            result = grade(path, built.autograder, cell_timeout=cell_timeout, limit=limit, probe=probe)
+        def expect(label, path, score, removed=0, limit=None):
+            result = grade(path, built.autograder, cell_timeout=cell_timeout, limit=limit)
             grades[label] = result
             if abs(result.score - score) > 1e-9 or len(result.removed) != removed or abs(result.total - total) > 1e-9:
                 raise AssignmentError(f"{built.name}: the {label} submission scored {result.score:g} of "
                                       f"{result.total:g} with {len(result.removed)} cells removed; expected "
-                                      f"{score:g} of {total:g} with {removed}: {result.questions}")
+                                      f"{score:g} of {total:g} with {removed}: {result.questions} {result.problems}")
 
         solution = nbformat.read(built.solutions, as_version=4)
         answers = _answer_cells(solution)
@@ -356,22 +334,24 @@ def check(master: str | Path, work: str | Path | None = None, cell_timeout: floa
             nbformat.write(solution, work / f"solution_{built.name}.ipynb")
             expect("solution", work / f"solution_{built.name}.ipynb", total, removed=2, limit=limit)
         else:
-            expect("solution", built.solutions, total, probe=False)
-        # The probe is proven above (or, with prove_probe=False, on another assignment); the untouched and
-        # the cheating submissions hold no cell that ends the kernel or loops, so otter alone grades them
-        # (each is executed once instead of twice).
-        expect("untouched student", built.student, 0, probe=False)
-
+            expect("solution", built.solutions, total)
+        expect("untouched student", built.student, 0)
         cheat = nbformat.read(built.student, as_version=4)
         cheat.cells.insert(1, nbformat.v4.new_code_cell(CHEAT))
         nbformat.write(cheat, work / f"cheat_{built.name}.ipynb")
-        expect("error-suppressing, library-patching", work / f"cheat_{built.name}.ipynb", 0, probe=False)
+        expect("error-suppressing, library-patching", work / f"cheat_{built.name}.ipynb", 0)
         return {label: g.to_dict() for label, g in grades.items()}
 
 
 # ----------------------------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------------------------
+
+def _seconds(value: float, option: str) -> float:
+    if not (value > 0 and value != float("inf")):  # also refuses nan
+        raise ValueError(f"{option} must be a positive, finite number of seconds, got {value:g}")
+    return value
+
 
 def main(args) -> int:
     if args.action == "build":
@@ -381,17 +361,28 @@ def main(args) -> int:
               f"{sum(built.manual.values()):g} written")
         return 0
     if args.action == "grade":
-        if args.cell_timeout <= 0:
-            raise ValueError(f"--cell-timeout must be positive, got {args.cell_timeout:g}")
-        result = grade(args.submission, args.autograder, cell_timeout=args.cell_timeout)
+        options = {"cell_timeout": _seconds(args.cell_timeout, "--cell-timeout"),
+                   "timeout": _seconds(args.timeout, "--timeout")}
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+        if Path(args.submission).is_dir():
+            rows = grade_folder(args.submission, args.autograder, jobs=args.jobs, **options)
+            if args.json:
+                print(json.dumps([r.__dict__ for r in rows], indent=2))
+            else:
+                print(table(rows))
+            return 0
+        result = grade(args.submission, args.autograder, **options)
         if args.json:
             print(json.dumps(result.to_dict(), indent=2))
         else:
             for name, (score, points) in result.questions.items():
                 print(f"{score:g}/{points:g}  {name}")
-            for index, why in result.removed.items():
-                print(f"cell {index} removed: it {why}")
-            print(f"Score: {result.score:g} / {result.total:g} (autograded)")
+                for hint in result.feedback.get(name, []):
+                    print(f"        {hint}")
+            for problem in result.problems:
+                print(f"note: {problem}")
+            print(f"Score: {result.score:g} / {result.total:g} (autograded; sandbox: {result.sandbox})")
         return 0
     for master in args.master:
         grades = check(master)

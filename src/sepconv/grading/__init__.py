@@ -1,0 +1,211 @@
+"""Grading that a submission cannot fool or break: two phases, as trusted external graders do.
+
+**Phase 1** (:mod:`.sandbox`) runs the submission's code cells in a sandbox (its own unprivileged user
+where the grader is root, its own session and PID namespace, limits on CPU time, memory, processes and
+file size, a private folder holding only the submission, a file system without the tests, solutions,
+master notebooks and other submissions, everything it started killed at its end) and writes only plain
+data for each answer: JSON numbers, strings, lists, tagged tuples, dicts and fractions, arrays as
+``.npy``. A cell that ends the process or runs past its time limit is removed and the rest run again.
+
+**Phase 2** (:mod:`.evaluate`) runs the hidden and public tests of the autograder zip (:mod:`.hidden`) in
+a separate, clean Python process of the grader, on that data only. Scores come only from phase 2 and
+are capped at each question's points; anything odd (an answer missing or not plain data, a cell
+removed, a sandbox killed, tests worth more than their question) is reported by name in ``problems``.
+
+``grade(submission, autograder)`` grades one notebook; ``grade_folder(folder, autograder)`` grades every
+notebook of a folder, each to a score or a one-line reason, whatever the others do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import hidden, sandbox
+
+__all__ = ["grade", "grade_folder", "table", "Grade", "Row", "GradingError", "code_cells"]
+
+
+class GradingError(ValueError):
+    """A submission or autograder that cannot be graded; the message is one line naming why."""
+
+
+@dataclass
+class Grade:
+    """Points per question (``{question: (score, points)}``), the public tests' hints per question, the
+    cells phase 1 removed and why, and anything odd, by name."""
+
+    score: float
+    total: float
+    questions: dict
+    feedback: dict = field(default_factory=dict)
+    removed: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
+    sandbox: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_OTTER = re.compile(r"^# Initialize Otter|"
+                    r"^\s*(#[^\n]*\n\s*)*(import otter\s*\n\s*)?grader\s*=\s*otter\.Notebook\([^\n]*\)\s*$|"
+                    r"^\s*(#[^\n]*\n\s*)*(grader\.(check|check_all|export)\([^\n]*\)\s*\n?\s*)+$")
+
+
+def code_cells(path: str | Path) -> list[tuple[int, str]]:
+    """``[(cell index, Python source)]`` of a notebook, whatever its kernel's name and with or without
+    otter's metadata: IPython syntax (``!pip``, ``%magic``) turned into calls that do nothing in the
+    sandbox, otter's own cells (``grader = otter.Notebook(...)``, ``grader.check(...)``) left out. Raises
+    :class:`GradingError` on a file that is not a valid notebook."""
+    import nbformat
+
+    path = Path(path)
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise GradingError(f"not a valid notebook: {first[:160]}") from None
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        transform = TransformerManager().transform_cell
+    except ImportError:  # pragma: no cover - IPython comes with nbclient
+        def transform(source):
+            return source
+    cells = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not cell.source.strip() or _OTTER.match(cell.source):
+            continue
+        try:
+            source = transform(cell.source)
+        except Exception:
+            source = cell.source
+        cells.append((index, source))
+    return cells
+
+
+def _phase2(files: Path, cases: list, timeout: float) -> dict:
+    job = {"files": str(files), "cases": [asdict(c) for c in cases]}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEPCONV_SANDBOX")}
+    try:
+        run = subprocess.run([sys.executable, "-I", "-m", "sepconv.grading.evaluate"], input=json.dumps(job),
+                             capture_output=True, text=True, timeout=timeout, env=env)
+        return json.loads(run.stdout)
+    except (subprocess.TimeoutExpired, ValueError) as error:
+        raise GradingError(f"the tests did not finish ({type(error).__name__})") from None
+
+
+def grade(submission: str | Path, autograder: str | Path, cell_timeout: float = 60, timeout: float = 1200,
+          limit=None, *, slot: int = 0, memory_bytes: int = 4 << 30, sandbox_mode: str | None = None) -> Grade:
+    """Grade one notebook with the tests of an autograder zip written by ``assign build`` (module
+    docstring). ``cell_timeout`` seconds per cell (``limit(cell index)`` instead, if given), ``timeout``
+    for the whole of phase 1; ``slot`` tells parallel graders apart (each has its own sandbox user);
+    ``sandbox_mode`` one of ``sandbox.MODES`` instead of the strongest that works."""
+    submission, autograder = Path(submission), Path(autograder)
+    for path, what in ((submission, "submission"), (autograder, "autograder zip")):
+        if not path.is_file():
+            raise FileNotFoundError(f"no {what} {str(path)!r}")
+    if autograder.suffix != ".zip":
+        raise ValueError(f"the autograder is the .zip that `assign build` writes, not {autograder.name!r}")
+    for value, name in ((cell_timeout, "cell_timeout"), (timeout, "timeout")):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    try:
+        points, cases = hidden.read(autograder)
+    except hidden.TestsError as error:
+        raise GradingError(str(error)) from None
+    cells = code_cells(submission)
+    with tempfile.TemporaryDirectory(prefix="sepconv-grade-") as work:
+        work = Path(work)
+        os.chmod(work, 0o700)
+        phase1 = sandbox.run(cells, hidden.spec(cases), work, slot=slot, cell_limit=limit or (lambda i: cell_timeout),
+                             timeout=timeout, memory_bytes=memory_bytes, sandbox_mode=sandbox_mode)
+        evaluated = _phase2(phase1.files, cases, timeout=max(120.0, 10 * len(cases)))
+    problems = [f"cell {i} removed: it {why}" for i, why in sorted(phase1.removed.items())] + phase1.problems
+    problems += evaluated["problems"]
+    by_label = {r["label"]: r for r in evaluated["results"]}
+    questions, feedback = {}, {}
+    for question, worth in points.items():
+        mine = [c for c in cases if c.question == question]
+        if sum(c.points for c in mine) > worth + 1e-9:
+            problems.append(f"{question}: its tests add to {sum(c.points for c in mine):g} points, more than its "
+                            f"{worth:g}: capped")
+        earned = sum(c.points for c in mine if by_label.get(c.label, {}).get("passed") is True)
+        questions[question] = (min(earned, worth), worth)
+        hints = [f"{c.label}: {by_label[c.label]['message']}" for c in mine
+                 if not c.hidden and not by_label.get(c.label, {}).get("passed", False)]
+        failed_hidden = sum(1 for c in mine if c.hidden and not by_label.get(c.label, {}).get("passed", False))
+        if failed_hidden:
+            hints.append(f"{failed_hidden} hidden test{'s' if failed_hidden > 1 else ''} failed")
+        if hints:
+            feedback[question] = hints
+    return Grade(sum(s for s, _ in questions.values()), sum(p for _, p in questions.values()), questions, feedback,
+                 dict(phase1.removed), problems, phase1.mode)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One submission of a folder: its score, or why it has none."""
+
+    name: str
+    score: float | None
+    total: float | None
+    reason: str = ""
+    problems: tuple = ()
+
+
+def grade_folder(folder: str | Path, autograder: str | Path, *, jobs: int = 1, **options) -> list[Row]:
+    """Grade every ``*.ipynb`` of ``folder`` (sorted by name): each gets a row with its score, or a
+    one-line reason; nothing one submission does stops the others or changes their scores. ``jobs``
+    submissions are graded at once, each in the sandbox of its own slot."""
+    folder, autograder = Path(folder), Path(autograder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder {str(folder)!r}")
+    if not autograder.is_file():
+        raise FileNotFoundError(f"no autograder zip {str(autograder)!r}")
+    if autograder.suffix != ".zip":
+        raise ValueError(f"the autograder is the .zip that `assign build` writes, not {autograder.name!r}")
+    try:
+        hidden.read(autograder)
+    except hidden.TestsError as error:
+        raise GradingError(str(error)) from None
+    notebooks = sorted(p for p in folder.iterdir() if p.suffix == ".ipynb" and not p.is_symlink())
+    slots = list(range(max(1, int(jobs))))
+
+    def one(args):
+        position, path = args
+        try:
+            g = grade(path, autograder, slot=slots[position % len(slots)], **options)
+            return Row(path.name, g.score, g.total, "", tuple(g.problems))
+        except Exception as error:  # noqa: BLE001 - every failure becomes the row's reason
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            return Row(path.name, None, None, first[:200])
+
+    if len(slots) == 1:
+        return [one(item) for item in enumerate(notebooks)]
+    with ThreadPoolExecutor(len(slots)) as pool:  # submission i runs in slot i mod jobs, one at a time per slot
+        order = list(enumerate(notebooks))
+        batches = [order[s::len(slots)] for s in slots]
+        results = pool.map(lambda batch: [one(item) for item in batch], batches)
+        rows = {row.name: row for batch in results for row in batch}
+    return [rows[p.name] for p in notebooks]
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as a fixed-width table: name, score, and the reason or the problems."""
+    width = max([len(r.name) for r in rows] + [10])
+    lines = []
+    for r in rows:
+        score = f"{r.score:g}/{r.total:g}" if r.score is not None else "-"
+        note = r.reason or "; ".join(r.problems)
+        lines.append(f"{r.name:<{width}}  {score:>7}  {note}".rstrip())
+    return "\n".join(lines)
