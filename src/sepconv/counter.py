@@ -202,16 +202,31 @@ class CountResult:
         return json.dumps(self.to_dict(), **kwargs)
 
     def to_csv(self) -> str:
-        """Every costed operation as CSV: path, role, primitive, shapes, groups, MACs per call, calls, total."""
+        """Every costed operation as CSV (path, role, primitive, shapes, groups, MACs per call, calls,
+        total), then the totals: a row ``(total), all`` with ``macs``, and for a gradient program one
+        row per role. Every row says whether the count is ``complete``; the total rows list what is
+        ``uncosted`` (``primitive=calls``, separated by ``;``). Summing the operation rows gives the total."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
+        complete = str(self.complete).lower()
         writer.writerow(["path", "role", "primitive", "input_shape", "kernel_shape", "output_shape", "groups",
-                         "macs", "calls", "total_macs"])
+                         "macs", "calls", "total_macs", "complete", "uncosted"])
         for op in self.ops:
             writer.writerow([op.path, op.role, op.primitive, "x".join(map(str, op.input_shape)),
                              "x".join(map(str, op.kernel_shape)), "x".join(map(str, op.output_shape)),
-                             op.feature_group_count, op.macs, op.calls, op.total_macs])
+                             op.feature_group_count, op.macs, op.calls, op.total_macs, complete, ""])
+        uncosted = ";".join(f"{k}={v}" for k, v in sorted(self.uncosted.items()))
+        totals = [("all", self.macs)]
+        roles = self.macs_by_role()
+        if set(roles) - {"forward"}:
+            totals += [(role, roles[role]) for role in ROLES if role in roles]
+        for role, macs in totals:
+            writer.writerow([TOTAL_PATH, role, "", "", "", "", "", macs, "", macs, complete, uncosted])
         return buffer.getvalue()
+
+
+#: The ``path`` of the total rows of ``CountResult.to_csv``.
+TOTAL_PATH = "(total)"
 
 
 def _size(aval) -> int:
