@@ -832,7 +832,9 @@ def count_training(model, x, labels=None, loss: Callable | None = None) -> Count
         definition, params, rest = nnx.split(merged, nnx.Param, ...)
 
         def objective(params):
-            m = nnx.merge(definition, params, rest)
+            # fresh variables for the other state (BatchNorm's statistics), made here, so that the
+            # model may update them inside the differentiated function
+            m = nnx.merge(definition, params, jax.tree.map(lambda a: a, rest))
             with _module_scopes(m):
                 return loss(m(x), labels)
 
