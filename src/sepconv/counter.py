@@ -329,7 +329,7 @@ def _in_transpose(eqn) -> bool:
 
 
 @register_cost_rule("conv_general_dilated")
-def conv_record(eqn, backward: bool | None = None) -> OpRecord:
+def conv_record(eqn, backward: bool | None = None, role: str | None = None) -> OpRecord:
     """A convolution's MACs (the contract page has the rules and why) and, for XLA's count, the
     products on real input only (``macs_excluding_padding``).
 
@@ -337,7 +337,13 @@ def conv_record(eqn, backward: bool | None = None) -> OpRecord:
     convolution counts ``O * K`` (every tap of every output, padding taps included); one with input
     dilation counts the input values' taps (``I * K`` at stride 1, fewer when the stride skips some);
     a convolution of a gradient (inside ``transpose``) relates a layer's input, kernel and output and
-    counts the fewest of its three pairings, which is the forward layer's count.
+    counts as its layer. With its ``role`` known (``count_training``) that is exact: a weight gradient
+    (the kernel is the equation's output) counts the output's taps over the cotangent, ``O * K``, or
+    the input's, ``I * K``, for a transposed layer (input dilation); an input gradient (the kernel is
+    the equation's kernel) counts the cotangent's taps, ``I * K`` of the equation's input, or the
+    output's, ``O * K``, for a transposed layer (a stride). Without it (the gradient of a function)
+    the fewest of the three pairings is taken, the same number whenever the kernel is no larger than
+    the feature maps.
     """
     lhs, rhs = (v.aval for v in eqn.invars)
     out = eqn.outvars[0].aval
@@ -359,9 +365,15 @@ def conv_record(eqn, backward: bool | None = None) -> OpRecord:
         gather = math.prod(outs) * math.prod(kernels)
         scatter = math.prod(_scatter_taps(sizes[i], kernels[i], strides[i], p["padding"][i][0], rhs_dil[i],
                                           lhs_dil[i]) for i in spatial)
-        if backward:
-            taps = min(gather, scatter, math.prod(sizes) * math.prod(outs))
-        elif any(d != 1 for d in lhs_dil):
+        pairs = math.prod(sizes) * math.prod(outs)
+        dilated_input = any(d != 1 for d in lhs_dil)
+        if role == "weight_grad":
+            taps = pairs if dilated_input else gather
+        elif role == "input_grad":
+            taps = gather if any(s != 1 for s in strides) else scatter
+        elif backward:
+            taps = min(gather, scatter, pairs)
+        elif dilated_input:
             taps = scatter
         else:
             taps = gather
@@ -514,9 +526,12 @@ def _cost(sites: list, result: CountResult, role_of: Callable) -> None:
         stats.output_elements += calls * sum(_size(v.aval) for v in eqn.outvars)
         if record is not None:
             path, backward = _scope(site.stack)
+            role = role_of(eqn, backward)
+            if not site.ruled and name == "conv_general_dilated" and role in ("weight_grad", "input_grad"):
+                record = conv_record(eqn, backward, role)
             record = OpRecord(record.primitive, record.input_shape, record.kernel_shape, record.output_shape,
                               record.feature_group_count, record.macs, record.macs_excluding_padding, path,
-                              role_of(eqn, backward), calls)
+                              role, calls)
             result.ops.append(record)
             result.macs += record.total_macs
             result.macs_excluding_padding += calls * record.macs_excluding_padding
