@@ -111,6 +111,7 @@ def _resolution_option(default: int, minimum: int) -> Option:
 
 #: The images per batch ``count_model`` and the command line take.
 BATCH = Option("batch", int, 1, "images per batch", low=1, high=4096)
+_POSITIVE_BATCH = Option("batch", int, 1, "images per batch", low=1)
 #: The seed of ``build_model`` and ``materialize``: NumPy's and JAX's generators take 32-bit seeds.
 SEED = Option("seed", int, 0, "random seed of the parameters", low=0, high=2**32 - 1)
 
@@ -233,7 +234,10 @@ def count_model(name: str, *, batch: int = 1, **options):
 
     from ..counter import count
 
-    batch = BATCH.check(batch)
+    try:
+        batch = _POSITIVE_BATCH.check(batch)
+    except ValueError:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}") from None
     resolved = resolve_model(name, **options)
     x = jax.ShapeDtypeStruct((batch, resolved.resolution, resolved.resolution, 3), jnp.float32)
     return count(resolved.abstract(), x)
