@@ -298,7 +298,8 @@ def test_input_gradient_of_a_valid_convolution_costs_the_forward_not_the_padded_
 def test_every_gradient_of_xception_costs_its_forward_layer():
     from sepconv.models import abstract_model
 
-    result = count_training(abstract_model("xception", resolution=71), jax.ShapeDtypeStruct((1, 71, 71, 3), jnp.float32))
+    x = jax.ShapeDtypeStruct((1, 71, 71, 3), jnp.float32)
+    result = count_training(abstract_model("xception", resolution=71), x)
     rows = {(r["path"], r["role"]): r["macs"] for r in result.layers()}
     forward = {path: macs for (path, role), macs in rows.items() if role == "forward"}
     assert result.complete and len(forward) > 70
@@ -516,3 +517,23 @@ def test_registering_a_rule_twice_is_an_error():
         register_call_rule(traced.jaxpr, lambda eqn: None)
     with pytest.raises(ValueError, match="registered already"):
         register_cost_rule("dot_general", lambda eqn: None)
+
+
+def test_gradients_of_a_kernel_larger_than_its_feature_map_cost_the_forward():
+    """A 3x3 SAME convolution on a 2x2 map (the last layers of a network at a small resolution): its
+    forward counts 9 taps per output, padding included; in a training step both gradients count the same."""
+    class Tiny(nnx.Module):
+        def __init__(self, rngs):
+            self.a = nnx.Conv(4, 8, (3, 3), rngs=rngs)
+            self.b = nnx.Conv(8, 8, (3, 3), strides=2, rngs=rngs)
+            self.fc = nnx.Linear(8, 10, rngs=rngs)
+
+        def __call__(self, x):
+            return self.fc(jnp.tanh(self.b(jnp.tanh(self.a(x)))).mean(axis=(1, 2)))
+
+    result = count_training(Tiny(nnx.Rngs(0)), jax.ShapeDtypeStruct((2, 2, 2, 4), jnp.float32))
+    rows = {(r["path"], r["role"]): r["macs"] for r in result.layers()}
+    a, b = 2 * 4 * 8 * 4 * 9, 2 * 1 * 8 * 8 * 9  # output positions x C_out x C_in x taps
+    assert {k: v for k, v in rows.items() if k[0] != "fc"} == {
+        ("a", "forward"): a, ("b", "forward"): b, ("b", "weight_grad"): b, ("b", "input_grad"): b,
+        ("a", "weight_grad"): a}

@@ -8,9 +8,11 @@ memory. The counting contract (the book's page "What the counter counts" has the
 * **MACs** are the multiply-accumulates of contractions, the papers' "Mult-Adds":
   ``conv_general_dilated``: ``prod(out_shape) * C_in_per_group * prod(kernel_spatial)``, every tap
   of every output, padding taps included, for any stride, dilation, batch, feature or batch
-  groups; with input dilation (a transposed convolution, or the input gradient of a strided one)
-  the inserted zeros are not multiplied: ``prod(input) * prod(kernel_spatial) * C_out / groups``.
-  ``dot_general``: ``prod(out_shape) * prod(contracted dims)``. ``FLOPs = 2 * MACs``.
+  groups; with input dilation (a transposed convolution) the inserted zeros are not multiplied:
+  ``prod(input) * prod(kernel_spatial) * C_out / groups`` at stride 1, only the pairs on the
+  stride's grid with a stride; a convolution of a gradient costs its forward layer's MACs; an empty
+  output costs nothing. ``dot_general``: ``prod(out_shape) * prod(contracted dims)`` (an outer
+  product: 1 per output value). A complex MAC is 4 real ones. ``FLOPs = 2 * MACs``.
 * **Element-wise arithmetic** (BatchNorm, activations, gating, a product written by hand) is not
   a MAC in any paper's table. It is reported apart, never hidden: ``elementwise_muls`` counts the
   elements ``mul`` produces, ``elementwise_adds`` those of ``add``/``sub`` and the additions of
@@ -24,11 +26,13 @@ memory. The counting contract (the book's page "What the counter counts" has the
 * Everything else a rule does not cover is listed in ``CountResult.uncosted``, never skipped:
   ``complete`` says whether ``macs`` is exact.
 
-Rules live in ``COST_RULES`` (by primitive) and ``CALL_RULES`` (by the name of a ``jit`` call),
-like fvcore's op handles or torch's ``register_flop_formula``; ``fast_depthwise`` registers the
-rule for the depthwise convolutions it rewrites. Each costed operation records the module path of
-the NNX layer that ran it (``features.3.conv_dw.conv``) and, in a gradient, whether it is the
-forward pass, an input gradient or a weight gradient (``count_training``).
+Rules live in ``COST_RULES`` (by primitive) and ``CALL_RULES`` (for one traced ``jit`` call, by
+identity, never by a function's name), like fvcore's op handles or torch's
+``register_flop_formula``; registering a second rule for the same primitive or call is an error.
+``fast_depthwise`` registers a rule for each depthwise convolution it rewrites. Each costed
+operation records the module path of the NNX layer that ran it (``features.3.conv_dw.conv``) and,
+in a gradient, whether it is the forward pass, an input gradient or a weight gradient
+(``count_training``).
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["BATCH", "SEED", "Option", "ModelEntry", "MODELS", "register_model", "model_entry", "model_names", "resolve_model",
+__all__ = ["BATCH", "SEED",
+           "Option", "ModelEntry", "MODELS", "register_model", "model_entry", "model_names", "resolve_model",
            "model_cost", "abstract_model", "build_model", "count_model"]
 
 
