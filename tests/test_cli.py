@@ -94,8 +94,12 @@ def test_each_model_lists_its_own_options_in_help():
 def test_per_layer_csv_and_json(capsys):
     assert main(["count", "mobilenet_v1", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert len(rows) == 28 and rows[1]["path"] == "features.1.conv_dw.conv" and rows[1]["groups"] == "32"
-    assert sum(int(r["total_macs"]) for r in rows) == model_cost("mobilenet_v1").macs
+    ops, totals = rows[:-1], rows[-1:]
+    assert len(ops) == 28 and rows[1]["path"] == "features.1.conv_dw.conv" and rows[1]["groups"] == "32"
+    assert sum(int(r["total_macs"]) for r in ops) == model_cost("mobilenet_v1").macs
+    assert [(r["path"], r["role"], int(r["total_macs"]), r["complete"], r["uncosted"]) for r in totals] == [
+        ("(total)", "all", model_cost("mobilenet_v1").macs, "true", "")]
+    assert {r["complete"] for r in ops} == {"true"}
     assert main(["count", "mobilenet_v1", "--json", "--per-layer"]) == 0
     layers = json.loads(capsys.readouterr().out)["layers"]
     assert [row["path"] for row in layers][:3] == ["features.0.conv", "features.1.conv_dw.conv", "features.1.conv_pw.conv"]
@@ -165,3 +169,72 @@ def test_counting_imports_neither_the_course_nor_the_benchmark_tools():
             "print(sorted(m for m in ('nbformat', 'otter', 'onnxruntime', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_training_csv_has_the_total_and_one_row_per_role(capsys):
+    assert main(["count", "mobilenet_v1", "--training", "--resolution", "64", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    totals = {r["role"]: int(r["total_macs"]) for r in rows if r["path"] == "(total)"}
+    forward = model_cost("mobilenet_v1", resolution=64).macs
+    first = model_cost("mobilenet_v1", resolution=64).layers[0].macs
+    assert totals == {"all": 3 * forward - first, "forward": forward, "input_grad": forward - first,
+                      "weight_grad": forward}
+
+
+def test_csv_of_an_incomplete_count_says_so():
+    import jax.numpy as jnp
+
+    from sepconv.counter import count
+
+    result = count(lambda a, b: jnp.fft.fft(a @ b), jnp.ones((2, 3)), jnp.ones((3, 4)))
+    rows = list(csv.DictReader(io.StringIO(result.to_csv())))
+    assert rows[0]["complete"] == "false" and rows[-1]["path"] == "(total)"
+    assert rows[-1]["uncosted"] == "fft=1" and rows[-1]["total_macs"] == str(2 * 3 * 4)
+
+
+def test_version(capsys):
+    import tomllib
+    from pathlib import Path
+
+    version = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"sepconv {version}"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("count", "mobilenet"), "invalid choice: 'mobilenet' (did you mean mobilenet_v2 or mobilenet_v1"),
+    (("count", "mobilenetv1"), "(did you mean mobilenet_v1"),
+    (("count", "xceptoin"), "(did you mean xception?)"),
+    (("bench", "--only", ""), "--only '' names no experiment; the experiments are peaks"),
+    (("bench", "--only", "peaks,"), "--only 'peaks,' names no experiment in one of its places"),
+    (("bench", "--out", ""), "--out '' names no folder"),
+])
+def test_more_bad_command_lines_give_one_error_line(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    captured = capsys.readouterr()
+    assert exit_.value.code == 2 and captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], captured.err
+
+
+def test_bench_out_on_a_file_or_below_one(tmp_path, capsys):
+    a_file = tmp_path / "results.json"
+    a_file.write_text("{}")
+    for out, message in [(a_file, f"--out {a_file}: is a file, not a folder"),
+                         (a_file / "sub" / "dir", f"--out {a_file / 'sub' / 'dir'}: {a_file} is a file")]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["bench", "--out", str(out), "--only", "peaks"])
+        captured = capsys.readouterr()
+        assert exit_.value.code == 2 and captured.out == ""
+        assert len(captured.err.strip().splitlines()) == 1 and message in captured.err, captured.err
+    assert a_file.read_text() == "{}"
+
+
+def test_an_unknown_model_as_a_real_process_suggests_the_closest():
+    result = _run("count", "mobilenet_v5")
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("python -m sepconv count: error: argument MODEL: invalid choice: 'mobilenet_v5' "
+                           "(did you mean mobilenet_v2 or mobilenet_v1")

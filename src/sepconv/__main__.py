@@ -11,9 +11,11 @@ is not ok.
 from __future__ import annotations
 
 import argparse
+import difflib
 import gc
 import json
 import os
+import re
 import sys
 
 if __name__ == "__main__":
@@ -26,10 +28,32 @@ from .models import model_entry, model_names
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line: ``prog: error: message``."""
+    """An argument parser whose errors are one line: ``prog: error: message``; an unknown choice (a
+    model's name, a command) suggests the closest known ones."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {_did_you_mean(message)}\n")
+
+
+def _did_you_mean(message: str) -> str:
+    """argparse's ``invalid choice: 'x' (choose from a, b, ...)`` with ``did you mean ...?`` added."""
+    match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if not match:
+        return message
+    choices = [c.strip().strip("'") for c in match.group(2).split(",")]
+    close = suggestions(match.group(1), choices)
+    if not close:
+        return message
+    return message.replace(f"invalid choice: '{match.group(1)}'",
+                           f"invalid choice: '{match.group(1)}' (did you mean {' or '.join(close)}?)", 1)
+
+
+def suggestions(name: str, choices) -> list:
+    """The known names closest to ``name`` (at most three): close spellings, or names it begins."""
+    choices = list(choices)
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    starts = [c for c in choices if name and c.startswith(name) and c not in close]
+    return (close + starts)[:3]
 
 
 def _option_type(option):
@@ -128,11 +152,34 @@ def _bench(args) -> int:
     if args.tflite and not Path(args.tflite).is_dir():
         raise FileNotFoundError(f"--tflite {args.tflite}: no such folder (write it with tools/keras_to_tflite.py)")
 
-    only = tuple(name.strip() for name in args.only.split(",")) if args.only else None
+    if args.out is not None:
+        _check_out_folder(args.out)
+    only = None
+    if args.only is not None:
+        only = tuple(name.strip() for name in args.only.split(","))
+        if not all(only):
+            from .bench import EXPERIMENTS
+
+            raise ValueError(f"--only {args.only!r} names no experiment{' in one of its places' if any(only) else ''}; "
+                             f"the experiments are {', '.join(EXPERIMENTS)}")
     out = run_all(args.out, quick=args.quick, with_keras=not args.no_keras, with_runtimes=not args.no_runtimes,
                   tflite=args.tflite, only=only, device=args.device)
     print(f"results in {out}")
     return 0
+
+
+def _check_out_folder(text: str) -> None:
+    """``bench --out``: a folder that exists or can be made, not a file nor below one."""
+    from pathlib import Path
+
+    if not text.strip():
+        raise ValueError(f"--out {text!r} names no folder")
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {text}: is a file, not a folder")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"--out {text}: {parent} is a file, so no folder can be made below it")
 
 
 def _add_assign_arguments(parser) -> None:
@@ -155,6 +202,9 @@ def _add_assign_arguments(parser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="python -m sepconv", description=__doc__.split("\n\n")[0])
+    from . import __version__
+
+    top.add_argument("--version", action="version", version=f"sepconv {__version__}")
     sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
     c = sub.add_parser("count", help="count MACs and parameters of a model (from shapes)",
                        description="Count a model of the registry; `count MODEL --help` lists its options.")
@@ -198,9 +248,7 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-from .models.registry import Option  # noqa: E402
-
-_BATCH = Option("batch", int, 1, "images per batch", low=1, high=4096)
+from .models.registry import BATCH as _BATCH  # noqa: E402
 
 
 def main(argv: list[str] | None = None, *, process: bool = False) -> int:

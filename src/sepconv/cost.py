@@ -47,6 +47,7 @@ __all__ = [
     "separable_ratio",
     "total_cost",
     "valid_taps",
+    "tap_count",
     "memory_access_cost_1x1",
     "memory_access_lower_bound",
 ]
@@ -351,18 +352,49 @@ def valid_taps(size: int, kernel: int, stride: int = 1, padding: Padding = "SAME
     are excluded. With no padding this is ``out * kernel``; XLA's cost model
     counts only these taps, so a convolution's XLA flops are
     ``2 * N_batch * C_out * (C_in / groups) * valid_taps(H) * valid_taps(W)``.
+    Computed by ``tap_count`` in closed form (no loop over output positions).
     """
     size = _positive_int("size", size)
     input_dilation = _positive_int("input_dilation", input_dilation)
     dilated = (size - 1) * input_dilation + 1
     lo, hi = padding_amounts(dilated, kernel, stride, padding, dilation)
-    out = conv_output_size(dilated, kernel, stride, (lo, hi), dilation)
+    conv_output_size(dilated, kernel, stride, (lo, hi), dilation)  # the kernel must fit
+    return tap_count(size, kernel, stride, lo, hi, dilation, input_dilation)
+
+
+def _congruent(first: int, last: int, a: int, c: int, m: int) -> int:
+    """How many integers ``t`` in ``[first, last]`` have ``a * t = c (mod m)``: the solutions form one
+    residue class modulo ``m / gcd(a, m)`` (or none), counted by two floor divisions."""
+    if last < first:
+        return 0
+    g = math.gcd(a, m)
+    if c % g:
+        return 0
+    step = m // g
+    t0 = (c // g) * pow(a // g, -1, step) % step if step > 1 else 0
+    return (last - t0) // step - (first - 1 - t0) // step
+
+
+def tap_count(size: int, kernel: int, stride: int, lo: int, hi: int, dilation: int = 1,
+              input_dilation: int = 1) -> int:
+    """Pairs ``(output position o, tap k)`` of one dimension whose input position
+    ``p = o * stride + k * dilation - lo`` is a real input value: ``0 <= p < (size - 1) * input_dilation + 1``
+    and ``p`` a multiple of ``input_dilation``. ``lo`` and ``hi`` may be negative (a crop, as XLA writes
+    gradients). For each tap the valid ``o`` form an interval intersected with one residue class, so
+    the count costs ``O(kernel)`` integer operations, never a loop over outputs (a 30000-long input
+    with a 2001-tap kernel: 2001 steps, not 60 million)."""
+    if size <= 0 or kernel <= 0:
+        return 0
+    dilated = (size - 1) * input_dilation + 1
+    out = (dilated + lo + hi - dilation * (kernel - 1) - 1) // stride + 1
+    if out <= 0:
+        return 0
     count = 0
-    for o in range(out):
-        for k in range(kernel):
-            p = o * stride - lo + k * dilation
-            if 0 <= p < dilated and p % input_dilation == 0:
-                count += 1
+    for k in range(kernel):
+        shift = lo - k * dilation  # o * stride must lie in [shift, shift + dilated - 1]
+        first = max(0, -(-shift // stride))
+        last = min(out - 1, (shift + dilated - 1) // stride)
+        count += _congruent(first, last, stride, shift % input_dilation, input_dilation)
     return count
 
 

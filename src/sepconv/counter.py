@@ -8,9 +8,11 @@ memory. The counting contract (the book's page "What the counter counts" has the
 * **MACs** are the multiply-accumulates of contractions, the papers' "Mult-Adds":
   ``conv_general_dilated``: ``prod(out_shape) * C_in_per_group * prod(kernel_spatial)``, every tap
   of every output, padding taps included, for any stride, dilation, batch, feature or batch
-  groups; with input dilation (a transposed convolution, or the input gradient of a strided one)
-  the inserted zeros are not multiplied: ``prod(input) * prod(kernel_spatial) * C_out / groups``.
-  ``dot_general``: ``prod(out_shape) * prod(contracted dims)``. ``FLOPs = 2 * MACs``.
+  groups; with input dilation (a transposed convolution) the inserted zeros are not multiplied:
+  ``prod(input) * prod(kernel_spatial) * C_out / groups`` at stride 1, only the pairs on the
+  stride's grid with a stride; a convolution of a gradient costs its forward layer's MACs; an empty
+  output costs nothing. ``dot_general``: ``prod(out_shape) * prod(contracted dims)`` (an outer
+  product: 1 per output value). A complex MAC is 4 real ones. ``FLOPs = 2 * MACs``.
 * **Element-wise arithmetic** (BatchNorm, activations, gating, a product written by hand) is not
   a MAC in any paper's table. It is reported apart, never hidden: ``elementwise_muls`` counts the
   elements ``mul`` produces, ``elementwise_adds`` those of ``add``/``sub`` and the additions of
@@ -24,11 +26,13 @@ memory. The counting contract (the book's page "What the counter counts" has the
 * Everything else a rule does not cover is listed in ``CountResult.uncosted``, never skipped:
   ``complete`` says whether ``macs`` is exact.
 
-Rules live in ``COST_RULES`` (by primitive) and ``CALL_RULES`` (by the name of a ``jit`` call),
-like fvcore's op handles or torch's ``register_flop_formula``; ``fast_depthwise`` registers the
-rule for the depthwise convolutions it rewrites. Each costed operation records the module path of
-the NNX layer that ran it (``features.3.conv_dw.conv``) and, in a gradient, whether it is the
-forward pass, an input gradient or a weight gradient (``count_training``).
+Rules live in ``COST_RULES`` (by primitive) and ``CALL_RULES`` (for one traced ``jit`` call, by
+identity, never by a function's name), like fvcore's op handles or torch's
+``register_flop_formula``; registering a second rule for the same primitive or call is an error.
+``fast_depthwise`` registers a rule for each depthwise convolution it rewrites. Each costed
+operation records the module path of the NNX layer that ran it (``features.3.conv_dw.conv``) and,
+in a gradient, whether it is the forward pass, an input gradient or a weight gradient
+(``count_training``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import io
 import json
 import math
 import re
+import weakref
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -47,6 +52,7 @@ import numpy as np
 from jax.extend import core
 
 from .compat import replaced, variable_value
+from .cost import tap_count
 
 
 __all__ = ["count", "count_macs", "count_training", "CountResult", "OpRecord", "parameter_counts", "pure_module",
@@ -67,6 +73,14 @@ reduce_window_sum reduce_window_max reduce_window_min reduce_window argsort top_
 random_bits random_seed random_wrap random_unwrap random_fold_in random_split random_clone threefry2x32
 sharding_constraint mesh_cast optimization_barrier name pvary psum pmax pmin pmean all_gather all_to_all
 ppermute psum_scatter axis_index reduce_scatter
+psum_invariant all_gather_invariant all_gather_reduced pbroadcast unreduced_psum preduced reshard
+reduced_vary_cast_p vary_unreduced_cast_p
+lt_to le_to eq_to conj complex mulhi digamma polygamma igamma igammac igamma_grad_a bessel_i0e bessel_i1e zeta
+regularized_incomplete_beta random_gamma scatter-max scatter-min scatter-mul scatter-sub scatter_mul
+scatter_min scatter_max scatter_sub select_and_scatter approx_top_k broadcast_to zeros_like tile
+rng_bit_generator rng_uniform philox2x32 philox4x32 threefry4x32 iota_2x32_shape
+debug_callback debug_print inspect_sharding layout_constraint with_memory_space_constraint create_token
+after_all shape_assertion dimension_size platform_index lu_pivots_to_permutation
 """.split())
 
 #: Call-like primitives whose cost is the cost of the one jaxpr they carry.
@@ -192,16 +206,31 @@ class CountResult:
         return json.dumps(self.to_dict(), **kwargs)
 
     def to_csv(self) -> str:
-        """Every costed operation as CSV: path, role, primitive, shapes, groups, MACs per call, calls, total."""
+        """Every costed operation as CSV (path, role, primitive, shapes, groups, MACs per call, calls,
+        total), then the totals: a row ``(total), all`` with ``macs``, and for a gradient program one
+        row per role. Every row says whether the count is ``complete``; the total rows list what is
+        ``uncosted`` (``primitive=calls``, separated by ``;``). Summing the operation rows gives the total."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
+        complete = str(self.complete).lower()
         writer.writerow(["path", "role", "primitive", "input_shape", "kernel_shape", "output_shape", "groups",
-                         "macs", "calls", "total_macs"])
+                         "macs", "calls", "total_macs", "complete", "uncosted"])
         for op in self.ops:
             writer.writerow([op.path, op.role, op.primitive, "x".join(map(str, op.input_shape)),
                              "x".join(map(str, op.kernel_shape)), "x".join(map(str, op.output_shape)),
-                             op.feature_group_count, op.macs, op.calls, op.total_macs])
+                             op.feature_group_count, op.macs, op.calls, op.total_macs, complete, ""])
+        uncosted = ";".join(f"{k}={v}" for k, v in sorted(self.uncosted.items()))
+        totals = [("all", self.macs)]
+        roles = self.macs_by_role()
+        if set(roles) - {"forward"}:
+            totals += [(role, roles[role]) for role in ROLES if role in roles]
+        for role, macs in totals:
+            writer.writerow([TOTAL_PATH, role, "", "", "", "", "", macs, "", macs, complete, uncosted])
         return buffer.getvalue()
+
+
+#: The ``path`` of the total rows of ``CountResult.to_csv``.
+TOTAL_PATH = "(total)"
 
 
 def _size(aval) -> int:
@@ -219,70 +248,155 @@ def _nbytes(aval) -> int:
 
 #: Rules by primitive name: ``rule(eqn) -> OpRecord`` for an equation that multiply-accumulates.
 COST_RULES: dict[str, Callable] = {}
-#: Rules by the name of a ``jit`` call: ``rule(eqn) -> OpRecord`` (or ``None`` to follow the call).
-CALL_RULES: dict[str, Callable] = {}
+#: Rules for particular ``jit`` calls, keyed by identity: ``id`` of the first result variable of the
+#: call's traced body -> ``(that variable, rule)``; ``rule(eqn) -> OpRecord``. Never by a function's
+#: name, which any program may reuse. A result variable is the same object in every copy of the body
+#: that dead-code elimination makes; the entry goes when the traced body is freed.
+CALL_RULES: dict[int, tuple] = {}
 
 
 def register_cost_rule(primitive: str, rule: Callable | None = None):
-    """Register ``rule(eqn) -> OpRecord`` for ``primitive`` (usable as a decorator)."""
+    """Register ``rule(eqn) -> OpRecord`` for ``primitive`` (usable as a decorator). A primitive
+    has one rule: registering a second is a ``ValueError``."""
     def decorate(rule):
+        if primitive in COST_RULES:
+            raise ValueError(f"a cost rule for primitive {primitive!r} is registered already")
         COST_RULES[primitive] = rule
         return rule
     return decorate(rule) if rule is not None else decorate
 
 
-def register_call_rule(name: str, rule: Callable) -> None:
-    """Cost a ``jit`` call whose name starts with ``name`` by ``rule(eqn) -> OpRecord`` instead of
-    following its body (a rewrite whose body hides the multiply-accumulates it computes)."""
-    CALL_RULES[name] = rule
+def _body(call) -> core.Jaxpr:
+    """The ``Jaxpr`` of ``call``: a ``Jaxpr``, a ``ClosedJaxpr``, or what ``jax.jit(f).trace(...)`` returns."""
+    if hasattr(call, "jaxpr") and not isinstance(call, core.Jaxpr):
+        call = call.jaxpr
+    if isinstance(call, core.ClosedJaxpr):
+        call = call.jaxpr
+    if not isinstance(call, core.Jaxpr):
+        raise TypeError(f"register_call_rule needs the jaxpr of one traced call (jax.jit(f).trace(*args).jaxpr), "
+                        f"got {type(call).__name__}")
+    return call
+
+
+def register_call_rule(call, rule: Callable) -> None:
+    """Cost the ``jit`` call whose body is ``call`` (``jax.jit(f).trace(*args).jaxpr``: the very
+    object the traced program's equation carries) by ``rule(eqn) -> OpRecord`` instead of following
+    its body: a rewrite whose body hides the multiply-accumulates it computes. The rule belongs to
+    that one traced call, found by identity; another call of a function with the same name is not
+    affected. Registering a second rule for the same call is a ``ValueError``."""
+    body = _body(call)
+    if not body.outvars or _literal(body.outvars[0]):
+        raise ValueError("register_call_rule needs a call whose first result is computed by its body")
+    result = body.outvars[0]
+    key = id(result)
+    held = CALL_RULES.get(key)
+    if held is not None and held[0] is result:
+        raise ValueError(f"a cost rule for this call (result {result}) is registered already")
+    CALL_RULES[key] = (result, rule)
+    weakref.finalize(body, CALL_RULES.pop, key, None)
+
+
+def _call_rule(eqn) -> Callable | None:
+    call = eqn.params.get("jaxpr")
+    if call is None:
+        return None
+    body = call.jaxpr if isinstance(call, core.ClosedJaxpr) else call
+    if not body.outvars or _literal(body.outvars[0]):
+        return None
+    held = CALL_RULES.get(id(body.outvars[0]))
+    return held[1] if held is not None and held[0] is body.outvars[0] else None
+
+
+def _complex_factor(*avals) -> int:
+    """Real multiplies per product: a complex MAC is 4 real ones (``(a+bi)(c+di)``), a real times a
+    complex value 2, a real MAC 1."""
+    return 2 ** sum(bool(np.issubdtype(a.dtype, np.complexfloating)) for a in avals)
+
+
+def _scatter_taps(size: int, kernel: int, stride: int, lo: int, dilation: int, input_dilation: int) -> int:
+    """Pairs ``(input value i, tap k)`` of one dimension that meet on the stride's grid: output position
+    ``(i * input_dilation + lo - k * dilation) / stride`` an integer. ``size * kernel`` at stride 1 (each
+    input value meets every tap: a transposed convolution); with a stride, the pairs it skips are not
+    products. The output's range is not asked (a transposed convolution's cropped border still counts,
+    as PyTorch and fvcore count one)."""
+    if size <= 0 or kernel <= 0:
+        return 0
+    if stride == 1:
+        return size * kernel
+    from .cost import _congruent
+
+    return sum(_congruent(0, size - 1, input_dilation, (k * dilation - lo) % stride, stride) for k in range(kernel))
+
+
+def _in_transpose(eqn) -> bool:
+    return "transpose(" in str(eqn.source_info.name_stack)
 
 
 @register_cost_rule("conv_general_dilated")
-def conv_record(eqn) -> OpRecord:
-    """A convolution's MACs (module docstring) and, for XLA's count, the taps on real input only."""
+def conv_record(eqn, backward: bool | None = None, role: str | None = None) -> OpRecord:
+    """A convolution's MACs (the contract page has the rules and why) and, for XLA's count, the
+    products on real input only (``macs_excluding_padding``).
+
+    Per spatial dimension, with input ``I``, kernel ``K`` and output ``O`` positions: a forward
+    convolution counts ``O * K`` (every tap of every output, padding taps included); one with input
+    dilation counts the input values' taps (``I * K`` at stride 1, fewer when the stride skips some);
+    a convolution of a gradient (inside ``transpose``) relates a layer's input, kernel and output and
+    counts as its layer. With its ``role`` known (``count_training``) that is exact: a weight gradient
+    (the kernel is the equation's output) counts the output's taps over the cotangent, ``O * K``, or
+    the input's, ``I * K``, for a transposed layer (input dilation); an input gradient (the kernel is
+    the equation's kernel) counts the cotangent's taps, ``I * K`` of the equation's input, or the
+    output's, ``O * K``, for a transposed layer (a stride). Without it (the gradient of a function)
+    the fewest of the three pairings is taken, the same number whenever the kernel is no larger than
+    the feature maps.
+    """
     lhs, rhs = (v.aval for v in eqn.invars)
     out = eqn.outvars[0].aval
     p = eqn.params
+    if backward is None:
+        backward = _in_transpose(eqn)
     lhs_spec, rhs_spec, out_spec = p["dimension_numbers"]
     in_per_group = rhs.shape[rhs_spec[1]]
-    kernel_spatial = [rhs.shape[d] for d in rhs_spec[2:]]
-    if any(d != 1 for d in p["lhs_dilation"]):
-        # a transposed convolution: each input value meets each tap and each output channel of its group once
-        out_channels = rhs.shape[rhs_spec[0]]
-        macs = _size(lhs) * math.prod(kernel_spatial) * out_channels // p["feature_group_count"]
-        if p["batch_group_count"] != 1:
-            macs //= p["batch_group_count"]
+    spatial = range(len(lhs_spec) - 2)
+    sizes = [lhs.shape[lhs_spec[2 + i]] for i in spatial]
+    kernels = [rhs.shape[rhs_spec[2 + i]] for i in spatial]
+    outs = [out.shape[out_spec[2 + i]] for i in spatial]
+    # products per pair of (output position, tap): batch x output channels x input channels per group
+    per_pair = out.shape[out_spec[0]] * out.shape[out_spec[1]] * in_per_group * _complex_factor(lhs, rhs)
+    strides, lhs_dil, rhs_dil = p["window_strides"], p["lhs_dilation"], p["rhs_dilation"]
+    if _size(out) == 0 or _size(lhs) == 0 or _size(rhs) == 0:
+        macs = real = 0  # an empty output (a kernel larger than its input): nothing is computed
     else:
-        macs = _size(out) * in_per_group * math.prod(kernel_spatial)
-    taps = 1
-    for i, k in enumerate(kernel_spatial):
-        taps *= _real_taps(lhs.shape[lhs_spec[2 + i]], k, p["window_strides"][i], *p["padding"][i],
-                           p["rhs_dilation"][i], p["lhs_dilation"][i])
-    batch_and_out = _size(out) // math.prod(out.shape[d] for d in out_spec[2:])
+        gather = math.prod(outs) * math.prod(kernels)
+        scatter = math.prod(_scatter_taps(sizes[i], kernels[i], strides[i], p["padding"][i][0], rhs_dil[i],
+                                          lhs_dil[i]) for i in spatial)
+        pairs = math.prod(sizes) * math.prod(outs)
+        dilated_input = any(d != 1 for d in lhs_dil)
+        if role == "weight_grad":
+            taps = pairs if dilated_input else gather
+        elif role == "input_grad":
+            taps = gather if any(s != 1 for s in strides) else scatter
+        elif backward:
+            taps = min(gather, scatter, pairs)
+        elif dilated_input:
+            taps = scatter
+        else:
+            taps = gather
+        macs = per_pair * taps
+        real = per_pair * math.prod(tap_count(sizes[i], kernels[i], strides[i], *p["padding"][i], rhs_dil[i],
+                                              lhs_dil[i]) for i in spatial)
     return OpRecord("conv_general_dilated", tuple(lhs.shape), tuple(rhs.shape), tuple(out.shape),
-                    int(p["feature_group_count"]), int(macs), int(batch_and_out * in_per_group * taps))
-
-
-def _real_taps(size: int, kernel: int, stride: int, lo: int, hi: int, dilation: int, input_dilation: int) -> int:
-    """``cost.valid_taps`` for XLA's padding, which may be negative (a crop, as in gradients)."""
-    dilated = (size - 1) * input_dilation + 1
-    effective = dilation * (kernel - 1) + 1
-    out = (dilated + lo + hi - effective) // stride + 1
-    count = 0
-    for o in range(max(out, 0)):
-        for k in range(kernel):
-            r = o * stride + k * dilation - lo
-            if 0 <= r < dilated and r % input_dilation == 0:
-                count += 1
-    return count
+                    int(p["feature_group_count"]), int(macs), int(real))
 
 
 @register_cost_rule("dot_general")
 def dot_record(eqn) -> OpRecord:
+    """``prod(output) * prod(contracted dimensions)`` MACs, a complex product 4 real ones. A product that
+    contracts nothing (an outer product, ``einsum('i,j->ij')``) is 1 MAC per output value: the weight
+    gradient of an unbatched layer has that form and must cost its forward MACs."""
     lhs, rhs = (v.aval for v in eqn.invars)
     out = eqn.outvars[0].aval
     (lhs_contract, _), _ = eqn.params["dimension_numbers"]
-    macs = _size(out) * math.prod(lhs.shape[d] for d in lhs_contract)
+    macs = _size(out) * math.prod(lhs.shape[d] for d in lhs_contract) * _complex_factor(lhs, rhs)
     return OpRecord("dot_general", tuple(lhs.shape), tuple(rhs.shape), tuple(out.shape), 1, int(macs), int(macs))
 
 
@@ -308,10 +422,16 @@ def sub_jaxprs(eqn):
 _TRANSFORM = re.compile(r"^[A-Za-z_]+\((.*)\)$")
 
 
-def _scope(eqn) -> tuple[str, bool]:
-    """``(innermost scope, in a transpose)`` from an equation's name stack, e.g.
+def _stack(eqn, outer: str = "") -> str:
+    """The equation's whole name stack: the stacks of the calls, loops and branches it sits in
+    (``outer``), then its own. A body's equations carry only their stack within the body."""
+    own = str(eqn.source_info.name_stack)
+    return "/".join(part for part in (outer, own) if part)
+
+
+def _scope(stack: str) -> tuple[str, bool]:
+    """``(innermost scope, in a transpose)`` from a name stack, e.g.
     ``transpose(jvp(features.3))/features.3.conv_dw`` -> ``("features.3.conv_dw", True)``."""
-    stack = str(eqn.source_info.name_stack)
     backward = "transpose(" in stack
     last = stack.rsplit("/", 1)[-1]
     while True:
@@ -335,16 +455,19 @@ class _Site:
     eqn: Any
     calls: int
     record: OpRecord | None = None
+    stack: str = ""
+    ruled: bool = False  # costed by a call rule (``record`` is final)
 
 
-def _walk(jaxpr, calls: int, sites: list, uncosted: dict) -> None:
-    """Append every equation of ``jaxpr`` (following calls) to ``sites``, with how often it runs."""
+def _walk(jaxpr, calls: int, sites: list, uncosted: dict, outer: str = "") -> None:
+    """Append every equation of ``jaxpr`` (following calls) to ``sites``, with how often it runs and
+    its whole name stack (``outer``: the stacks of the equations it is nested in)."""
     for eqn in jaxpr.eqns:
         name = eqn.primitive.name
-        call_rule = next((rule for prefix, rule in CALL_RULES.items()
-                          if str(eqn.params.get("name", "")).startswith(prefix)), None) if name in ("jit", "pjit") else None
+        stack = _stack(eqn, outer)
+        call_rule = _call_rule(eqn) if name in ("jit", "pjit") else None
         if call_rule is not None:
-            sites.append(_Site(eqn, calls, call_rule(eqn)))
+            sites.append(_Site(eqn, calls, call_rule(eqn), stack, True))
         elif name in CALL_PRIMITIVES or name in ("scan", "shard_map", "xla_pmap"):
             subs = list(sub_jaxprs(eqn))
             if len(subs) != 1:
@@ -357,13 +480,13 @@ def _walk(jaxpr, calls: int, sites: list, uncosted: dict) -> None:
                 times *= _shard_count(eqn)
             elif name == "xla_pmap":
                 times *= int(eqn.params["axis_size"])
-            _walk(subs[0], times, sites, uncosted)
+            _walk(subs[0], times, sites, uncosted, stack)
         elif name in ("cond", "while"):
             branches = list(sub_jaxprs(eqn))
             costs = []
             for branch in branches:
                 inner_sites, inner_uncosted = [], {}
-                _walk(branch, calls, inner_sites, inner_uncosted)
+                _walk(branch, calls, inner_sites, inner_uncosted, stack)
                 costs.append((inner_sites, inner_uncosted))
             macs = [sum(_site_record(s).macs * s.calls for s in inner if _site_record(s) is not None)
                     for inner, _ in costs]
@@ -371,7 +494,7 @@ def _walk(jaxpr, calls: int, sites: list, uncosted: dict) -> None:
             if name == "while":
                 # cond_jaxpr and body_jaxpr: without a known trip count only a loop with no MACs is exact
                 if complete and not any(macs):
-                    sites.append(_Site(eqn, calls))
+                    sites.append(_Site(eqn, calls, stack=stack))
                 else:
                     uncosted[name] = uncosted.get(name, 0) + calls
             elif complete and len(set(macs)) == 1:
@@ -379,12 +502,16 @@ def _walk(jaxpr, calls: int, sites: list, uncosted: dict) -> None:
             else:
                 uncosted[name] = uncosted.get(name, 0) + calls
         else:
-            sites.append(_Site(eqn, calls))
+            sites.append(_Site(eqn, calls, stack=stack))
 
 
 def _site_record(site: _Site) -> OpRecord | None:
-    if site.record is None and site.eqn.primitive.name in COST_RULES:
-        site.record = COST_RULES[site.eqn.primitive.name](site.eqn)
+    if not site.ruled and site.record is None and site.eqn.primitive.name in COST_RULES:
+        rule = COST_RULES[site.eqn.primitive.name]
+        if rule is conv_record:
+            site.record = conv_record(site.eqn, backward="transpose(" in site.stack)
+        else:
+            site.record = rule(site.eqn)
     return site.record
 
 
@@ -402,10 +529,13 @@ def _cost(sites: list, result: CountResult, role_of: Callable) -> None:
         stats.calls += calls
         stats.output_elements += calls * sum(_size(v.aval) for v in eqn.outvars)
         if record is not None:
-            path, backward = _scope(eqn)
+            path, backward = _scope(site.stack)
+            role = role_of(eqn, backward)
+            if not site.ruled and name == "conv_general_dilated" and role in ("weight_grad", "input_grad"):
+                record = conv_record(eqn, backward, role)
             record = OpRecord(record.primitive, record.input_shape, record.kernel_shape, record.output_shape,
                               record.feature_group_count, record.macs, record.macs_excluding_padding, path,
-                              role_of(eqn, backward), calls)
+                              role, calls)
             result.ops.append(record)
             result.macs += record.total_macs
             result.macs_excluding_padding += calls * record.macs_excluding_padding
@@ -490,18 +620,25 @@ def parameter_counts(model) -> tuple[int, int]:
     return total, total - norm
 
 
+_PATH_TAG = "_sepconv_counter_path"
+
+
 @contextlib.contextmanager
 def _module_scopes(root):
     """While tracing, run every submodule of ``root`` inside ``jax.named_scope(<its path>)``, so each
     equation's name stack says which layer it belongs to (``features.3.conv_dw.conv``)."""
     from flax import nnx
 
-    paths, classes = {}, set()
+    paths, classes, tagged = {}, set(), []
     for path, node in nnx.iter_graph(root):  # one walk of the graph (a large model has thousands of nodes)
         if isinstance(node, nnx.Module):
             classes.add(type(node))
             if path:
                 paths[id(node)] = ".".join(map(str, path))
+                # also as a static attribute, which copies of the module made by ``nnx.remat``,
+                # ``nnx.scan`` or ``nnx.vmap`` (a split and a merge) keep
+                vars(node)[_PATH_TAG] = paths[id(node)]
+                tagged.append(node)
     patched = []
     for cls in classes:
         if not any("__call__" in c.__dict__ for c in cls.__mro__ if c is not object):
@@ -510,7 +647,7 @@ def _module_scopes(root):
         original = cls.__call__
 
         def call(self, *args, __original=original, **kwargs):
-            path = paths.get(id(self))
+            path = paths.get(id(self)) or vars(self).get(_PATH_TAG)
             if path is None:
                 return __original(self, *args, **kwargs)
             with jax.named_scope(path):
@@ -521,6 +658,8 @@ def _module_scopes(root):
     try:
         yield
     finally:
+        for node in tagged:
+            vars(node).pop(_PATH_TAG, None)
         for cls, own in patched:
             if own is None:
                 del cls.__call__
@@ -657,48 +796,86 @@ def _cross_entropy(logits, labels):
     return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=-1))
 
 
+def _training_input(x, labels, loss):
+    """``(x, labels)`` checked: an array (or shapes) with a batch axis, integer labels of shape
+    ``(batch,)`` for the default loss. A ``ValueError`` naming the value otherwise."""
+    import jax.numpy as jnp
+
+    if not _is_array(x) or not hasattr(x, "shape"):
+        raise ValueError(f"x must be an array or a jax.ShapeDtypeStruct with a batch axis, got {type(x).__name__} "
+                         f"{_short(x)}")
+    if len(x.shape) < 1:
+        raise ValueError(f"x must have a batch axis, got shape {tuple(x.shape)}")
+    batch = x.shape[0]
+    if labels is None:
+        return x, jax.ShapeDtypeStruct((batch,), jnp.int32)
+    if not _is_array(labels) or not hasattr(labels, "shape"):
+        raise ValueError(f"labels must be an array or a jax.ShapeDtypeStruct, got {type(labels).__name__} "
+                         f"{_short(labels)}")
+    if loss is None and (not np.issubdtype(labels.dtype, np.integer) or tuple(labels.shape) != (batch,)):
+        raise ValueError(f"labels must be integer class indices of shape ({batch},) for the default cross-entropy "
+                         f"loss, got {labels.dtype} of shape {tuple(labels.shape)} (pass loss= for other labels)")
+    return x, labels
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def count_training(model, x, labels=None, loss: Callable | None = None) -> CountResult:
     """Count one training step's gradient: ``jax.value_and_grad`` of ``loss(model(x), labels)`` with
     respect to the model's parameters, the model in training mode (BatchNorm on batch statistics).
 
-    Every costed operation carries its role: ``forward``; ``input_grad`` (the gradient flowing back
-    to a layer's input: one operand is a parameter); ``weight_grad`` (a parameter's gradient: both
-    operands come from the data). ``peak_activation_bytes`` is the most memory the step's values
-    derived from the data hold at once: activations kept for the backward pass, cotangents and
-    gradients. ``loss`` defaults to softmax cross-entropy on integer ``labels`` (shape ``(batch,)``).
+    Every costed operation carries its role, read from what its operands depend on: ``forward``
+    (nothing of the gradient: the forward pass, and its recomputation under ``remat``);
+    ``input_grad`` (the gradient flowing back to a layer's input: one operand is the cotangent, the
+    other comes from the parameters alone); ``weight_grad`` (a parameter's gradient: cotangent
+    and activations). The gradient is ``jax.vjp``'s with its seed an input of the traced program, so
+    that what depends on it is known also inside ``remat``, ``scan`` and ``cond``.
+    ``peak_activation_bytes`` is the most memory the step's values derived from the data hold at
+    once: activations kept for the backward pass, cotangents and gradients. ``loss`` defaults to
+    softmax cross-entropy on integer ``labels`` (shape ``(batch,)``).
     """
-    import jax.numpy as jnp
     from flax import nnx
 
     if not isinstance(model, nnx.Module):
         raise TypeError(f"count_training needs an nnx.Module, got {type(model).__name__}")
-    batch = x.shape[0]
-    if labels is None:
-        labels = jax.ShapeDtypeStruct((batch,), jnp.int32)
+    x, labels = _training_input(x, labels, loss)
     loss = loss or _cross_entropy
     graphdef, state = nnx.split(model)
 
-    def step(state, x, labels):
+    def step(state, x, labels, seed):
         merged = nnx.merge(graphdef, state)
         merged.train()
+        definition, params, rest = nnx.split(merged, nnx.Param, ...)
 
-        def objective(m):
+        def objective(params):
+            # fresh variables for the other state (BatchNorm's statistics), made here, so that the
+            # model may update them inside the differentiated function
+            m = nnx.merge(definition, params, jax.tree.map(lambda a: a, rest))
             with _module_scopes(m):
                 return loss(m(x), labels)
 
-        return nnx.value_and_grad(objective)(merged)
+        value, pullback = jax.vjp(objective, params)
+        return value, pullback(seed.astype(value.dtype))[0]
 
+    seed = jax.ShapeDtypeStruct((), np.float32)
     with _cheap_missing_sharding():
-        closed = jax.make_jaxpr(step)(state, x, labels)
+        closed = jax.make_jaxpr(step)(state, x, labels, seed)
     n_state = len(jax.tree_util.tree_leaves(state))
     invars = closed.jaxpr.invars
-    data = set(invars[n_state:])
-    param_only = _derived_only_from(closed.jaxpr, set(invars[:n_state]) | set(closed.jaxpr.constvars))
+    data = set(invars[n_state:n_state + 2])
+    from_data = _dependents(closed.jaxpr, data)
+    from_params = _dependents(closed.jaxpr, set(invars[:n_state]))
+    from_seed = _dependents(closed.jaxpr, {invars[-1]})
 
     def role_of(eqn, backward):
-        if not backward:
+        operands = [v for v in eqn.invars if not _literal(v)]
+        if not any(v in from_seed for v in operands):
             return "forward"
-        return "input_grad" if any(v in param_only for v in eqn.invars if not _literal(v)) else "weight_grad"
+        param_only = any(v in from_params and v not in from_data and v not in from_seed for v in operands)
+        return "input_grad" if param_only else "weight_grad"
 
     result = _result(closed, data, role_of)
     result.params, result.params_excluding_norm = parameter_counts(model)
@@ -719,23 +896,71 @@ def _cheap_missing_sharding():
     return replaced(tracer, "_origin_msg", lambda self: "")
 
 
-def _derived_only_from(jaxpr, sources: set) -> set:
-    """Variables of ``jaxpr``, and of the calls in it, computed from ``sources`` and constants alone."""
-    derived = set(sources)
+def _dependents(jaxpr, sources: set) -> set:
+    """Variables of ``jaxpr``, and of every body nested in it (calls, ``scan``, ``cond``, ``while``,
+    ``shard_map``), whose value depends on ``sources``. A loop's carry depends on them if its initial
+    value or the body's new value does (iterated to a fixed point)."""
+    found = set(sources)
+
+    def hit(v) -> bool:
+        return not _literal(v) and v in found
+
+    def bind(pairs) -> bool:
+        """Mark inner variables whose outer counterpart depends; whether anything new was marked."""
+        new = [iv for ov, iv in pairs if hit(ov) and iv not in found]
+        found.update(new)
+        return bool(new)
 
     def visit(jaxpr):
-        derived.update(jaxpr.constvars)
         for eqn in jaxpr.eqns:
+            name = eqn.primitive.name
             subs = list(sub_jaxprs(eqn))
-            if len(subs) == 1 and (eqn.primitive.name in CALL_PRIMITIVES or eqn.primitive.name == "shard_map"):
-                inner = subs[0]
-                offset = len(eqn.invars) - len(inner.invars)
-                derived.update(iv for ov, iv in zip(eqn.invars[max(offset, 0):], inner.invars)
-                               if _literal(ov) or ov in derived)
-                visit(inner)
-                derived.update(ov for ov, iv in zip(eqn.outvars, inner.outvars) if _literal(iv) or iv in derived)
-            elif all(_literal(v) or v in derived for v in eqn.invars):
-                derived.update(eqn.outvars)
+            if not subs:
+                if any(hit(v) for v in eqn.invars):
+                    found.update(eqn.outvars)
+            elif name == "scan":
+                body = subs[0]
+                n_consts, n_carry = eqn.params["num_consts"], eqn.params["num_carry"]
+                bind(zip(eqn.invars, body.invars))
+                while True:
+                    visit(body)
+                    if not bind(zip(body.outvars[:n_carry], body.invars[n_consts:n_consts + n_carry])):
+                        break
+                bind(zip(body.outvars, eqn.outvars))
+            elif name == "while":
+                cond, body = eqn.params["cond_jaxpr"].jaxpr, eqn.params["body_jaxpr"].jaxpr
+                nc, nb = eqn.params["cond_nconsts"], eqn.params["body_nconsts"]
+                carry = eqn.invars[nc + nb:]
+                bind(zip(eqn.invars[:nc] + carry, cond.invars))
+                bind(zip(eqn.invars[nc:nc + nb] + carry, body.invars))
+                while True:
+                    visit(body)
+                    changed = bind(zip(body.outvars, body.invars[nb:]))
+                    changed |= bind(zip(body.outvars, cond.invars[nc:]))
+                    if not changed:
+                        break
+                visit(cond)
+                data_dependent_stop = any(hit(v) for v in cond.outvars)
+                for ov, iv, bv in zip(eqn.outvars, carry, body.outvars):
+                    if data_dependent_stop or hit(iv) or hit(bv):
+                        found.add(ov)
+            elif name == "cond":
+                index, operands = eqn.invars[0], eqn.invars[1:]
+                for branch in subs:
+                    bind(zip(operands, branch.invars))
+                    visit(branch)
+                for i, ov in enumerate(eqn.outvars):
+                    if hit(index) or any(hit(branch.outvars[i]) for branch in subs):
+                        found.add(ov)
+            else:  # a call: its inputs are the last of the equation's
+                for inner in subs:
+                    offset = len(eqn.invars) - len(inner.invars)
+                    bind(zip(eqn.invars[max(offset, 0):], inner.invars))
+                    visit(inner)
+                    if len(inner.outvars) == len(eqn.outvars):
+                        bind(zip(inner.outvars, eqn.outvars))
+                    elif any(hit(v) for v in eqn.invars):
+                        found.update(eqn.outvars)
 
     visit(jaxpr)
-    return derived
+    return found

@@ -16,7 +16,7 @@ traced. It works on any JAX function, our Flax models and Keras models on the
 JAX backend alike; the MACs are unchanged, only how they are executed. Each
 rewritten layer is a ``jit`` call whose element-wise body hides its
 multiply-accumulates, so this module registers a counter rule for those calls
-(``counter.register_call_rule``): the counter costs a rewritten layer as the
+(``counter.register_call_rule``, keyed by the identity of each traced call): the counter costs a rewritten layer as the
 convolution it replaces, and a function counts the same before and after the rewrite.
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import itertools
 from typing import Callable
 
@@ -38,20 +37,10 @@ from .counter import conv_record, register_call_rule, sub_jaxprs
 __all__ = ["depthwise_by_shifts", "fast_inference", "rewrite_equations", "fast_equation", "is_depthwise", "is_pointwise",
            "shifted_depthwise_conv", "REWRITTEN_NAME"]
 
-#: The name of the ``jit`` call each rewritten depthwise convolution becomes (a suffix tells geometries apart).
+#: The name of the ``jit`` call each rewritten depthwise convolution becomes (for reading a jaxpr; the
+#: counter finds its rule by the call's identity, never by this name).
 REWRITTEN_NAME = "depthwise_by_shifts"
 
-#: The counter's record of each convolution rewritten so far, by the name of its call: one entry per
-#: distinct geometry (shapes, strides, padding, dilation), however often it is traced.
-_RECORDS: dict = {}
-
-
-def _rewritten_record(eqn):
-    """The counter rule of a rewritten call: the cost of the convolution it replaced."""
-    return _RECORDS[eqn.params["name"]]
-
-
-register_call_rule(REWRITTEN_NAME, _rewritten_record)
 
 #: Call-like primitives whose body is rewritten in place (inlined); others run unchanged.
 _INLINED = frozenset({"jit", "pjit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call",
@@ -120,10 +109,12 @@ def _rewritten_conv(eqn, x, w):
         return shifted_depthwise_conv(x, w, **geometry)
 
     record = conv_record(eqn)
-    name = f"{REWRITTEN_NAME}_{hashlib.sha1(repr(record).encode()).hexdigest()[:10]}"
-    _RECORDS[name] = record
-    rewritten.__name__ = name  # the call's name in the jaxpr, by which the counter finds its rule
-    return jax.jit(rewritten)(x, w)
+    rewritten.__name__ = REWRITTEN_NAME
+    call = jax.jit(rewritten)
+    # the counter's rule for this one call, found by the identity of its traced body (the very
+    # object the program's equation carries: ``call(x, w)`` below reuses the trace)
+    register_call_rule(call.trace(x, w).jaxpr, lambda _eqn, record=record: record)
+    return call(x, w)
 
 
 def _channels_last_conv(eqn) -> bool:

@@ -112,6 +112,10 @@ class Network(nnx.Module):
         self.spec = spec
 
     def __call__(self, x):
+        channels = getattr(self.spec.blocks[0], "c_in", 3) if self.spec.blocks else self.spec.head.c_in
+        if len(getattr(x, "shape", ())) != 4 or x.shape[-1] != channels:
+            raise ValueError(f"{self.spec.name} takes images of shape (batch, height, width, {channels}), "
+                             f"got shape {tuple(getattr(x, 'shape', ()))}")
         for block in self.features:
             x = block(x)
         return self.head(x)
@@ -200,6 +204,9 @@ def materialize(abstract: nnx.Module, seed: int = 0) -> nnx.Module:
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from .registry import SEED
+
+    seed = SEED.check(seed)
     nodes = list(nnx.iter_graph(abstract))
     owners = {path: node for path, node in nodes if isinstance(node, nnx.Module)}
     base_key = jax.random.key(seed)

@@ -16,12 +16,17 @@ The command line (``python -m sepconv count MODEL --help``) is generated from th
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Option", "ModelEntry", "MODELS", "register_model", "model_entry", "model_names", "resolve_model",
+import numpy as np
+
+__all__ = ["BATCH", "SEED",
+           "Option", "ModelEntry", "MODELS", "register_model", "model_entry", "model_names", "resolve_model",
            "model_cost", "abstract_model", "build_model", "count_model"]
 
 
@@ -48,30 +53,46 @@ class Option:
         if self.type is bool:
             return "true or false"
         kind = "an integer" if self.type is int else "a number"
+
+        def show(bound):
+            return str(int(bound)) if self.type is int and float(bound).is_integer() else f"{bound:g}"
+
         if self.low is not None and self.high is not None:
-            return f"{kind} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+            return f"{kind} in {'(' if self.low_open else '['}{show(self.low)}, {show(self.high)}]"
         if self.low is not None:
-            return f"{kind} {'>' if self.low_open else '>='} {self.low:g}"
+            return f"{kind} {'>' if self.low_open else '>='} {show(self.low)}"
         return kind
 
     def check(self, value):
-        """``value`` converted to the option's type, or ``ValueError`` naming the option and the value."""
+        """``value`` converted to the option's type, or ``ValueError`` naming the option and the value.
+
+        Any integer type (``numpy.int64``) is an integer, a number without a fraction (``2.0``,
+        ``Fraction(4, 2)``) too; any real number type (``numpy.float32``, ``Fraction(1, 2)``) is a number.
+        Booleans are not numbers here."""
         error = ValueError(f"{self.name} must be {self.describe_range()}, got {value!r}")
         if self.type is bool:
-            if not isinstance(value, bool):
+            if not isinstance(value, (bool, np.bool_)):
                 raise error
-            return value
-        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, (bool, np.bool_)):
             raise error
         if self.type is int:
-            if isinstance(value, float) and value.is_integer():
+            if isinstance(value, numbers.Integral):
                 value = int(value)
-            if not isinstance(value, int):
+            elif isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer() \
+                    and value == int(value):
+                value = int(value)
+            else:
                 raise error
         elif self.type is float:
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not isinstance(value, numbers.Real):
                 raise error
-            value = float(value)
+            try:
+                value = float(value)
+            except (OverflowError, ValueError):
+                raise error from None
+            if not math.isfinite(value):
+                raise error
         elif not isinstance(value, self.type):
             raise error
         if self.choices is not None:
@@ -88,6 +109,12 @@ class Option:
 def _resolution_option(default: int, minimum: int) -> Option:
     return Option("resolution", int, default, "input height and width in pixels", low=minimum, high=4096)
 
+
+#: The images per batch ``count_model`` and the command line take.
+BATCH = Option("batch", int, 1, "images per batch", low=1, high=4096)
+_POSITIVE_BATCH = Option("batch", int, 1, "images per batch", low=1)
+#: The seed of ``build_model`` and ``materialize``: NumPy's and JAX's generators take 32-bit seeds.
+SEED = Option("seed", int, 0, "random seed of the parameters", low=0, high=2**32 - 1)
 
 CLASSES = Option("classes", int, 1000, "number of classes (TF-slim checkpoints use 1001)", low=1, high=100_000)
 
@@ -160,7 +187,10 @@ def model_names() -> tuple:
 def model_entry(name: str) -> ModelEntry:
     _load()
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+        close = difflib.get_close_matches(str(name), list(MODELS), n=3, cutoff=0.6) if isinstance(name, str) else []
+        close += [m for m in MODELS if isinstance(name, str) and name and m.startswith(name) and m not in close]
+        hint = f"did you mean {' or '.join(close[:3])}? " if close else ""
+        raise ValueError(f"unknown model {name!r}; {hint}choose one of {', '.join(MODELS)}")
     return MODELS[name]
 
 
@@ -189,7 +219,9 @@ def abstract_model(name: str, **options):
 
 
 def build_model(name: str, *, seed: int = 0, **options):
-    """A runnable model ``name`` in eval mode, parameters initialized from ``seed`` (``materialize``)."""
+    """A runnable model ``name`` in eval mode, parameters initialized from ``seed`` (``materialize``;
+    an integer in ``[0, 2**32 - 1]``)."""
+    seed = SEED.check(seed)
     return resolve_model(name, **options).build(seed)
 
 
@@ -203,8 +235,10 @@ def count_model(name: str, *, batch: int = 1, **options):
 
     from ..counter import count
 
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    try:
+        batch = _POSITIVE_BATCH.check(batch)
+    except ValueError:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}") from None
     resolved = resolve_model(name, **options)
     x = jax.ShapeDtypeStruct((batch, resolved.resolution, resolved.resolution, 3), jnp.float32)
     return count(resolved.abstract(), x)
