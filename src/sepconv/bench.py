@@ -263,6 +263,101 @@ def interleaved(programs: dict, rounds: int, repeats: int, warmup: int = 3) -> d
     return times
 
 
+def sign_test_p(wins: int, n: int) -> float:
+    """Exact two-sided sign test: the probability, under a fair coin, of a split of ``n`` rounds at least
+    as uneven as ``wins`` against ``n - wins``: ``min(1, 2 * sum_{i <= min(wins, n - wins)} C(n, i) / 2^n)``."""
+    if not (isinstance(n, int) and n >= 1):
+        raise ValueError(f"the sign test needs at least one round, got n = {n!r}")
+    if not (isinstance(wins, int) and 0 <= wins <= n):
+        raise ValueError(f"wins must be an integer from 0 to n = {n}, got {wins!r}")
+    tail = sum(math.comb(n, i) for i in range(min(wins, n - wins) + 1))
+    return min(1.0, 2 * tail / 2 ** n)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two programs timed in the same interleaved rounds (``interleaved``), compared round by round.
+
+    ``ratios[i] = times_b[i] / times_a[i]``: above 1 means ``a`` was faster in round ``i``. ``wins_a`` counts
+    those rounds, ``ties`` the rounds with ratio exactly 1 (left out of the test), ``p`` is the exact
+    two-sided sign test over the other rounds, ``alpha`` the level at which a side is called faster."""
+
+    label_a: str
+    label_b: str
+    ratios: tuple
+    wins_a: int
+    ties: int
+    p: float
+    alpha: float
+
+    @property
+    def rounds(self) -> int:
+        return len(self.ratios)
+
+    @property
+    def counted(self) -> int:
+        """Rounds that are not ties: the sign test's ``n``."""
+        return self.rounds - self.ties
+
+    @property
+    def median_ratio(self) -> float:
+        """Median of ``times_b / times_a`` over the rounds."""
+        return float(np.median(self.ratios))
+
+    @property
+    def faster(self) -> str | None:
+        """The label of the program faster at level ``alpha``, or None when the two cannot be told apart."""
+        if self.p >= self.alpha:
+            return None
+        return self.label_a if 2 * self.wins_a > self.counted else self.label_b
+
+    @property
+    def verdict(self) -> str:
+        """``"faster"`` (``a`` is), ``"slower"`` (``b`` is faster) or ``"indistinguishable"``."""
+        return {None: "indistinguishable", self.label_a: "faster"}.get(self.faster, "slower")
+
+    def wording(self) -> str:
+        """The comparison worded at the strength of the data, e.g. ``"ours is faster in 7 of 7 rounds (sign
+        test p = 0.016)"`` or ``"ours and keras cannot be told apart (4 of 7 rounds, p = 1.0)"``."""
+        if self.faster is None:
+            return (f"{self.label_a} and {self.label_b} cannot be told apart ({self.label_a} faster in "
+                    f"{self.wins_a} of {self.counted} rounds, sign test p = {_p_text(self.p)})")
+        wins = self.wins_a if self.faster == self.label_a else self.counted - self.wins_a
+        return (f"{self.faster} is faster in {wins} of {self.counted} rounds "
+                f"(sign test p = {_p_text(self.p)})")
+
+    def __str__(self) -> str:
+        return self.wording()
+
+
+def _p_text(p: float) -> str:
+    """A p-value at two significant digits, ``1.0`` for 1: ``0.015625 -> '0.016'``."""
+    return "1.0" if p >= 1 else f"{p:.2g}"
+
+
+def paired_comparison(times_a, times_b, label_a: str = "a", label_b: str = "b", alpha: float = 0.05) -> Comparison:
+    """Compare two programs from paired interleaved rounds (``interleaved(...)[label]`` for each).
+
+    Each round gives one paired ratio ``t_b / t_a``; the exact two-sided sign test (``sign_test_p``) asks
+    whether ``a`` won more rounds than a fair coin would give. The result carries the numbers and the
+    wording at the strength they support (``Comparison.wording``): the one way a timing claim is written."""
+    a, b = np.asarray(times_a, dtype=float), np.asarray(times_b, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape or a.size == 0:
+        raise ValueError(f"need two equal-length, non-empty lists of round times, got {a.shape} and {b.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and np.all(a > 0) and np.all(b > 0)):
+        raise ValueError(f"round times must be positive and finite, got {list(a)} and {list(b)}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie between 0 and 1, got {alpha!r}")
+    ratios = b / a
+    wins, ties = int(np.sum(ratios > 1)), int(np.sum(ratios == 1))
+    n = len(ratios) - ties
+    p = sign_test_p(wins, n) if n else 1.0
+    return Comparison(label_a, label_b, tuple(float(r) for r in ratios), wins, ties, p, alpha)
+
+
+__all__ += ["sign_test_p", "Comparison", "paired_comparison"]
+
+
 #: EfficientNetV2's question at equal output shapes: (label, input size, c_in, c_out, expansion, stride).
 FUSED_STAGES = (("112x112x24 -> 56x56x48", 112, 24, 48, 4, 2), ("56x56x48 -> 28x28x64", 56, 48, 64, 4, 2),
                 ("28x28x64 -> 14x14x128", 28, 64, 128, 4, 2), ("14x14x128 -> 14x14x128", 14, 128, 128, 4, 1))

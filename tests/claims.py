@@ -1,0 +1,217 @@
+"""The claims check: every measured or computed quantity and every comparison in the book's prose and
+solutions comes from a computation (a myst-nb glue), and every repository file a source names exists.
+
+The rule (also in book/how_to_use.md, "How the claims are checked"), applied to the markdown cells of every
+chapter notebook and of book/index.ipynb:
+
+Markdown is split into *solution blocks* (```{solution}``` fences), *exercise blocks* (```{exercise}```
+fences: the question, whose numbers are the given data), other fenced blocks (code, exempt) and *prose*
+(everything else). Before numbers are looked for, these are set aside:
+
+- glue roles ({glue:text}`name`, the computed values), other roles ({cite}, {doc}, {ref}...), inline code,
+  links and URLs, headings (section titles);
+- a sentence that cites a paper ({cite}`...`) or names a published table by number ("the paper's Table 4
+  prints 70.6"): it quotes published numbers, with their source;
+- references to numbered things: "Table 3", "Tables 1-4", "eq. (2)", "sec. 3.2", "chapter 6", "step 2",
+  "arXiv 1905.02244v5", a year (1900-2099);
+- names with digits in them: v1, G2, B0, float32, int8, top-1, ResNet-50, and shapes such as 3x3, 224x224
+  or 7x7x1024 (given data: a layer's or an input's shape);
+- inside math ($...$, $$...$$) integers (the constants of a formula, exponents, given sizes); a decimal
+  inside math is a quantity and is flagged.
+
+What is left is flagged as follows.
+
+- In a solution block, every number (unless it also appears in the question of that exercise, the given
+  data), and every comparison word (COMPARISONS) in a sentence that holds no glue.
+- In prose, every number that states a quantity: a decimal (0.81), a percentage (95%), a number with
+  thousands separators (462,422,016), a count in millions or thousands (300M, 3.5K) or a ratio (2.25x);
+  and a timing comparison (TIMING_COMPARISONS: faster, slower, ahead...) in a sentence that holds no glue.
+  Bare integers in prose are allowed: they are the set-up (batch 32, ten units, 256 MiB arrays).
+
+A flag is silenced only by an ALLOWLIST entry in tests/test_claims.py, each with its reason.
+
+Sources: a string in a notebook, a data file (src/sepconv/data/) or a book page that names a repository
+file (a path under book/, chapters/, src/, tests/, tools/, shared/, or sepconv/) must name a file the
+repository has.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Words that state a comparison: in a solution, the sentence must hold a glued value.
+COMPARISONS = re.compile(
+    r"\b(faster|slower|quicker|ahead|behind|closer|farther|rises|rise|falls|fall|within the spread|beats?|"
+    r"outperforms?|outruns?|better|worse|above|below|exceeds?|times as fast|times as long)\b", re.I)
+#: Timing comparisons: in prose too, the sentence must hold a glued value (the paired-rounds wording).
+TIMING_COMPARISONS = re.compile(r"\b(faster|slower|quicker|ahead of|behind|beats?|outruns?|times as fast|"
+                                r"times as long)\b", re.I)
+
+_ROLE = re.compile(r"\{[\w:.-]+\}`[^`]*`")
+_GLUE = re.compile(r"\{glue(?::\w+)?\}`([^`]+)`")
+_CODE = re.compile(r"``?[^`]+``?")
+_LINK = re.compile(r"\]\([^)]*\)")
+_URL = re.compile(r"https?://\S+")
+_MATH2 = re.compile(r"\$\$.*?\$\$", re.S)
+_MATH1 = re.compile(r"\$[^$\n]*\$")
+_NUMBERED = (r"(?:Tables?|tables?|Fig\.|Figures?|figures?|[Ee]qs?\.|[Ee]quations?|[Ss]ec\.|[Ss]ections?|"
+             r"[Cc]hapters?|§|[Aa]ppendix|[Ss]teps?|pp?\.|[Ll]ines?|arXiv|[Aa]lgorithm|[Cc]ells?|[Ii]ssue)")
+_NUMBER_TAIL = r"\s*\(?\d+(?:\.\d+)*[a-z\d]*\)?"
+_REFERENCE = re.compile(_NUMBERED + _NUMBER_TAIL + r"(?:\s*(?:,|-|–|and|to|or)" + _NUMBER_TAIL + r")*")
+#: A sentence that quotes a published table by its number ("the paper's Table 4 prints ...") or cites a paper.
+_PUBLISHED = re.compile(r"\b(?:Tables?|tables?) \d+")
+_YEAR = re.compile(r"(?<![\w.,])(?:19|20)\d\d(?![\w.,%])")
+_WORD_WITH_DIGITS = re.compile(r"(?<![\d.,])\b(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[A-Za-z\d][\w-]*")
+_QUANTITY_SUFFIX = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:[MKGB]\b|\s*x(?![\w])|\s*×(?!\s*\d)|-fold)")
+_NUMBER = re.compile(r"(?<![\w.])\d(?:[\d,]*\d)?(?:\.\d+)?(?:\s*%)?")
+_ABBREVIATIONS = ("eq.", "Eq.", "eqs.", "sec.", "Sec.", "Fig.", "e.g.", "i.e.", "cf.", "vs.", "p.", "pp.", "al.")
+
+
+@dataclass(frozen=True)
+class Flag:
+    notebook: str
+    cell: int
+    kind: str  # "unglued number", "unsupported comparison", "unknown glue", "missing file"
+    text: str  # the token
+    sentence: str
+
+    def __str__(self) -> str:
+        return f"{self.notebook} cell {self.cell}: {self.kind} {self.text!r} in: {self.sentence}"
+
+
+def sentences(paragraph: str) -> list[str]:
+    """Split at a full stop followed by a capital, a bracket or a role, not after an abbreviation and
+    not inside math."""
+    masked = _MATH1.sub(lambda m: "x" * len(m.group()), _MATH2.sub(lambda m: "x" * len(m.group()), paragraph))
+    parts, start = [], 0
+    for m in re.finditer(r"(?<=[.!?])\s+(?=[A-Z*({`$])", masked):
+        before = paragraph[start:m.start()]
+        if before.endswith(_ABBREVIATIONS):
+            continue
+        parts.append(paragraph[start:m.start()])
+        start = m.end()
+    parts.append(paragraph[start:])
+    return [p for p in parts if p.strip()]
+
+
+def _set_aside(text: str) -> str:
+    text = _CODE.sub(" C ", _ROLE.sub(" G ", text))
+    return _URL.sub(" ", _LINK.sub("] ", text))
+
+
+def _numbers(text: str) -> set[str]:
+    """Every digit run in ``text`` (inside shapes, math and words too), normalised: the question's given data."""
+    return {n.replace(",", "").rstrip("%").strip() for n in re.findall(r"\d[\d,]*(?:\.\d+)?%?", text)}
+
+
+def unglued_numbers(sentence: str, strict: bool, given: set[str] = frozenset()) -> list[str]:
+    """The quantities of ``sentence`` that no glue, reference, name, shape or formula accounts for."""
+    if "{cite" in sentence or _PUBLISHED.search(sentence):
+        return []
+    s = _set_aside(sentence)
+    found = []
+    for m in list(_MATH2.finditer(s)) + list(_MATH1.finditer(s)):
+        found += re.findall(r"(?<![\w.])\d+\.\d+", m.group())
+    s = _MATH1.sub(" ", _MATH2.sub(" ", s))
+    s = _YEAR.sub(" ", _REFERENCE.sub(" ", s))
+    found += [m.group() for m in _QUANTITY_SUFFIX.finditer(s)]
+    s = _WORD_WITH_DIGITS.sub(" ", _QUANTITY_SUFFIX.sub(" ", s))
+    for m in _NUMBER.finditer(s):
+        token = m.group()
+        if strict or "." in token or "%" in token or "," in token:
+            found.append(token)
+    return [t for t in found if not (strict and _numbers(t) <= given)]
+
+
+def unsupported_comparisons(sentence: str, strict: bool) -> list[str]:
+    """Comparison words of a sentence that holds no glued value (solutions: any; prose: timing)."""
+    if "{glue" in sentence or "{cite" in sentence:
+        return []
+    pattern = COMPARISONS if strict else TIMING_COMPARISONS
+    plain = _MATH1.sub(" ", _MATH2.sub(" ", _set_aside(sentence)))
+    return [m.group() for m in pattern.finditer(plain)]
+
+
+_FENCE = re.compile(r"^(`{3,}|:{3,})\{(solution|exercise)\}[^\n]*\n(.*?)^\1[ \t]*$", re.S | re.M)
+_OTHER_FENCE = re.compile(r"^(`{3,})[^\n]*\n.*?^\1[ \t]*$", re.S | re.M)
+
+
+def blocks(markdown: str) -> list[tuple[str, str, str]]:
+    """``(kind, label, text)`` for the solution, exercise and prose parts of one markdown cell."""
+    out, pos = [], 0
+    for m in _FENCE.finditer(markdown):
+        out.append(("prose", "", markdown[pos:m.start()]))
+        body = m.group(3)
+        options = dict(re.findall(r"^:(\w+):\s*(.*)$", body, re.M))
+        label = options.get("label", "") if m.group(2) == "exercise" else m.group(0).split("\n", 1)[0].split("}", 1)[1].strip()
+        text = "\n".join(line for line in body.splitlines() if not re.match(r"^:\w+:", line))
+        out.append((m.group(2), label, text))
+        pos = m.end()
+    out.append(("prose", "", markdown[pos:]))
+    return [(kind, label, _OTHER_FENCE.sub(" ", text) if kind == "prose" else text) for kind, label, text in out]
+
+
+def glued_names(nb: dict) -> set[str]:
+    return {o["metadata"]["scrapbook"]["name"] for c in nb["cells"] if c["cell_type"] == "code"
+            for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
+
+
+def check_notebook(path: Path, root: Path = ROOT) -> list[Flag]:
+    """Every flag of the claims rule in one notebook (see the module docstring)."""
+    nb = json.loads(path.read_text())
+    name = str(path.relative_to(root)) if path.is_relative_to(root) else path.name
+    glued = glued_names(nb)
+    flags = []
+    questions = {}
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            for kind, label, text in blocks("".join(cell["source"])):
+                if kind == "exercise":
+                    questions[label] = _numbers(text)
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "markdown":
+            continue
+        source = "".join(cell["source"])
+        for glue in _GLUE.findall(source):
+            if glue not in glued:
+                flags.append(Flag(name, i, "unknown glue", glue, glue))
+        for kind, label, text in blocks(source):
+            if kind == "exercise":
+                continue
+            strict = kind == "solution"
+            for paragraph in re.split(r"\n\s*\n", text):
+                if paragraph.lstrip().startswith("#"):
+                    continue
+                for sentence in sentences(paragraph):
+                    short = " ".join(sentence.split())
+                    for token in unglued_numbers(sentence, strict, questions.get(label, set())):
+                        flags.append(Flag(name, i, "unglued number", token, short))
+                    for word in unsupported_comparisons(sentence, strict):
+                        flags.append(Flag(name, i, "unsupported comparison", word, short))
+    return flags
+
+
+#: Top-level folders of the repository a source may name (``sepconv/`` is the package under src/).
+_REPO_PATH = re.compile(r"(?<![\w/.-])((?:book|chapters|src|tests|tools|shared|sepconv)/[\w./-]*[\w-]\.[A-Za-z]{1,5})\b")
+
+
+def missing_files(text: str, root: Path = ROOT) -> list[str]:
+    """Repository paths named in ``text`` that the repository does not hold."""
+    missing = []
+    for path in _REPO_PATH.findall(text):
+        candidates = [root / path] + ([root / "src" / path] if path.startswith("sepconv/") else [])
+        if not any(c.exists() for c in candidates):
+            missing.append(path)
+    return missing
+
+
+def source_files(root: Path = ROOT) -> list[Path]:
+    """The files whose strings name sources: notebooks, data files and book pages."""
+    files = sorted((root / "chapters").glob("*.ipynb")) + [root / "book" / "index.ipynb"]
+    files += sorted((root / "book").rglob("*.md")) + sorted((root / "src" / "sepconv" / "data").rglob("*"))
+    return [f for f in files if f.is_file() and f.suffix in {".ipynb", ".md", ".json", ".csv", ".txt"}]
