@@ -15,7 +15,8 @@ fences: the question, whose numbers are the given data), other fenced blocks (co
 - references to numbered things: "Table 3", "Tables 1-4", "eq. (2)", "sec. 3.2", "chapter 6", "step 2",
   "arXiv 1905.02244v5", a year (1900-2099);
 - names with digits in them: v1, G2, B0, float32, int8, top-1, ResNet-50, and shapes such as 3x3, 224x224
-  or 7x7x1024 (given data: a layer's or an input's shape);
+  or 7x7x1024 (given data: a layer's or an input's shape); a network named by its width multiplier
+  ("width 1.4", "0.75 MobileNet-224", "the 0.50-160 network", "the 0.25 rows");
 - inside math ($...$, $$...$$) integers (the constants of a formula, exponents, given sizes); a decimal
   inside math is a quantity and is flagged.
 
@@ -65,6 +66,11 @@ _NUMBER_TAIL = r"\s*\(?\d+(?:\.\d+)*[a-z\d]*\)?"
 _REFERENCE = re.compile(_NUMBERED + _NUMBER_TAIL + r"(?:\s*(?:,|-|–|and|to|or)" + _NUMBER_TAIL + r")*")
 #: A sentence that quotes a published table by its number ("the paper's Table 4 prints ...") or cites a paper.
 _PUBLISHED = re.compile(r"\b(?:Tables?|tables?) \d+")
+#: A network named by its width multiplier (and resolution): "width 1.4", "alpha = 0.25", "0.75 MobileNet-224",
+#: "the 0.50-160 network", "MobileNet 1.0-224", "the 0.25 rows": given data, like a layer's shape.
+_NETWORK_NAME = re.compile(r"(?:\b(?:width|multiplier|alpha|α)\s*(?:=\s*)?\d+(?:\.\d+)?)"
+                           r"|(?:(?<![\w.])\d\.\d+-\d+\b)"
+                           r"|(?:(?<![\w.])\d\.\d+(?= (?:MobileNet|MobileNets|network|networks|row|rows|model|models)\b))")
 _YEAR = re.compile(r"(?<![\w.,])(?:19|20)\d\d(?![\w.,%])")
 _WORD_WITH_DIGITS = re.compile(r"(?<![\d.,])\b(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[A-Za-z\d][\w-]*")
 _QUANTITY_SUFFIX = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:[MKGB]\b|\s*x(?![\w])|\s*×(?!\s*\d)|-fold)")
@@ -118,7 +124,7 @@ def unglued_numbers(sentence: str, strict: bool, given: set[str] = frozenset()) 
     for m in list(_MATH2.finditer(s)) + list(_MATH1.finditer(s)):
         found += re.findall(r"(?<![\w.])\d+\.\d+", m.group())
     s = _MATH1.sub(" ", _MATH2.sub(" ", s))
-    s = _YEAR.sub(" ", _REFERENCE.sub(" ", s))
+    s = _YEAR.sub(" ", _REFERENCE.sub(" ", _NETWORK_NAME.sub(" ", s)))
     found += [m.group() for m in _QUANTITY_SUFFIX.finditer(s)]
     s = _WORD_WITH_DIGITS.sub(" ", _QUANTITY_SUFFIX.sub(" ", s))
     for m in _NUMBER.finditer(s):

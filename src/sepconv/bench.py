@@ -153,49 +153,66 @@ def layer_benchmarks(peaks: dict, batch: int = 1, repeats: int = 20) -> list[dic
     return rows
 
 
-def guideline_experiments(repeats: int = 20, size: int = 28, blocks: int = 10) -> dict:
+def guideline_experiments(repeats: int = 20, size: int = 28, blocks: int = 10, rounds: int = 1) -> dict:
     """ShuffleNet v2's four guideline experiments (its Tables 1-4), rebuilt in JAX at ``size x size``.
 
     Each network stacks ``blocks`` identical units; within an experiment all
     variants have (nearly) the same MACs. Reported: MACs, ShuffleNet v2 MAC
-    (memory access cost, values) and the median time of one batch-1 forward pass.
+    (memory access cost, values) and the time of one batch-1 forward pass. The
+    variants of one experiment are timed in ``rounds`` interleaved rounds
+    (``interleaved``): ``times`` holds the median of ``repeats`` calls per round,
+    ``median_s`` their median, so two variants compare round by round
+    (``paired_comparison``). G2 holds one control beside its four rows: the two
+    groups of ``g = 2`` computed as two dense convolutions on the two halves of
+    the channels and concatenated (``"control": True``): the same MACs and values
+    moved, without XLA's grouped-convolution path.
     """
     rng = np.random.default_rng(0)
 
     def weights(shape):  # host draws: jax.random would compile a program per shape
         return jnp.asarray(0.01 * rng.standard_normal(shape, dtype=np.float32))
 
-    def timed(fn, x, params):
-        return time_call(jax.jit(fn), x, params, repeats=repeats).median_s
+    def timed(rows, programs):
+        times = interleaved({i: (jax.jit(fn), args) for i, (fn, args) in enumerate(programs)}, rounds, repeats)
+        for i, row in enumerate(rows):
+            row["times"] = times[i]
+            row["median_s"] = float(np.median(times[i]))
+        return rows
 
     def pw(x, w, groups=1):
         return _conv(x, w, groups)
 
     out = {}
     # G1: equal channel widths minimize memory access cost (c1 * c2 fixed)
-    g1 = []
+    g1, programs = [], []
     for ratio in (1, 2, 6, 12):
         c1 = int(round(math.sqrt(128 * 128 / ratio)))
         c2 = ratio * c1
         ws = [weights((1, 1, c1, c2)), weights((1, 1, c2, c1))]
         x = jnp.ones((1, size, size, c1))
-        fn = lambda x, ws: [x := pw(pw(x, ws[0]), ws[1]) for _ in range(blocks)][-1]
+        programs.append((lambda x, ws: [x := pw(pw(x, ws[0]), ws[1]) for _ in range(blocks)][-1], (x, ws)))
         macs = blocks * 2 * size * size * c1 * c2
         mac = blocks * 2 * (size * size * (c1 + c2) + c1 * c2)
-        g1.append({"ratio": f"1:{ratio}", "c1": c1, "c2": c2, "macs": macs, "memory_accesses": mac, "median_s": timed(fn, x, ws)})
-    out["G1"] = g1
-    # G2: group convolution increases memory access cost (c^2 / g fixed)
-    g2 = []
-    for g in (1, 2, 4, 8):
+        g1.append({"ratio": f"1:{ratio}", "c1": c1, "c2": c2, "macs": macs, "memory_accesses": mac})
+    out["G1"] = timed(g1, programs)
+    # G2: group convolution increases memory access cost (c^2 / g fixed); the control computes g = 2 densely
+    g2, programs = [], []
+    for g, control in ((1, False), (2, False), (2, True), (4, False), (8, False)):
         c = int(round(128 * math.sqrt(g) / g)) * g
         w = weights((1, 1, c // g, c))
         x = jnp.ones((1, size, size, c))
-        fn = lambda x, w, g=g: [x := pw(x, w, g) for _ in range(blocks)][-1]
+        if control:
+            halves = (w[..., :c // 2], w[..., c // 2:])
+            fn = lambda x, halves, c=c: [x := jnp.concatenate([pw(x[..., :c // 2], halves[0]), pw(x[..., c // 2:], halves[1])],
+                                                              axis=-1) for _ in range(blocks)][-1]
+            programs.append((fn, (x, halves)))
+        else:
+            programs.append((lambda x, w, g=g: [x := pw(x, w, g) for _ in range(blocks)][-1], (x, w)))
         g2.append({"groups": g, "channels": c, "macs": blocks * size * size * c * c // g,
-                   "memory_accesses": blocks * (size * size * 2 * c + c * c // g), "median_s": timed(fn, x, w)})
-    out["G2"] = g2
+                   "memory_accesses": blocks * (size * size * 2 * c + c * c // g), "control": control})
+    out["G2"] = timed(g2, programs)
     # G3: fragmentation reduces parallelism (same MACs in 1, 2 or 4 pieces, in series or in parallel)
-    g3, c = [], 128
+    g3, programs, c = [], [], 128
     for name, pieces, parallel in (("1-fragment", 1, False), ("2-fragment-series", 2, False),
                                    ("4-fragment-series", 4, False), ("2-fragment-parallel", 2, True),
                                    ("4-fragment-parallel", 4, True)):
@@ -213,11 +230,11 @@ def guideline_experiments(repeats: int = 20, size: int = 28, blocks: int = 10) -
                         x = pw(x, w)
             return x
 
-        macs = blocks * sum(size * size * w.shape[2] * w.shape[3] for w in ws)
-        g3.append({"structure": name, "macs": macs, "median_s": timed(fn, x, ws)})
-    out["G3"] = g3
+        programs.append((fn, (x, ws)))
+        g3.append({"structure": name, "macs": blocks * sum(size * size * w.shape[2] * w.shape[3] for w in ws)})
+    out["G3"] = timed(g3, programs)
     # G4: element-wise operations (ReLU, shortcut) in a ResNet bottleneck are not free
-    g4, c = [], 256
+    g4, programs, c = [], [], 256
     ws = [weights((1, 1, c, c // 4)), weights((3, 3, c // 4, c // 4)), weights((1, 1, c // 4, c))]
     x = jnp.ones((1, size, size, c))
     for relu in (True, False):
@@ -228,8 +245,9 @@ def guideline_experiments(repeats: int = 20, size: int = 28, blocks: int = 10) -
                     y = act(pw(act(_conv(act(pw(x, ws[0])), ws[1])), ws[2]))
                     x = x + y if shortcut else y
                 return x
-            g4.append({"relu": relu, "shortcut": shortcut, "median_s": timed(fn, x, ws)})
-    out["G4"] = g4
+            programs.append((fn, (x, ws)))
+            g4.append({"relu": relu, "shortcut": shortcut})
+    out["G4"] = timed(g4, programs)
     return out
 
 
