@@ -62,16 +62,18 @@ _MATH2 = re.compile(r"\$\$.*?\$\$", re.S)
 _MATH1 = re.compile(r"\$[^$\n]*\$")
 _NUMBERED = (r"(?:Tables?|tables?|Fig\.|Figures?|figures?|[Ee]qs?\.|[Ee]quations?|[Ss]ec\.|[Ss]ections?|"
              r"[Cc]hapters?|§|[Aa]ppendix|[Ss]teps?|pp?\.|[Ll]ines?|arXiv|[Aa]lgorithm|[Cc]ells?|[Ii]ssue)")
-_NUMBER_TAIL = r"\s*\(?\d+(?:\.\d+)*[a-z\d]*\)?"
+_NUMBER_TAIL = r"[\s:]*\(?\d+(?:\.\d+)*[a-z\d]*\)?"
 _REFERENCE = re.compile(_NUMBERED + _NUMBER_TAIL + r"(?:\s*(?:,|-|–|and|to|or)" + _NUMBER_TAIL + r")*")
 #: A sentence that quotes a published table by its number ("the paper's Table 4 prints ...") or cites a paper.
 _PUBLISHED = re.compile(r"\b(?:Tables?|tables?) \d+")
 #: A network named by its width multiplier (and resolution): "width 1.4", "alpha = 0.25", "0.75 MobileNet-224",
-#: "the 0.50-160 network", "MobileNet 1.0-224", "the 0.25 rows": given data, like a layer's shape.
-_NETWORK_NAME = re.compile(r"(?:\b(?:width|multiplier|alpha|α)\s*(?:=\s*)?\d+(?:\.\d+)?)"
+#: "the 0.50-160 network", "MobileNet 1.0-224", "the 0.25 rows", "Small 1.0", "widths 0.75, 1.0 and 1.25":
+#: given data, like a layer's shape.
+_NETWORK_NAME = re.compile(r"(?:\b(?:Small|Large|width|widths|multiplier|alpha|α)\s*(?:=\s*)?\d+(?:\.\d+)?"
+                           r"(?:(?:,|, and| and| or) \d+(?:\.\d+)?)*)"
                            r"|(?:(?<![\w.])\d\.\d+-\d+\b)"
                            r"|(?:(?<![\w.])\d\.\d+(?= (?:MobileNet|MobileNets|network|networks|row|rows|model|models)\b))")
-_YEAR = re.compile(r"(?<![\w.,])(?:19|20)\d\d(?![\w.,%])")
+_YEAR = re.compile(r"(?<![\w.,])(?:19|20)\d\d(?![\w.%]|,\d)")
 _WORD_WITH_DIGITS = re.compile(r"(?<![\d.,])\b(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[A-Za-z\d][\w-]*")
 _QUANTITY_SUFFIX = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:[MKGB]\b|\s*x(?![\w])|\s*×(?!\s*\d)|-fold)")
 _NUMBER = re.compile(r"(?<![\w.])\d(?:[\d,]*\d)?(?:\.\d+)?(?:\s*%)?")

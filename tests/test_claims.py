@@ -29,6 +29,8 @@ ALLOWLIST = {
         "why a measured rate can exceed the roofline; the tables after it show the measurements",
     "unsupported comparison 'faster' in: * **Other processors have two roofs.** GPUs and TPUs multiply matrices on dedicated units":
         "a property of other hardware, not measured in this book",
+    "unsupported comparison 'faster' in: - draw MBConv, Fused-MBConv and the ConvNeXt block and compute their costs;":
+        "a learning objective: states what the chapter tests, no result",
     "unsupported comparison 'beat' in: Whether shifted multiply-adds beat a GPU's grouped convolution is an open question":
         "poses a question, states no result",
 }
@@ -90,6 +92,9 @@ def test_paired_comparison_words_a_loss_and_a_draw():
     assert draw.wording() == "ORT and JAX cannot be told apart (ORT faster in 4 of 7 rounds, sign test p = 1.0)"
     six = paired_comparison([1.0] * 7, [2.0] * 6 + [0.5], "a", "b")
     assert six.p == pytest.approx(16 / 128) and six.faster is None     # 6 of 7 is not enough at 0.05
+    many = paired_comparison([1.0] * 21, [2.0] * 21, "a", "b")
+    assert many.p == pytest.approx(2 / 2 ** 21)                        # 9.5e-07
+    assert many.wording() == "a is faster in 21 of 21 rounds (sign test p < 0.001)"
 
 
 def test_paired_comparison_drops_ties_and_rejects_bad_input():

@@ -339,18 +339,18 @@ class Comparison:
         test p = 0.016)"`` or ``"ours and keras cannot be told apart (4 of 7 rounds, p = 1.0)"``."""
         if self.faster is None:
             return (f"{self.label_a} and {self.label_b} cannot be told apart ({self.label_a} faster in "
-                    f"{self.wins_a} of {self.counted} rounds, sign test p = {_p_text(self.p)})")
+                    f"{self.wins_a} of {self.counted} rounds, sign test p {_p_text(self.p)})")
         wins = self.wins_a if self.faster == self.label_a else self.counted - self.wins_a
         return (f"{self.faster} is faster in {wins} of {self.counted} rounds "
-                f"(sign test p = {_p_text(self.p)})")
+                f"(sign test p {_p_text(self.p)})")
 
     def __str__(self) -> str:
         return self.wording()
 
 
 def _p_text(p: float) -> str:
-    """A p-value at two significant digits, ``1.0`` for 1: ``0.015625 -> '0.016'``."""
-    return "1.0" if p >= 1 else f"{p:.2g}"
+    """A p-value with its relation, at two significant digits: ``'= 0.016'``, ``'= 1.0'``, ``'< 0.001'``."""
+    return "= 1.0" if p >= 1 else "< 0.001" if p < 0.001 else f"= {p:.2g}"
 
 
 def paired_comparison(times_a, times_b, label_a: str = "a", label_b: str = "b", alpha: float = 0.05) -> Comparison:
