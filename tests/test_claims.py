@@ -13,46 +13,8 @@ from sepconv.bench import paired_comparison, sign_test_p
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb")) + [ROOT / "book" / "index.ipynb"]
 
-#: Flags the rule raises on text that is right as it stands; each with its reason.
-ALLOWLIST = {
-    "unsupported comparison 'faster' in: With peak compute $P$ (FLOP/s) and memory bandwidth $B$ (byte/s), it cannot run faster than":
-        "the definition of the roofline bound, not a measurement",
-    "unsupported comparison 'behind' in: Every chapter opens with learning objectives and prerequisites and ends with exercises whose solutions":
-        "'hidden behind a toggle': not a comparison",
-    "unsupported comparison 'faster' in: A ratio above 1 means the denominator, the program named second, is the faster one.":
-        "the definition of the ratio's direction",
-    "unsupported comparison 'faster' in: The ratio of each round compares measurements taken moments apart, so a slow spell of the machine":
-        "describes the sign test, states no result",
-    "unsupported comparison 'Faster' in: Tables 13 (SSD and Faster-RCNN detectors) and 14 (FaceNet distillation) are not checked":
-        "the name Faster-RCNN",
-    "unsupported comparison 'faster' in: Data that stays in the caches moves faster, so a layer whose tensors fit in cache can exceed":
-        "why a measured rate can exceed the roofline; the tables after it show the measurements",
-    "unsupported comparison 'faster' in: * **Other processors have two roofs.** GPUs and TPUs multiply matrices on dedicated units":
-        "a property of other hardware, not measured in this book",
-    "unsupported comparison 'faster' in: - draw MBConv, Fused-MBConv and the ConvNeXt block and compute their costs;":
-        "a learning objective: states what the chapter tests, no result",
-    "unsupported comparison 'beat' in: Whether shifted multiply-adds beat a GPU's grouped convolution is an open question":
-        "poses a question, states no result",
-}
-
-#: Flags recorded when the check was introduced (issue 28) and not yet rewritten as glue: the list may only
-#: shrink (test_claims_debt_is_current fails on an entry that no longer occurs, so a fix must delete it).
-DEBT_FILE = Path(__file__).with_name("claims_debt.txt")
-
-
-def _key(flag: claims.Flag) -> str:
-    return f"{flag.kind} {flag.text!r} in: {flag.sentence}"[:160]
-
-
-def _debt() -> set[str]:
-    if not DEBT_FILE.exists():
-        return set()
-    return {line for line in DEBT_FILE.read_text().splitlines() if line and not line.startswith("#")}
-
-
-def _silenced(flag: claims.Flag) -> bool:
-    key = _key(flag)
-    return any(key.startswith(a[:160]) or a.startswith(key) for a in ALLOWLIST) or f"{flag.notebook}: {key}" in _debt()
+ALLOWLIST, DEBT_FILE = claims.ALLOWLIST, claims.DEBT_FILE
+_key, _debt, _silenced = claims.key, claims.debt, claims.silenced
 
 
 # --- the paired-rounds helper -------------------------------------------------------------------------
