@@ -156,49 +156,66 @@ def layer_benchmarks(peaks: dict, batch: int = 1, repeats: int = 20, shapes=MOBI
     return rows
 
 
-def guideline_experiments(repeats: int = 20, size: int = 28, blocks: int = 10) -> dict:
+def guideline_experiments(repeats: int = 20, size: int = 28, blocks: int = 10, rounds: int = 1) -> dict:
     """ShuffleNet v2's four guideline experiments (its Tables 1-4), rebuilt in JAX at ``size x size``.
 
     Each network stacks ``blocks`` identical units; within an experiment all
     variants have (nearly) the same MACs. Reported: MACs, ShuffleNet v2 MAC
-    (memory access cost, values) and the median time of one batch-1 forward pass.
+    (memory access cost, values) and the time of one batch-1 forward pass. The
+    variants of one experiment are timed in ``rounds`` interleaved rounds
+    (``interleaved``): ``times`` holds the median of ``repeats`` calls per round,
+    ``median_s`` their median, so two variants compare round by round
+    (``paired_comparison``). G2 holds one control beside its four rows: the two
+    groups of ``g = 2`` computed as two dense convolutions on the two halves of
+    the channels and concatenated (``"control": True``): the same MACs and values
+    moved, without XLA's grouped-convolution path.
     """
     rng = np.random.default_rng(0)
 
     def weights(shape):  # host draws: jax.random would compile a program per shape
         return jnp.asarray(0.01 * rng.standard_normal(shape, dtype=np.float32))
 
-    def timed(fn, x, params):
-        return time_call(jax.jit(fn), x, params, repeats=repeats).median_s
+    def timed(rows, programs):
+        times = interleaved({i: (jax.jit(fn), args) for i, (fn, args) in enumerate(programs)}, rounds, repeats)
+        for i, row in enumerate(rows):
+            row["times"] = times[i]
+            row["median_s"] = float(np.median(times[i]))
+        return rows
 
     def pw(x, w, groups=1):
         return _conv(x, w, groups)
 
     out = {}
     # G1: equal channel widths minimize memory access cost (c1 * c2 fixed)
-    g1 = []
+    g1, programs = [], []
     for ratio in (1, 2, 6, 12):
         c1 = int(round(math.sqrt(128 * 128 / ratio)))
         c2 = ratio * c1
         ws = [weights((1, 1, c1, c2)), weights((1, 1, c2, c1))]
         x = jnp.ones((1, size, size, c1))
-        fn = lambda x, ws: [x := pw(pw(x, ws[0]), ws[1]) for _ in range(blocks)][-1]
+        programs.append((lambda x, ws: [x := pw(pw(x, ws[0]), ws[1]) for _ in range(blocks)][-1], (x, ws)))
         macs = blocks * 2 * size * size * c1 * c2
         mac = blocks * 2 * (size * size * (c1 + c2) + c1 * c2)
-        g1.append({"ratio": f"1:{ratio}", "c1": c1, "c2": c2, "macs": macs, "memory_accesses": mac, "median_s": timed(fn, x, ws)})
-    out["G1"] = g1
-    # G2: group convolution increases memory access cost (c^2 / g fixed)
-    g2 = []
-    for g in (1, 2, 4, 8):
+        g1.append({"ratio": f"1:{ratio}", "c1": c1, "c2": c2, "macs": macs, "memory_accesses": mac})
+    out["G1"] = timed(g1, programs)
+    # G2: group convolution increases memory access cost (c^2 / g fixed); the control computes g = 2 densely
+    g2, programs = [], []
+    for g, control in ((1, False), (2, False), (2, True), (4, False), (8, False)):
         c = int(round(128 * math.sqrt(g) / g)) * g
         w = weights((1, 1, c // g, c))
         x = jnp.ones((1, size, size, c))
-        fn = lambda x, w, g=g: [x := pw(x, w, g) for _ in range(blocks)][-1]
+        if control:
+            halves = (w[..., :c // 2], w[..., c // 2:])
+            fn = lambda x, halves, c=c: [x := jnp.concatenate([pw(x[..., :c // 2], halves[0]), pw(x[..., c // 2:], halves[1])],
+                                                              axis=-1) for _ in range(blocks)][-1]
+            programs.append((fn, (x, halves)))
+        else:
+            programs.append((lambda x, w, g=g: [x := pw(x, w, g) for _ in range(blocks)][-1], (x, w)))
         g2.append({"groups": g, "channels": c, "macs": blocks * size * size * c * c // g,
-                   "memory_accesses": blocks * (size * size * 2 * c + c * c // g), "median_s": timed(fn, x, w)})
-    out["G2"] = g2
+                   "memory_accesses": blocks * (size * size * 2 * c + c * c // g), "control": control})
+    out["G2"] = timed(g2, programs)
     # G3: fragmentation reduces parallelism (same MACs in 1, 2 or 4 pieces, in series or in parallel)
-    g3, c = [], 128
+    g3, programs, c = [], [], 128
     for name, pieces, parallel in (("1-fragment", 1, False), ("2-fragment-series", 2, False),
                                    ("4-fragment-series", 4, False), ("2-fragment-parallel", 2, True),
                                    ("4-fragment-parallel", 4, True)):
@@ -216,11 +233,11 @@ def guideline_experiments(repeats: int = 20, size: int = 28, blocks: int = 10) -
                         x = pw(x, w)
             return x
 
-        macs = blocks * sum(size * size * w.shape[2] * w.shape[3] for w in ws)
-        g3.append({"structure": name, "macs": macs, "median_s": timed(fn, x, ws)})
-    out["G3"] = g3
+        programs.append((fn, (x, ws)))
+        g3.append({"structure": name, "macs": blocks * sum(size * size * w.shape[2] * w.shape[3] for w in ws)})
+    out["G3"] = timed(g3, programs)
     # G4: element-wise operations (ReLU, shortcut) in a ResNet bottleneck are not free
-    g4, c = [], 256
+    g4, programs, c = [], [], 256
     ws = [weights((1, 1, c, c // 4)), weights((3, 3, c // 4, c // 4)), weights((1, 1, c // 4, c))]
     x = jnp.ones((1, size, size, c))
     for relu in (True, False):
@@ -231,8 +248,9 @@ def guideline_experiments(repeats: int = 20, size: int = 28, blocks: int = 10) -
                     y = act(pw(act(_conv(act(pw(x, ws[0])), ws[1])), ws[2]))
                     x = x + y if shortcut else y
                 return x
-            g4.append({"relu": relu, "shortcut": shortcut, "median_s": timed(fn, x, ws)})
-    out["G4"] = g4
+            programs.append((fn, (x, ws)))
+            g4.append({"relu": relu, "shortcut": shortcut})
+    out["G4"] = timed(g4, programs)
     return out
 
 
@@ -264,6 +282,101 @@ def interleaved(programs: dict, rounds: int, repeats: int, warmup: int = 3) -> d
         for label, (fn, args) in programs.items():
             times[label].append(time_call(fn, *args, warmup=warmup if i == 0 else 1, repeats=repeats).median_s)
     return times
+
+
+def sign_test_p(wins: int, n: int) -> float:
+    """Exact two-sided sign test: the probability, under a fair coin, of a split of ``n`` rounds at least
+    as uneven as ``wins`` against ``n - wins``: ``min(1, 2 * sum_{i <= min(wins, n - wins)} C(n, i) / 2^n)``."""
+    if not (isinstance(n, int) and n >= 1):
+        raise ValueError(f"the sign test needs at least one round, got n = {n!r}")
+    if not (isinstance(wins, int) and 0 <= wins <= n):
+        raise ValueError(f"wins must be an integer from 0 to n = {n}, got {wins!r}")
+    tail = sum(math.comb(n, i) for i in range(min(wins, n - wins) + 1))
+    return min(1.0, 2 * tail / 2 ** n)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two programs timed in the same interleaved rounds (``interleaved``), compared round by round.
+
+    ``ratios[i] = times_b[i] / times_a[i]``: above 1 means ``a`` was faster in round ``i``. ``wins_a`` counts
+    those rounds, ``ties`` the rounds with ratio exactly 1 (left out of the test), ``p`` is the exact
+    two-sided sign test over the other rounds, ``alpha`` the level at which a side is called faster."""
+
+    label_a: str
+    label_b: str
+    ratios: tuple
+    wins_a: int
+    ties: int
+    p: float
+    alpha: float
+
+    @property
+    def rounds(self) -> int:
+        return len(self.ratios)
+
+    @property
+    def counted(self) -> int:
+        """Rounds that are not ties: the sign test's ``n``."""
+        return self.rounds - self.ties
+
+    @property
+    def median_ratio(self) -> float:
+        """Median of ``times_b / times_a`` over the rounds."""
+        return float(np.median(self.ratios))
+
+    @property
+    def faster(self) -> str | None:
+        """The label of the program faster at level ``alpha``, or None when the two cannot be told apart."""
+        if self.p >= self.alpha:
+            return None
+        return self.label_a if 2 * self.wins_a > self.counted else self.label_b
+
+    @property
+    def verdict(self) -> str:
+        """``"faster"`` (``a`` is), ``"slower"`` (``b`` is faster) or ``"indistinguishable"``."""
+        return {None: "indistinguishable", self.label_a: "faster"}.get(self.faster, "slower")
+
+    def wording(self) -> str:
+        """The comparison worded at the strength of the data, e.g. ``"ours is faster in 7 of 7 rounds (sign
+        test p = 0.016)"`` or ``"ours and keras cannot be told apart (4 of 7 rounds, p = 1.0)"``."""
+        if self.faster is None:
+            return (f"{self.label_a} and {self.label_b} cannot be told apart ({self.label_a} faster in "
+                    f"{self.wins_a} of {self.counted} rounds, sign test p {_p_text(self.p)})")
+        wins = self.wins_a if self.faster == self.label_a else self.counted - self.wins_a
+        return (f"{self.faster} is faster in {wins} of {self.counted} rounds "
+                f"(sign test p {_p_text(self.p)})")
+
+    def __str__(self) -> str:
+        return self.wording()
+
+
+def _p_text(p: float) -> str:
+    """A p-value with its relation, at two significant digits: ``'= 0.016'``, ``'= 1.0'``, ``'< 0.001'``."""
+    return "= 1.0" if p >= 1 else "< 0.001" if p < 0.001 else f"= {p:.2g}"
+
+
+def paired_comparison(times_a, times_b, label_a: str = "a", label_b: str = "b", alpha: float = 0.05) -> Comparison:
+    """Compare two programs from paired interleaved rounds (``interleaved(...)[label]`` for each).
+
+    Each round gives one paired ratio ``t_b / t_a``; the exact two-sided sign test (``sign_test_p``) asks
+    whether ``a`` won more rounds than a fair coin would give. The result carries the numbers and the
+    wording at the strength they support (``Comparison.wording``): the one way a timing claim is written."""
+    a, b = np.asarray(times_a, dtype=float), np.asarray(times_b, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape or a.size == 0:
+        raise ValueError(f"need two equal-length, non-empty lists of round times, got {a.shape} and {b.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and np.all(a > 0) and np.all(b > 0)):
+        raise ValueError(f"round times must be positive and finite, got {list(a)} and {list(b)}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie between 0 and 1, got {alpha!r}")
+    ratios = b / a
+    wins, ties = int(np.sum(ratios > 1)), int(np.sum(ratios == 1))
+    n = len(ratios) - ties
+    p = sign_test_p(wins, n) if n else 1.0
+    return Comparison(label_a, label_b, tuple(float(r) for r in ratios), wins, ties, p, alpha)
+
+
+__all__ += ["sign_test_p", "Comparison", "paired_comparison"]
 
 
 #: EfficientNetV2's question at equal output shapes: (label, input size, c_in, c_out, expansion, stride).

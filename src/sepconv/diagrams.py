@@ -147,7 +147,7 @@ def separable_factorization(d_f: int = 14, m: int = 512, n: int = 512, k: int = 
 
 def gemm_view(k: int = 3, c: int = 4):
     """im2col: a KxK convolution as one matrix product whose left matrix repeats each input value K^2 times."""
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3.4), gridspec_kw=dict(width_ratios=[1, 1.4, 1]))
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.8), gridspec_kw=dict(width_ratios=[1, 1.4, 1.2]))
     fig.alt = (f"Left: a {k}x{k} convolution reads a {k}x{k}x{c} patch per output pixel. Middle: im2col copies every "
                f"patch into one row of a matrix with {k * k * c} columns, so each input value appears up to {k * k} "
                f"times; multiplied by a {k * k * c} x N weight matrix it gives all outputs. Right: a 1x1 convolution "
@@ -164,17 +164,17 @@ def gemm_view(k: int = 3, c: int = 4):
     for i, j, color in ((1, 1, COLORS["dw"]), (1, 2, COLORS["pw"])):
         a.add_patch(Rectangle(((j - 1) * 0.8, 4.6 - (i + 1) * 0.8), 2.4, 2.4, facecolor=color, alpha=0.55,
                               edgecolor="#333333", lw=1.2))
-    a.set_title(f"{k}x{k} windows overlap", fontsize=FONT)
+    a.set_title(f"{k}x{k} windows\noverlap", fontsize=FONT)
     b.set_xlim(0, 10)
-    b.set_ylim(-0.6, 6)
+    b.set_ylim(-1.0, 6)
     b.add_patch(Rectangle((0.3, 0.6), 5.4, 4.6, facecolor="white", edgecolor="#333333"))
     for row, color in ((0, COLORS["dw"]), (1, COLORS["pw"])):
         b.add_patch(Rectangle((0.3, 4.6 - row * 0.5), 5.4, 0.5, facecolor=color, alpha=0.6, edgecolor="#333333"))
-    b.text(3.0, 0.2, f"rows: output pixels; columns: {k * k}x{c} taps", ha="center", fontsize=FONT - 1)
+    b.text(3.0, 0.45, f"rows: output pixels\ncolumns: {k * k} x {c} taps", ha="center", va="top", fontsize=FONT - 1)
     b.text(6.2, 2.9, "x", fontsize=FONT + 4, va="center")
     b.add_patch(Rectangle((6.8, 0.6), 2.2, 4.6, facecolor=COLORS["std"], edgecolor="#333333"))
-    b.text(7.9, 0.2, "weights", ha="center", fontsize=FONT - 1)
-    b.set_title(f"im2col: one matrix product, inputs copied up to {k * k}x", fontsize=FONT)
+    b.text(7.9, 0.45, "weights", ha="center", va="top", fontsize=FONT - 1)
+    b.set_title(f"im2col: one matrix product,\ninputs copied up to {k * k} times", fontsize=FONT)
     r.set_xlim(0, 6)
     r.set_ylim(-0.6, 6)
     r.add_patch(Rectangle((0.2, 3.2), 2.2, 2.0, facecolor=COLORS["input"], edgecolor="#333333"))
@@ -185,7 +185,7 @@ def gemm_view(k: int = 3, c: int = 4):
         r.add_patch(Rectangle((0.3 + i * 1.3, 0.6), 0.35, 1.5, facecolor=COLORS["group"][i % 4], edgecolor="#333333"))
         r.add_patch(Rectangle((0.7 + i * 1.3, 1.2), 0.35, 0.35, facecolor=COLORS["dw"], edgecolor="#333333"))
     r.text(2.7, 0.1, "depthwise: C tiny products, one per channel", ha="center", fontsize=FONT - 1)
-    r.set_title("1x1 vs depthwise", fontsize=FONT)
+    r.set_title("1x1 vs\ndepthwise", fontsize=FONT)
     fig.tight_layout()
     return fig
 
@@ -253,29 +253,53 @@ def channel_shuffle_diagram(groups: int = 3, per_group: int = 4):
 
 
 def shufflenet_units():
-    """ShuffleNet v1's unit (grouped 1x1, shuffle, depthwise, grouped 1x1) and ShuffleNet v2's split unit."""
-    fig, ax = _figure(8.5, 5.0, "Left, a ShuffleNet v1 unit: grouped 1x1 convolution with ReLU, channel shuffle, 3x3 "
-                               "depthwise convolution, grouped 1x1 convolution, added to the input. Right, a ShuffleNet "
-                               "v2 unit: the channels are split in two, one half passes unchanged, the other goes "
-                               "through 1x1, 3x3 depthwise and 1x1 convolutions, the halves are concatenated and shuffled.")
-    ax.set_xlim(0, 12)
-    ax.set_ylim(-5.3, 1.2)
-    left = _flow(ax, 3.0, [("input", 2.6, COLORS["input"]), ("1x1 GConv, ReLU", 2.6, COLORS["pw"]),
+    """ShuffleNet v1's unit (grouped 1x1, shuffle, depthwise, grouped 1x1), ShuffleNet v2's stride-1 split unit,
+    and its stride-2 unit, where torchvision's convention and the authors' code give the branches different widths."""
+    fig, ax = _figure(12.5, 5.6, "Left, a ShuffleNet v1 unit: grouped 1x1 convolution with ReLU, channel shuffle, 3x3 "
+                                 "depthwise convolution, grouped 1x1 convolution, added to the input. Middle, a "
+                                 "ShuffleNet v2 stride-1 unit: the channels are split in two, one half passes "
+                                 "unchanged, the other goes through 1x1, 3x3 depthwise and 1x1 convolutions, the halves "
+                                 "are concatenated and shuffled. Right, a ShuffleNet v2 stride-2 unit: both branches see "
+                                 "the whole input of c_in channels; the left one is a 3x3 depthwise convolution with "
+                                 "stride 2 and a 1x1 convolution, the right one 1x1, 3x3 depthwise with stride 2 and "
+                                 "1x1; under torchvision's convention each branch outputs c_out/2 channels, in the "
+                                 "authors' code the left branch keeps c_in channels and the right one outputs "
+                                 "c_out - c_in. The two agree where c_out = 2 c_in.")
+    ax.set_xlim(0, 18)
+    ax.set_ylim(-6.2, 1.2)
+    left = _flow(ax, 2.6, [("input", 2.6, COLORS["input"]), ("1x1 GConv, ReLU", 2.6, COLORS["pw"]),
                            ("channel shuffle", 2.6, COLORS["pool"]), ("3x3 DWConv", 2.6, COLORS["dw"]),
                            ("1x1 GConv", 2.6, COLORS["pw"]), ("add, ReLU", 2.6, COLORS["out"])])
-    _skip(ax, left[0], left[-1], 4.9)
-    ax.text(3.0, 0.85, "ShuffleNet v1 (stride 1)", ha="center", fontsize=FONT + 1, weight="bold")
-    ax.text(8.8, 0.85, "ShuffleNet v2 (stride 1)", ha="center", fontsize=FONT + 1, weight="bold")
-    _box(ax, 8.8, 0.0, 3.0, "channel split", COLORS["input"])
-    branch = _flow(ax, 9.8, [("1x1 Conv, ReLU", 2.0, COLORS["pw"]), ("3x3 DWConv", 2.0, COLORS["dw"]),
-                             ("1x1 Conv, ReLU", 2.0, COLORS["pw"])], top=-1.1)
-    _arrow(ax, (9.6, -0.28), (9.8, -0.82))
-    ax.add_patch(FancyArrowPatch((7.6, -0.28), (7.6, -4.0), arrowstyle="-|>", mutation_scale=14, lw=1.4, color="#333333"))
-    ax.text(7.45, -2.1, "identity", rotation=90, ha="right", va="center", fontsize=FONT - 1)
-    _box(ax, 8.8, -4.25, 3.0, "concat", COLORS["out"])
-    _arrow(ax, (9.8, branch[-1][1] - 0.28), (9.4, -3.98))
-    _box(ax, 8.8, -5.0, 3.0, "channel shuffle", COLORS["pool"])
-    _arrow(ax, (8.8, -4.53), (8.8, -4.72))
+    _skip(ax, left[0], left[-1], 4.5)
+    ax.text(2.6, 0.85, "ShuffleNet v1 (stride 1)", ha="center", fontsize=FONT + 1, weight="bold")
+    ax.text(8.0, 0.85, "ShuffleNet v2 (stride 1)", ha="center", fontsize=FONT + 1, weight="bold")
+    _box(ax, 8.0, 0.0, 3.0, "channel split", COLORS["input"])
+    branch = _flow(ax, 9.0, [("1x1 Conv, ReLU", 2.5, COLORS["pw"]), ("3x3 DWConv", 2.0, COLORS["dw"]),
+                             ("1x1 Conv, ReLU", 2.5, COLORS["pw"])], top=-1.1)
+    _arrow(ax, (8.8, -0.28), (9.0, -0.82))
+    ax.add_patch(FancyArrowPatch((6.8, -0.28), (6.8, -4.0), arrowstyle="-|>", mutation_scale=14, lw=1.4, color="#333333"))
+    ax.text(6.65, -2.1, "identity", rotation=90, ha="right", va="center", fontsize=FONT - 1)
+    _box(ax, 8.0, -4.25, 3.0, "concat", COLORS["out"])
+    _arrow(ax, (9.0, branch[-1][1] - 0.28), (8.6, -3.98))
+    _box(ax, 8.0, -5.0, 3.0, "channel shuffle", COLORS["pool"])
+    _arrow(ax, (8.0, -4.53), (8.0, -4.72))
+    # stride 2: both branches see the whole input; the conventions differ in the branches' widths
+    ax.text(14.6, 0.85, "ShuffleNet v2 (stride 2)", ha="center", fontsize=FONT + 1, weight="bold")
+    _box(ax, 14.6, 0.0, 3.0, "input, c_in", COLORS["input"])
+    lhs = _flow(ax, 12.9, [("3x3 DWConv, s2", 2.5, COLORS["dw"]), ("1x1 Conv, ReLU", 2.5, COLORS["pw"])], top=-1.1)
+    rhs = _flow(ax, 16.3, [("1x1 Conv, ReLU", 2.5, COLORS["pw"]), ("3x3 DWConv, s2", 2.5, COLORS["dw"]),
+                           ("1x1 Conv, ReLU", 2.5, COLORS["pw"])], top=-1.1)
+    _arrow(ax, (14.0, -0.28), (12.9, -0.82))
+    _arrow(ax, (15.2, -0.28), (16.3, -0.82))
+    ax.text(12.9, lhs[-1][1] - 0.45, "out: c_out/2 (torchvision)\nc_in (authors)", ha="center", va="top",
+            fontsize=FONT - 2, color="#08519c")
+    ax.text(16.3, rhs[-1][1] - 0.35, "out: c_out/2 (torchvision)\nc_out - c_in (authors)", ha="center", va="top",
+            fontsize=FONT - 2, color="#08519c")
+    _box(ax, 14.6, -4.6, 3.0, "concat: c_out", COLORS["out"])
+    _arrow(ax, (12.9, lhs[-1][1] - 1.15), (14.1, -4.32))
+    _arrow(ax, (16.3, rhs[-1][1] - 1.05), (15.1, -4.32))
+    _box(ax, 14.6, -5.35, 3.0, "channel shuffle", COLORS["pool"])
+    _arrow(ax, (14.6, -4.88), (14.6, -5.07))
     return fig
 
 
