@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from sepconv import blocks, reparam
-from sepconv.counter import count, pure_module
+from sepconv.counter import count
 from sepconv.layers import randomize_batchnorm
 from sepconv.models import build_model, count_model, model_cost, resolve_model
 from sepconv.models.mobileone import mobileone_width
@@ -67,13 +67,16 @@ def _randomized(model, seed):
 
 @pytest.mark.parametrize("name", ["mobileone_s0", "repvit_m0_9"])
 def test_the_reparameterized_network_is_the_same_function_with_the_deploy_forms_cost(name):
+    """Run op by op, not compiled: compiling the train form costs far more than running it at this size.
+    (At 32 pixels a random RepViT's logits already differ by 4e-4 of their size between the compiled and
+    the op-by-op train form: rounding amplified, so the comparison is made at 64.)"""
     model = _randomized(build_model(name, resolution=64, classes=10), 1)
+    model.eval()
     deployed = reparam.reparameterize(model)
+    deployed.eval()
     x = normal(0, (2, 64, 64, 3))
-    outputs = []
-    for m in (model, deployed):
-        fn, state = pure_module(m, flat=True)
-        outputs.append(np.asarray(jax.jit(fn)(state, x)))
+    outputs = [np.asarray(m(jnp.asarray(x))) for m in (model, deployed)]
+    assert outputs[0].shape == (2, 10) and np.max(np.abs(outputs[0])) > 0
     assert np.max(np.abs(outputs[0] - outputs[1])) <= 1e-4 * np.max(np.abs(outputs[0]))
     ours, theirs = count(deployed, jax.ShapeDtypeStruct(x.shape, jnp.float32)), count_model(
         name, batch=2, form="deploy", resolution=64, classes=10)
