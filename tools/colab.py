@@ -250,7 +250,10 @@ def run_handout(master: Path, wheel_path: Path, env: dict, jupyter: Path) -> dic
     ok = not [e for e in errors if not e.startswith("install said")] and bool(checks) and all(checks.values())
     passed = sum(checks.values())
     summary = f"{passed} of {len(checks)} checks passed, {len(errors)} cell errors; install by {how}"
-    return {"ok": ok, "summary": summary, "detail": " | ".join(dict.fromkeys(errors))[:600], "log": ""}
+    log = "\n\n".join(f"--- cell\n{c.source}\n--- output\n" + "\n".join(
+        o.get("text", "") or o.get("data", {}).get("text/plain", "") or "\n".join(o.get("traceback", []))
+        for o in c.outputs) for c in nb.cells if c.cell_type == "code")
+    return {"ok": ok, "summary": summary, "detail": " | ".join(dict.fromkeys(errors))[:600], "log": log}
 
 
 def run(paths, python: str | None) -> int:
@@ -285,6 +288,10 @@ def run(paths, python: str | None) -> int:
         result["ran_with"] = versions
         name = str(path.relative_to(ROOT))
         results[name] = result
+        logs = WORK / "logs"
+        logs.mkdir(exist_ok=True)
+        (logs / f"{path.parent.name}-{path.stem}.log").write_text(re.sub(r"\x1b\[[0-9;]*m", "", result.pop("log")))
+        (WORK / "results.json").write_text(json.dumps(results, indent=1))
         print(f"{'PASS' if result['ok'] else 'FAIL'}  {name}  {result['seconds']:.0f} s  {result['summary']}"
               + f" (ran with {versions})" + (f"\n      {result['detail']}" if result["detail"] else ""), flush=True)
     (WORK / "results.json").write_text(json.dumps(results, indent=1))
