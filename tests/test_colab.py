@@ -208,3 +208,39 @@ def test_colab_cell_installs_the_package_and_changes_nothing_where_all_is_there(
     location, rows, macs = json.loads(out.stdout)
     assert str(venv) in location  # the copy installed by the cell, not the repository's source tree
     assert rows == 44 and macs == 3 * 3 * 512 * 512 * 14 * 14
+
+
+# --- the emulated runtime's package list -----------------------------------------------------------------
+
+import colab as colab_tool  # noqa: E402  (tools/colab.py)
+
+
+def test_the_stored_colab_list_is_googles_of_august_2026_with_its_source():
+    source = (ROOT / "tools" / "colab" / "SOURCE").read_text()
+    assert "googlecolab/backend-info@a72407924822ea377410b69f0a290150bcb5c9c2" in source and "2026-08-19" in source
+    assert colab_tool.colab_python_version() == "3.13"
+    # the versions shared/reference/colab-packages.md quotes from that commit
+    for name, version in {"jax": "0.7.2", "jaxlib": "0.7.2", "flax": "0.11.2", "numpy": "2.1.3", "scipy": "1.16.3",
+                          "scikit-learn": "1.6.1", "matplotlib": "3.10.0", "optax": "0.2.8", "keras": "3.13.2",
+                          "ipython": "7.34.0", "ipykernel": "6.17.1", "pip": "24.1.2"}.items():
+        assert COLAB[name] == version, name
+    touched = [l for l in (ROOT / "tools" / "colab" / "touched.txt").read_text().splitlines() if l and l[0] != "#"]
+    assert all(colab_tool.pinned(n.lower().replace("_", "-")) for n in touched)
+
+
+def test_refresh_refuses_what_is_not_a_colab_list(tmp_path):
+    bad = tmp_path / "freeze.txt"
+    bad.write_text("numpy==2.1.3\n")
+    info = tmp_path / "os-info.txt"
+    info.write_text("Ubuntu 22.04\nPython 3.14.1\n")
+    with pytest.raises(SystemExit, match="no jax== line"):
+        colab_tool.refresh(bad, info, "test")
+
+
+def test_a_handouts_install_line_is_pointed_at_the_wheel():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        'In Colab, run this first: `!pip install "sepconv[chapters,course] @ git+https://github.com/a/b@main"`.')])
+    line = colab_tool._install_line(nb)
+    assert line == '!pip install "sepconv[chapters,course] @ git+https://github.com/a/b@main"'
+    assert colab_tool.point_at(line, Path("/w/sepconv-0.1.0-py3-none-any.whl")) == \
+        '!pip install "sepconv[chapters,course] @ file:///w/sepconv-0.1.0-py3-none-any.whl"'

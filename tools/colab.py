@@ -174,6 +174,11 @@ def _install_line(nb) -> str | None:
     return None
 
 
+def point_at(line: str, wheel_path: Path) -> str:
+    """The install line with the repository's git URL replaced by the wheel's file URL."""
+    return re.sub(r"git\+https://[^\s\"']+", wheel_path.as_uri(), line)
+
+
 def _has_install_cell(nb) -> bool:
     return any(c.cell_type == "code" and ("google.colab" in c.source or re.search(r"^\s*[!%]pip install", c.source, re.M))
                for c in nb.cells)
@@ -223,7 +228,7 @@ def run_handout(master: Path, wheel_path: Path, env: dict, jupyter: Path) -> dic
             line = _install_line(nbformat.read(master, as_version=4))
             if line is None:
                 return {"ok": False, "summary": "no install cell and no `!pip install` line", "detail": "", "log": ""}
-            line = re.sub(r"git\+https://\S+?(?=[\"'\s]|$)", wheel_path.as_uri(), line)
+            line = point_at(line, wheel_path)
             nb.cells.insert(0, nbformat.v4.new_code_cell(line))
             how = f"its text's line: {line}"
         content = Path(tmp, "content")  # the handout is not on Colab's disk: only the kernel sees it
