@@ -4,6 +4,9 @@
     python tools/colab.py env DIR              # only build one emulated runtime in DIR
     python tools/colab.py refresh FREEZE OSINFO --source "googlecolab/backend-info@<commit> (<date>)"
 
+Results go to ``.colab/results.json`` and one log per notebook to ``.colab/logs/`` (``SEPCONV_COLAB_WORK``
+names another folder, so two runs can go side by side).
+
 The runtime is built from Colab's published package list, kept in ``tools/colab/`` (``pip-freeze.txt`` and
 ``os-info.txt`` as published, ``SOURCE`` says where from and of when; ``refresh`` replaces them with a newer
 pair): a virtual environment on Colab's Python (``os-info.txt``: 3.13; ``--python`` or ``COLAB_PYTHON``
@@ -44,7 +47,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tools" / "colab"
-WORK = ROOT / ".colab"
+WORK = Path(os.environ.get("SEPCONV_COLAB_WORK", ROOT / ".colab"))  # where the runtimes are built
 BIN = Path(sys.executable).parent
 
 
