@@ -99,6 +99,7 @@ def test_write_replaces_an_old_cell_and_moves_the_chapters_own_lines(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"), nbformat.v4.new_code_cell(old),
                                          nbformat.v4.new_code_cell("import jax")])
     nb.cells[1].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "'jax'"}, execution_count=1)]
+    nb.cells[1].execution_count = 1
     (tmp_path / "chapters").mkdir()
     (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/a-course/its-fork\n  branch: spring\n")
     path = tmp_path / "chapters" / "05_x.ipynb"
@@ -108,7 +109,8 @@ def test_write_replaces_an_old_cell_and_moves_the_chapters_own_lines(tmp_path):
     assert [c.cell_type for c in cells] == ["markdown", "code", "code", "code"]
     assert '"git+https://github.com/a-course/its-fork@spring"' in cells[1].source and cells[1].outputs == []
     assert cells[2].source == 'import os\n\nos.environ.setdefault("KERAS_BACKEND", "jax")'
-    assert cells[2].outputs[0]["data"]["text/plain"] == "'jax'" and cells[3].source == "import jax"
+    assert cells[2].outputs[0]["data"]["text/plain"] == "'jax'" and cells[2].execution_count == 1
+    assert cells[3].source == "import jax"
 
 
 # --- the decision ----------------------------------------------------------------------------------------

@@ -118,6 +118,7 @@ def write(path: Path, root: Path = ROOT) -> bool:
             new = nbformat.v4.new_code_cell(rest)
             new.id = f"{cell.get('id', 'install')}-setup"[:64]
             new.outputs = outputs
+            new.execution_count = cell.execution_count  # its outputs came from that execution
             nb.cells.insert(index + 1, new)
     else:
         new = nbformat.v4.new_code_cell(canonical(path, root), metadata={"tags": tags(path, root)})
