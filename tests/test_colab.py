@@ -172,6 +172,10 @@ def test_the_line_says_what_changed():
                     "kept the runtime's numpy 2.1.3; RESTART the session (Runtime > Restart session) and run "
                     "again: jax had been imported before this cell.")
     assert "\n" not in line
+    course = {**after, "otter-grader": "7.0.0", "fica": "0.4.1", "click": "8.5.1"}
+    assert colab.describe(before, course, kept=["jax"], asked=["flax", "otter_grader"]) == \
+        ("sepconv 0.1.0 installed; upgraded flax 0.11.2 -> 0.12.0; added otter-grader 7.0.0, 2 packages they need; "
+         "kept the runtime's jax 0.7.2.")
 
 
 def test_the_command_line_refuses_a_bad_extra(capsys):

@@ -204,7 +204,11 @@ def run_chapter(path: Path, env: dict, jupyter: Path) -> dict:
         out = run.stdout + run.stderr
         summary = next((line for line in reversed(out.splitlines()) if re.search(r"passed|failed|error", line)), "")
         ok = run.returncode == 0
-        detail = "" if ok else _first_failure(out)
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+        differ = sorted({int(n) for n in re.findall(r"Cell (\d+): Cell outputs differ", plain)})
+        raised = sorted({int(n) for n in re.findall(r"Cell (\d+): Cell execution caused an exception", plain)})
+        summary += f"; outputs differ in cells {differ or 'none'}, cells raising {raised or 'none'}"
+        detail = "" if ok else _first_failure(plain)
         return {"ok": ok, "summary": summary.strip("= "), "detail": detail, "log": out}
     finally:
         shutil.rmtree(content, ignore_errors=True)

@@ -121,16 +121,21 @@ def plan(reqs, installed: dict[str, str]) -> Plan:
     return result
 
 
-def describe(before: dict[str, str], after: dict[str, str], kept=("jax",), imported=()) -> str:
+def describe(before: dict[str, str], after: dict[str, str], kept=("jax",), imported=(), asked=None) -> str:
     """One line that says what changed between the version maps ``before`` and ``after`` (canonical
     name -> version), which of ``kept`` stayed as the runtime had them, and whether a restart is needed
-    (a changed distribution among ``imported``, the distributions of modules already imported)."""
+    (a changed distribution among ``imported``, the distributions of modules already imported). Added
+    packages are named where they are among ``asked`` (the requirements installed), counted otherwise."""
     upgraded = [f"{n} {before[n]} -> {after[n]}" for n in sorted(after) if n in before and before[n] != after[n]]
-    added = [f"{n} {after[n]}" for n in sorted(after) if n not in before and n != "sepconv"]
+    new = [n for n in sorted(after) if n not in before and n != "sepconv"]
+    named = new if asked is None else [n for n in new if n in {canonicalize_name(a) for a in asked}]
     parts = [f"sepconv {after.get('sepconv', '?')} installed"]
     parts.append(f"upgraded {', '.join(upgraded)}" if upgraded else "upgraded nothing")
-    if added:
-        parts.append(f"added {', '.join(added)}")
+    if new:
+        more = len(new) - len(named)
+        parts.append("added " + ", ".join([f"{n} {after[n]}" for n in named]
+                                          + ([f"{more} {'package' if more == 1 else 'packages'} they need"]
+                                             if more else [])))
     same = [f"{n} {after[n]}" for n in kept if n in after and before.get(n) == after[n]]
     if same:
         parts.append(f"kept the runtime's {', '.join(same)}")
@@ -174,7 +179,7 @@ def install(extras=(), quiet: bool = False) -> str:
     metadata_cache_clear()
     after = installed_versions()
     line = describe(before, after, kept=[n for n in ("jax", "jaxlib", "numpy") if n in after],
-                    imported=_imported_distributions())
+                    imported=_imported_distributions(), asked=[Requirement(r).name for r in chosen.install])
     if not quiet:
         print(line)
     return line
