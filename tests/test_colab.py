@@ -250,3 +250,18 @@ def test_a_handouts_install_line_is_pointed_at_the_wheel():
     assert line == '!pip install "sepconv[chapters,course] @ git+https://github.com/a/b@main"'
     assert colab_tool.point_at(line, Path("/w/sepconv-0.1.0-py3-none-any.whl")) == \
         '!pip install "sepconv[chapters,course] @ file:///w/sepconv-0.1.0-py3-none-any.whl"'
+
+
+def test_a_fork_is_written_into_every_file_that_names_the_repository(tmp_path):
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/a-course/its-fork\n  branch: main\n")
+    (tmp_path / "book" / "assignments").mkdir(parents=True)
+    (tmp_path / "book" / "assignments" / "requirements.txt").write_text(
+        "sepconv[chapters,course] @ git+https://github.com/sepconv-book/sepconv\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        'Run `!pip install "sepconv[course] @ git+https://github.com/sepconv-book/sepconv"`.')])
+    nbformat.write(nb, tmp_path / "book" / "assignments" / "01_x.ipynb")
+    assert len(install_cell.url_mismatches(tmp_path)) == 2
+    assert install_cell.write_urls(tmp_path) == ["book/assignments/requirements.txt", "book/assignments/01_x.ipynb"]
+    assert install_cell.url_mismatches(tmp_path) == []
+    assert "sepconv[course] @ git+https://github.com/a-course/its-fork@main" in \
+        nbformat.read(tmp_path / "book" / "assignments" / "01_x.ipynb", as_version=4).cells[0].source

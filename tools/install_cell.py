@@ -37,7 +37,7 @@ TAG = "nbval-ignore-output"
 #: Files that name the repository in a ``git+`` URL; ``--write`` rewrites it from _config.yml.
 URL_FILES = ("book/assignments/requirements.txt", "book/assignments/*.ipynb", "book/instructors.md", "README.md",
              "book/how_to_use.md")
-GIT_URL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+?(?:\.git)?(?:@[\w./-]+)?(?=[\s\"'`)\]]|$)")
+GIT_URL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+?(?:\.git)?(?:@[\w./-]+)?(?=[\s\"'`)\]\\\\]|$)")
 
 TEMPLATE = '''\
 # In Colab: install the book's library and what this notebook needs (one line says what changed).
