@@ -281,7 +281,8 @@ def run(paths, python: str | None) -> int:
         runtime = WORK / "runtime"
         py = build_env(runtime, py_cmd)
         env = {"PYTHONPATH": str(runtime / "colab-stub"), "SEPCONV_INSTALL": str(wheel_path),
-               "PIP_DISABLE_PIP_VERSION_CHECK": "1",  # `!pip` finds the runtime's pip first, as in Colab
+               "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # ipykernel's debugger
+               # `!pip` finds the runtime's pip first, as in Colab
                "PATH": f"{runtime / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
         kernelspec(jupyter, py, env)
         setup = time.perf_counter() - start
