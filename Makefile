@@ -85,7 +85,7 @@ FLOORS_TESTS ?= tests/test_cost.py tests/test_counter.py tests/test_counter_cont
 floors: install
 	rm -rf .floors && $(PYTHON) -m venv .floors
 	$(BIN)/uv pip install --quiet --python .floors/bin/python --resolution lowest-direct -e ".[chapters]"
-	$(BIN)/uv pip freeze --python .floors/bin/python | grep -v sepconv > .floors/constraints.txt
+	$(BIN)/uv pip freeze --python .floors/bin/python | grep -E '^[A-Za-z0-9_.-]+==' | grep -v '^sepconv==' > .floors/constraints.txt
 	$(BIN)/uv pip install --quiet --python .floors/bin/python -c .floors/constraints.txt pytest hypothesis
 	@grep -i -E '^(jax|flax|numpy|matplotlib|optax|scipy|scikit-learn|keras)==' .floors/constraints.txt | tr '\n' ' '; echo
 	.floors/bin/python -m pytest -q $(FLOORS_TESTS)
