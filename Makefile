@@ -7,7 +7,7 @@ MATHJAX := book/_vendor/mathjax/tex-chtml.js
 export JAX_PLATFORMS ?= cpu
 export PYTHONHASHSEED := 0
 
-.PHONY: book test install vendor notebooks timings clean device-bench
+.PHONY: book test install vendor notebooks timings clean device-bench colab floors
 
 install: $(VENV)/.installed
 
@@ -68,8 +68,30 @@ timings: install
 notebooks: install
 	$(BIN)/jupyter-execute --inplace --timeout=1200 chapters/*.ipynb book/index.ipynb
 
+# Before every release (each is too slow for `make test`): every chapter, the landing page and every
+# assignment handout in an emulated Colab runtime, built from Colab's published package list (tools/colab/,
+# refreshed by `tools/colab.py refresh`) on Colab's Python (COLAB_PYTHON, else python3.13 from the PATH or
+# pyenv): each notebook's install cell installs a wheel of the working tree, then nbval compares every
+# output with the stored one; a handout runs with its solutions and every check must pass.
+colab: install
+	$(BIN)/python tools/colab.py run $(COLAB_NOTEBOOKS)
+
+# The declared floors of pyproject.toml, tested: a venv with the lowest version of every dependency that
+# pyproject.toml allows (uv's lowest-direct resolution; jax 0.7.2, flax 0.12.0, numpy 2.0.0 ...), the test
+# tools added without moving them, then the library's tests.
+FLOORS_TESTS ?= tests/test_cost.py tests/test_counter.py tests/test_counter_contract.py tests/test_layers.py \
+	tests/test_published.py tests/test_compat.py tests/test_memory.py tests/test_models.py tests/test_training.py \
+	tests/test_keras_reference.py
+floors: install
+	rm -rf .floors && $(PYTHON) -m venv .floors
+	$(BIN)/uv pip install --quiet --python .floors/bin/python --resolution lowest-direct -e ".[chapters]"
+	$(BIN)/uv pip freeze --python .floors/bin/python | grep -E '^[A-Za-z0-9_.-]+==' | grep -v '^sepconv==' > .floors/constraints.txt
+	$(BIN)/uv pip install --quiet --python .floors/bin/python -c .floors/constraints.txt pytest hypothesis
+	@grep -i -E '^(jax|flax|numpy|matplotlib|optax|scipy|scikit-learn|keras)==' .floors/constraints.txt | tr '\n' ' '; echo
+	.floors/bin/python -m pytest -q $(FLOORS_TESTS)
+
 clean:
-	rm -rf _build book/_vendor
+	rm -rf _build book/_vendor .colab .floors
 
 # The accelerator run of chapter 12 (`python -m sepconv bench --device gpu`): on a machine whose JAX sees a GPU
 # (jax with its CUDA plugin), JAX_PLATFORMS cleared (this Makefile exports cpu). DEVICE=tpu on a TPU VM.

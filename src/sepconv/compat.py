@@ -5,13 +5,15 @@
 * ``replaced``: a library's method (or a module's function) replaced for the length of a ``with``
   block, only where the library defines it, to skip work whose result is never used (the shape-only
   build, the counter) or to do it a cheaper way (Keras's weight draws, ``bench.keras_application``).
+* ``is_drop_var``: whether a jaxpr output is dropped (``_``); jax 0.7.2 has ``DropVar`` in ``jax.core``
+  only, later versions in ``jax.extend.core`` too.
 """
 
 from __future__ import annotations
 
 import contextlib
 
-__all__ = ["variable_value", "set_variable_value", "replaced"]
+__all__ = ["variable_value", "set_variable_value", "replaced", "is_drop_var"]
 
 
 def variable_value(variable):
@@ -41,3 +43,15 @@ def replaced(cls, name: str, value):
         yield
     finally:
         setattr(cls, name, original)
+
+
+def is_drop_var(var) -> bool:
+    """Whether ``var``, an output of a jaxpr equation, is a dropped one (``_`` in the printed jaxpr)."""
+    from jax.extend import core
+
+    drop = getattr(core, "DropVar", None)
+    if drop is None:  # jax 0.7.2
+        from jax import core as old_core
+
+        drop = old_core.DropVar
+    return isinstance(var, drop)

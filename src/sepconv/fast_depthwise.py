@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend import core
 
+from .compat import is_drop_var
 from .counter import conv_record, register_call_rule, sub_jaxprs
 
 __all__ = ["depthwise_by_shifts", "fast_inference", "rewrite_equations", "fast_equation", "is_depthwise", "is_pointwise",
@@ -225,7 +226,7 @@ def _evaluate(jaxpr, consts, args, match, apply):
                 out = eqn.primitive.bind(*subfuns, *invals, **params)
             outvals = out if eqn.primitive.multiple_results else [out]
         for v, value in zip(eqn.outvars, outvals):
-            if not isinstance(v, core.DropVar):
+            if not is_drop_var(v):
                 env[v] = value
     return [read(v) for v in jaxpr.outvars]
 
