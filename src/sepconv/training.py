@@ -2,10 +2,18 @@
 
 Data: scikit-learn's bundled handwritten digits (1,797 images of 8x8 pixels,
 10 classes), upscaled to ``size x size`` and repeated over 3 channels, split
-with a fixed seed. The same ``train_step`` runs on one device or, with the
-batch sharded over a ``jax.sharding.Mesh``, data-parallel on many: XLA's SPMD
-partitioner inserts the cross-device reductions (BatchNorm's batch statistics
-included), so the result is the single-device result.
+with a fixed seed (``load_digits``); chapter 5 uses the generated coloured strokes
+of ``sepconv.datasets`` instead, and the real-data loaders there. The same ``train_step``
+runs on one device or, with the batch sharded over a ``jax.sharding.Mesh``,
+data-parallel on many: XLA's SPMD partitioner inserts the cross-device reductions
+(BatchNorm's batch statistics included), so the result is the single-device result.
+
+Several seeds: ``fit`` trains one model, ``train_seeds`` runs such fits in threads, and
+``fit_together`` trains a batch of models of one architecture as one program (``jax.vmap``
+over the models, ``lax.scan`` over the steps). ``BottleneckNet`` is a small MobileNetV2 whose
+call switches the variants of the paper's Figure 6 (ReLU6 or linear bottleneck; shortcut between
+bottlenecks, between expansions, or none). ``paired_difference`` reports a difference over
+paired seeds with its Student-t confidence interval and a sign test, worded at its strength.
 """
 
 from __future__ import annotations
