@@ -92,3 +92,98 @@ def test_data_parallel_step_matches_single_device():
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=8")
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0 and "OK" in result.stdout, result.stderr[-3000:]
+
+
+# --------------------------------------------------------------------------------------------------
+# Seeds trained together, the ablation network, the paired difference
+# --------------------------------------------------------------------------------------------------
+
+def _small_strokes():
+    from sepconv.datasets import colored_strokes
+
+    return colored_strokes(128, 64, size=8, noise=0.1, seed=3)
+
+
+def test_a_model_trained_in_a_batch_of_models_trains_as_alone():
+    """fit_together's vmapped step is each model's own: model 1 of a pair follows the same losses as
+    model 1 trained alone, and as ``fit`` (the one-model loop, nnx's step) trains it, batch order included."""
+    from sepconv.training import fit_together
+
+    data = _small_strokes()
+    pair = fit_together([tiny_mobilenet(0.25, seed=s, classes=8) for s in (0, 1)], data, (0, 1), epochs=2, batch=32)
+    alone = fit_together([tiny_mobilenet(0.25, seed=1, classes=8)], data, (1,), epochs=2, batch=32)
+    reference = tiny_mobilenet(0.25, seed=1, classes=8)
+    losses = fit(reference, data, epochs=2, batch=32, seed=1)
+    np.testing.assert_allclose(pair.losses[1], alone.losses[0], rtol=1e-4)
+    np.testing.assert_allclose(alone.losses[0], losses, rtol=1e-3)
+    assert pair.accuracy.shape == (2,) and pair.losses.shape == (2, 2) and pair.seeds.tolist() == [0, 1]
+    # the returned models hold the trained weights: their accuracy is the one reported
+    assert abs(accuracy(pair.models[1], data.x_test, data.y_test) - pair.accuracy[1]) <= 1 / 64
+
+
+def test_fit_together_names_its_bad_inputs():
+    from sepconv.training import fit_together
+
+    data = _small_strokes()
+    with pytest.raises(ValueError, match="need one seed per model, got 1 seeds for 2 models"):
+        fit_together([tiny_mobilenet(0.25, classes=8)] * 2, data, (0,))
+    with pytest.raises(ValueError, match="one architecture"):
+        fit_together([tiny_mobilenet(0.25, classes=8), tiny_mobilenet(0.5, classes=8)], data, (0, 1))
+    with pytest.raises(ValueError, match="batch between 1 and 128, got epochs=1, batch=500"):
+        fit_together([tiny_mobilenet(0.25, classes=8)], data, (0,), epochs=1, batch=500)
+
+
+def test_bottleneck_net_switches_are_the_figure_6_variants():
+    """The switches against a forward pass written out from the paper's definitions with the model's own
+    layers: the projection linear or ReLU6, the input added to the projection (between bottlenecks), or
+    each stride-1 block's expansion added to the next one's (between expansions)."""
+    from sepconv.blocks import relu6
+    from sepconv.training import ABLATIONS, bottleneck_net
+
+    model = bottleneck_net(seed=2, classes=8, stem=8, width=16, t=2, repeats=3, head=32)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 12, 12, 3)).astype(np.float32))
+
+    def written_out(relu, between_bottlenecks, between_expansions):
+        h = model.stem(x)
+        e, d, p = model.down
+        h = p(d(e(h)))
+        h = relu6(h) if relu else h
+        previous = None
+        for e, d, p in model.blocks:
+            expanded = e(h)
+            if between_expansions and previous is not None:
+                expanded = expanded + previous
+            previous = expanded
+            out = p(d(expanded))
+            out = relu6(out) if relu else out
+            h = out + h if between_bottlenecks else out
+        return model.classifier(model.head(h))
+
+    for name, switches in ABLATIONS.items():
+        np.testing.assert_allclose(model(x, *switches), written_out(*map(bool, switches)), rtol=1e-5, atol=1e-5,
+                                   err_msg=name)
+    # the variants differ: a switch is not ignored
+    outputs = [np.asarray(model(x, *s)) for s in ABLATIONS.values()]
+    assert all(np.abs(a - b).max() > 1e-3 for i, a in enumerate(outputs) for b in outputs[i + 1:])
+    # MACs by hand (t = 2): stem 12^2*27*8; down 12^2*8*16 + 6^2*9*16 + 6^2*16*16;
+    # three blocks of 6^2*(16*32 + 9*32 + 32*16); head 6^2*16*32; classifier 32*8
+    expected = (144 * 27 * 8 + 144 * 8 * 16 + 36 * 9 * 16 + 36 * 16 * 16 + 3 * 36 * (16 * 32 + 9 * 32 + 32 * 16)
+                + 36 * 16 * 32 + 32 * 8)
+    assert count(model, jnp.zeros((1, 12, 12, 3))).macs == expected
+
+
+def test_paired_difference_by_hand():
+    """a - b = (1, 2, 3): mean 2, standard deviation 1, t(0.975, 2 d.o.f.) = 4.303 (the t table), so the
+    95% interval is 2 -+ 4.303 / sqrt(3) = (-0.484, 4.484); a ahead in 3 of 3, sign test p = 2 / 2^3."""
+    from sepconv.training import paired_difference
+
+    d = paired_difference([2.0, 4.0, 6.0], [1.0, 2.0, 3.0])
+    assert d.mean == pytest.approx(2.0)
+    assert d.low == pytest.approx(2 - 4.3027 / 3 ** 0.5, abs=1e-3) and d.high == pytest.approx(2 + 4.3027 / 3 ** 0.5, abs=1e-3)
+    assert (d.n, d.a_wins, d.b_wins, d.sign_p) == (3, 3, 0, pytest.approx(0.25))
+    assert not d.resolved and d.words("a", "b", scale=1, unit="").startswith("a and b cannot be told apart: a minus b = +2.0")
+    tight = paired_difference([0.50, 0.51, 0.52, 0.50, 0.51], [0.80, 0.80, 0.81, 0.79, 0.80])
+    assert tight.resolved and tight.words("sep", "full").startswith("sep is behind full by 29.2 points (95% CI")
+    assert "sep ahead in 0 of 5 seeds, sign test p = 0.062" in tight.words("sep", "full")
+    with pytest.raises(ValueError, match=r"got shapes \(2,\) and \(3,\)"):
+        paired_difference([1, 2], [1, 2, 3])
