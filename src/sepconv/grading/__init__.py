@@ -93,6 +93,13 @@ def code_cells(path: str | Path) -> list[tuple[int, str]]:
     return cells
 
 
+def _printable(text: str) -> str:
+    """``text`` with every character that is not printable (newlines, carriage returns, terminal escapes,
+    direction overrides) escaped: a submission writes much of a problem's text (a type name, a forged tag)
+    and must not forge other rows of a table or rewrite the instructor's terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def _phase2(files: Path, cases: list, timeout: float) -> dict:
     job = {"files": str(files), "cases": [asdict(c) for c in cases]}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEPCONV_SANDBOX")}
@@ -148,8 +155,9 @@ def grade(submission: str | Path, autograder: str | Path, cell_timeout: float = 
             hints.append(f"{failed_hidden} hidden test{'s' if failed_hidden > 1 else ''} failed")
         if hints:
             feedback[question] = hints
+    feedback = {q: [_printable(h) for h in hints] for q, hints in feedback.items()}
     return Grade(sum(s for s, _ in questions.values()), sum(p for _, p in questions.values()), questions, feedback,
-                 dict(phase1.removed), problems, phase1.mode)
+                 dict(phase1.removed), [_printable(p) for p in problems], phase1.mode)
 
 
 @dataclass(frozen=True)
@@ -188,7 +196,7 @@ def grade_folder(folder: str | Path, autograder: str | Path, *, jobs: int = 1, *
             return Row(path.name, g.score, g.total, "", tuple(g.problems))
         except Exception as error:  # noqa: BLE001 - every failure becomes the row's reason
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            return Row(path.name, None, None, first[:200])
+            return Row(path.name, None, None, _printable(first[:200]))
 
     if len(slots) == 1:
         return [one(item) for item in enumerate(notebooks)]
@@ -206,6 +214,6 @@ def table(rows: list[Row]) -> str:
     lines = []
     for r in rows:
         score = f"{r.score:g}/{r.total:g}" if r.score is not None else "-"
-        note = r.reason or "; ".join(r.problems)
-        lines.append(f"{r.name:<{width}}  {score:>7}  {note}".rstrip())
+        note = _printable(r.reason or "; ".join(r.problems))
+        lines.append(f"{_printable(r.name):<{width}}  {score:>7}  {note}".rstrip())
     return "\n".join(lines)

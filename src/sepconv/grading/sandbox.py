@@ -3,7 +3,8 @@
 Where the sandbox runs depends on what the grader may do (``mode()``; ``SEPCONV_SANDBOX`` forces one):
 
 ``namespace`` (the grader runs as root and may create namespaces: CI, a course server)
-    ``unshare --mount --pid --fork --kill-child`` and :mod:`._launcher`: a new root holding only the
+    ``unshare --mount --pid --net --ipc --fork --kill-child`` and :mod:`._launcher`: no network (not even
+    the machine's loopback servers) and no shared System V memory; a new root holding only the
     system and Python folders (read-only) and the submission's private folder, a fresh ``/proc``, ``/tmp``
     and ``/dev/shm``; the runner under its own unprivileged user (one per sandbox running on the machine),
     in its own session, with limits on CPU time, memory, processes and file size. Tests, solutions,
@@ -168,7 +169,10 @@ def _progress(path: Path) -> list[str]:
 def _started(lines: list[str]) -> int | None:
     """The cell the runner started last and has not ended (its progress file's last line ``start I``)."""
     words = lines[-1].split() if lines else []
-    return int(words[1]) if len(words) == 2 and words[0] == "start" and words[1].isdigit() else None
+    # ASCII digits only: ``"\u00b2".isdigit()`` holds but ``int`` refuses it, and an exception here would
+    # leave the sandbox running
+    ok = len(words) == 2 and words[0] == "start" and words[1].isascii() and words[1].isdigit()
+    return int(words[1]) if ok else None
 
 
 def _collect(out: Path, target: Path, problems: list) -> None:
@@ -262,7 +266,7 @@ def _run(cells, spec, work, uid, sandbox_mode, cell_limit, timeout, memory_bytes
                    "limits": limits, "python": sys.executable, "env": _env("/sandbox"), "tmp_bytes": FILE_BYTES}
             (work / "job.json").write_text(json.dumps(job))
             command = [shutil.which("unshare"), *(["--user", "--map-root-user"] if sandbox_mode == "userns" else []),
-                       "--mount", "--pid", "--fork", "--kill-child", sys.executable, "-I",
+                       "--mount", "--pid", "--net", "--ipc", "--fork", "--kill-child", sys.executable, "-I",
                        str(Path(__file__).with_name("_launcher.py")), str(work / "job.json")]
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                        stderr=errors, start_new_session=True)
@@ -278,22 +282,17 @@ def _run(cells, spec, work, uid, sandbox_mode, cell_limit, timeout, memory_bytes
             process = subprocess.Popen([sys.executable, "-I", "_runner.py"], cwd=private, env=_env(str(private)),
                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
                                        start_new_session=True, preexec_fn=prepare)
-        why, cell, started = None, None, time.monotonic()
-        while process.poll() is None:
-            time.sleep(0.05)
-            lines = _progress(private / "out" / "progress")
-            now = time.monotonic()
-            index = _started(lines)
-            if index is not None:
-                if index != cell:
-                    cell, started = index, now
-                if now - started > cell_limit(index):
-                    why = f"ran longer than {cell_limit(index):g} s"
-            if now - start > timeout:
-                why = why or f"the submission ran longer than {timeout:g} s in all"
-            if why:
-                process.kill()
-                break
+        try:
+            why = _watch(process, private, cell_limit, start, timeout)
+        except BaseException:  # whatever goes wrong here, nothing the submission started outlives it
+            process.kill()
+            process.wait()
+            errors.close()
+            if uid is not None and sandbox_mode == "uid":
+                _kill_user(uid)
+            elif sandbox_mode == "plain":
+                _kill_session(process.pid)
+            raise
         process.wait()
         errors.seek(max(0, os.fstat(errors.fileno()).st_size - 300))
         stderr = errors.read().decode(errors="replace").strip()
@@ -328,3 +327,24 @@ def _run(cells, spec, work, uid, sandbox_mode, cell_limit, timeout, memory_bytes
         if child.name.startswith("run"):
             shutil.rmtree(child, ignore_errors=True)
     return result
+
+
+def _watch(process, private, cell_limit, start, timeout):
+    """Wait for the sandbox ``process``, killing it when a cell or the whole runs past its limit; why, or None."""
+    why, cell, started = None, None, time.monotonic()
+    while process.poll() is None:
+        time.sleep(0.05)
+        lines = _progress(private / "out" / "progress")
+        now = time.monotonic()
+        index = _started(lines)
+        if index is not None:
+            if index != cell:
+                cell, started = index, now
+            if now - started > cell_limit(index):
+                why = f"ran longer than {cell_limit(index):g} s"
+        if now - start > timeout:
+            why = why or f"the submission ran longer than {timeout:g} s in all"
+        if why:
+            process.kill()
+            break
+    return why
