@@ -189,3 +189,41 @@ def test_special_files_in_a_folder_do_not_stop_it(built, solutions, tmp_path):
     assert rows["d_honest.ipynb"].score == 12
     assert rows["a_fifo.ipynb"].score is None and rows["b_folder.ipynb"].score is None
     assert "c_link.ipynb" not in rows
+
+
+@pytest.mark.parametrize("swap", ["fifo", "dev_zero"])
+def test_a_progress_file_swapped_for_a_fifo_or_device_does_not_hang_the_grader(built, tmp_path, swap):
+    """The sandbox owns its ``out`` folder: its progress file turned into a FIFO (an ``open`` that blocks
+    forever) or a link to /dev/zero (a read that never ends). The whole time limit still holds."""
+    make = 'os.mkfifo("out/progress")' if swap == "fifo" else 'os.symlink("/dev/zero", "out/progress")'
+    attack = f"""
+        import os, time
+        os.remove("out/progress")
+        {make}
+        time.sleep(60)
+        """
+    path = _notebook(tmp_path / f"{swap}.ipynb", WRONG, attack)
+    command = [sys.executable, "-c", "import sys; from sepconv.grading import grade; "
+               "g = grade(sys.argv[1], sys.argv[2], cell_timeout=5, timeout=8); print(g.score)",
+               str(path), str(built.autograder)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=45)
+    assert run.returncode == 0 and run.stdout.split()[-1] == "0.0", run.stderr[-500:]
+
+
+def test_the_output_folder_swapped_for_a_link_is_not_followed(built, tmp_path):
+    """``out`` replaced by a link to a folder of the grader's machine that holds a progress file saying
+    ``done`` and right answers (any readable folder with such files): the grader reads none of it."""
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "progress").write_text("start 0\nend 0\ncalls\ndone\n")
+    (planted / "answers.json").write_text(json.dumps({"forward_macs": 278848, "zeroed_tensor": 2,
+                                                      "zeroed_channel": 0}))
+    os.chmod(tmp_path, 0o755)
+    attack = f"""
+        import os
+        os.rename("out", "gone")
+        os.symlink({str(planted)!r}, "out")
+        os._exit(0)
+        """
+    result = grade(_notebook(tmp_path / "link.ipynb", WRONG, attack), built.autograder, cell_timeout=20, timeout=40)
+    assert result.score == 0, result

@@ -157,13 +157,31 @@ def _kill_session(sid: int) -> None:
                     pass
 
 
-def _progress(path: Path) -> list[str]:
+def _open_in(folder: Path, name: str) -> int:
+    """A file descriptor of ``folder/name`` that follows no link, neither ``folder`` nor ``name`` (the
+    sandbox owns its ``out`` folder and may swap it or its files for links to the grader's files, FIFOs
+    or devices), and never blocks on opening."""
+    directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
-            return f.read().decode(errors="replace").splitlines()
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+    finally:
+        os.close(directory)
+
+
+def _progress(path: Path) -> list[str]:
+    """The last lines of the runner's progress file; none when it is not a plain file (a FIFO, a link)."""
+    import stat
+
+    try:
+        fd = _open_in(path.parent, path.name)
     except OSError:
         return []
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return []
+        f.seek(max(0, info.st_size - 65536))
+        return f.read(65536).decode(errors="replace").splitlines()
 
 
 def _started(lines: list[str]) -> int | None:
@@ -179,15 +197,20 @@ def _collect(out: Path, target: Path, problems: list) -> None:
     """Copy the regular files the sandbox wrote (no links followed, sizes capped) into ``target``."""
     target.mkdir(parents=True, exist_ok=True)
     try:
-        names = os.listdir(out)
+        directory = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)  # ``out`` may be a link
+        try:
+            names = os.listdir(directory)
+        finally:
+            os.close(directory)
     except OSError:
+        problems.append("the sandbox's output folder is not a folder: ignored")
         return
     budget = FILE_BYTES
     for name in sorted(names):
         if not (name.endswith((".json", ".npy")) and name.replace(".", "").replace("_", "").isalnum()):
             continue
         try:
-            fd = os.open(out / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = _open_in(out, name)
         except OSError:
             problems.append(f"sandbox file {name} is not a plain file: ignored")
             continue
