@@ -20,7 +20,7 @@ import pytest
 from sepconv.assignments import build
 from sepconv.grading import code_cells, grade, grade_folder, table
 from sepconv.grading.evaluate import NotPlain, decode
-from sepconv.grading.sandbox import mode
+from sepconv.grading.sandbox import _works, mode
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTER = ROOT / "book" / "assignments" / "08_deployment.ipynb"
@@ -146,7 +146,8 @@ def test_problems_cannot_forge_rows_of_the_table(built, tmp_path):
     assert "forward_macs" in text
 
 
-def test_the_sandbox_reaches_no_network(built, tmp_path):
+@pytest.mark.parametrize("sandbox_mode", [m for m in ("namespace", "userns") if _works(m)])
+def test_the_sandbox_reaches_no_network(built, tmp_path, sandbox_mode):
     """A server of the grader's machine on localhost (a Jupyter server, a database) must be out of reach:
     the submission would otherwise read through it what its file system hides, or send answers out."""
     listener = socket.socket()
@@ -164,7 +165,8 @@ def test_the_sandbox_reaches_no_network(built, tmp_path):
             forward_macs = 0
         """
     try:
-        result = grade(_notebook(tmp_path / "net.ipynb", WRONG, attack), built.autograder, cell_timeout=30, timeout=60)
+        result = grade(_notebook(tmp_path / "net.ipynb", WRONG, attack), built.autograder, cell_timeout=30, timeout=60,
+                       sandbox_mode=sandbox_mode)
         try:
             connection, _ = listener.accept()
             connection.close()
@@ -227,3 +229,25 @@ def test_the_output_folder_swapped_for_a_link_is_not_followed(built, tmp_path):
         """
     result = grade(_notebook(tmp_path / "link.ipynb", WRONG, attack), built.autograder, cell_timeout=20, timeout=40)
     assert result.score == 0, result
+
+
+def test_a_planted_lock_folder_is_refused(tmp_path, monkeypatch):
+    """The ``uid`` sandbox shares /tmp with the machine: a submission that made the folder of the users'
+    lock files first, with a link in it, would have the grader (root) truncate the link's target."""
+    import sepconv.grading.sandbox as sandbox
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    planted = tmp_path / "users"
+    planted.mkdir(mode=0o777)
+    os.chmod(planted, 0o777)
+    (planted / str(sandbox.UID_BASE)).symlink_to(victim)
+    monkeypatch.setattr(sandbox, "USERS", planted)
+    with pytest.raises(RuntimeError, match="not a folder of the grader's alone"):
+        with sandbox._claim_uid(0):
+            pass
+    os.chmod(planted, 0o700)  # even then, the link is not followed
+    with pytest.raises(OSError):
+        with sandbox._claim_uid(0):
+            pass
+    assert victim.read_text() == "keep me"

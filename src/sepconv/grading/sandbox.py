@@ -48,6 +48,8 @@ FILE_BYTES = 64 << 20
 #: The most runs of one submission: the first, and one more after each cell removed for ending the
 #: process or running past its limit.
 MAX_RUNS = 4
+#: The lock files of the sandbox users (``_claim_uid``).
+USERS = Path("/tmp/sepconv-sandbox-users")
 
 
 @functools.lru_cache(maxsize=None)
@@ -243,11 +245,18 @@ def _claim_uid(slot: int):
     a file per id, in a folder only root may enter, held while the sandbox runs."""
     import fcntl
 
-    folder = Path("/tmp/sepconv-sandbox-users")
+    import stat
+
+    folder = USERS
     folder.mkdir(mode=0o700, exist_ok=True)
+    info = os.lstat(folder)
+    # in the ``uid`` mode a submission shares /tmp: a folder it made there first, holding links, would
+    # have the grader (root) open and truncate any file
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise RuntimeError(f"{folder} is not a folder of the grader's alone: remove it")
     for offset in range(UIDS):
         uid = UID_BASE + (slot + offset) % UIDS
-        handle = open(folder / str(uid), "w")
+        handle = os.fdopen(os.open(folder / str(uid), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600), "w")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
