@@ -251,3 +251,19 @@ def test_a_planted_lock_folder_is_refused(tmp_path, monkeypatch):
         with sandbox._claim_uid(0):
             pass
     assert victim.read_text() == "keep me"
+
+
+def test_a_cell_of_many_checks_does_not_hang_the_grader(built, tmp_path):
+    """The pattern that told otter's cells apart backtracked exponentially on repeated ``grader.check``
+    lines with blank lines between them and code after (8 took 1.4 s, 10 over a minute; 30 would never end,
+    in the grader's own process: a whole folder stopped). Such a cell is the student's code and runs."""
+    cell = 'grader.check("q1")\n  \n' * 30 + WRONG
+    path = _notebook(tmp_path / "redos.ipynb", cell)
+    started = time.monotonic()
+    cells = code_cells(path)
+    assert time.monotonic() - started < 5 and len(cells) == 1
+    command = [sys.executable, "-c", "import sys; from sepconv.grading import grade; "
+               "g = grade(sys.argv[1], sys.argv[2], cell_timeout=10, timeout=20); print(g.score)",
+               str(path), str(built.autograder)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and float(run.stdout) == 0, (run.stdout, run.stderr[-300:])
