@@ -55,9 +55,25 @@ class Grade:
         return asdict(self)
 
 
-_OTTER = re.compile(r"^# Initialize Otter|"
-                    r"^\s*(#[^\n]*\n\s*)*(import otter\s*\n\s*)?grader\s*=\s*otter\.Notebook\([^\n]*\)\s*$|"
-                    r"^\s*(#[^\n]*\n\s*)*(grader\.(check|check_all|export)\([^\n]*\)\s*\n?\s*)+$")
+_CHECK = re.compile(r"grader\.(check|check_all|export)\([^\n]*\)")
+_NOTEBOOK = re.compile(r"grader\s*=\s*otter\.Notebook\([^\n]*\)")
+
+
+def _otter_cell(source: str) -> bool:
+    """Whether a cell is one of otter's own: ``# Initialize Otter`` first, or, besides comments, only
+    ``grader = otter.Notebook(...)`` (after an optional ``import otter``) or only ``grader.check(...)``
+    lines. Line by line, with one-line patterns: a pattern over the whole cell with repeated optional
+    whitespace backtracks exponentially (20 ``grader.check`` lines and a last line of code took hours)."""
+    if source.startswith("# Initialize Otter"):
+        return True
+    lines = [line.strip() for line in source.splitlines()]
+    code = [line for line in lines if line and not line.startswith("#")]
+    if code and code[0] == "import otter":
+        code = code[1:]
+        return len(code) == 1 and _NOTEBOOK.fullmatch(code[0]) is not None
+    if len(code) == 1 and _NOTEBOOK.fullmatch(code[0]):
+        return True
+    return bool(code) and all(_CHECK.fullmatch(line) for line in code)
 
 
 def code_cells(path: str | Path) -> list[tuple[int, str]]:
@@ -83,7 +99,7 @@ def code_cells(path: str | Path) -> list[tuple[int, str]]:
             return source
     cells = []
     for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or not cell.source.strip() or _OTTER.match(cell.source):
+        if cell.cell_type != "code" or not cell.source.strip() or _otter_cell(cell.source):
             continue
         try:
             source = transform(cell.source)
@@ -91,6 +107,13 @@ def code_cells(path: str | Path) -> list[tuple[int, str]]:
             source = cell.source
         cells.append((index, source))
     return cells
+
+
+def _printable(text: str) -> str:
+    """``text`` with every character that is not printable (newlines, carriage returns, terminal escapes,
+    direction overrides) escaped: a submission writes much of a problem's text (a type name, a forged tag)
+    and must not forge other rows of a table or rewrite the instructor's terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def _phase2(files: Path, cases: list, timeout: float) -> dict:
@@ -148,8 +171,9 @@ def grade(submission: str | Path, autograder: str | Path, cell_timeout: float = 
             hints.append(f"{failed_hidden} hidden test{'s' if failed_hidden > 1 else ''} failed")
         if hints:
             feedback[question] = hints
+    feedback = {q: [_printable(h) for h in hints] for q, hints in feedback.items()}
     return Grade(sum(s for s, _ in questions.values()), sum(p for _, p in questions.values()), questions, feedback,
-                 dict(phase1.removed), problems, phase1.mode)
+                 dict(phase1.removed), [_printable(p) for p in problems], phase1.mode)
 
 
 @dataclass(frozen=True)
@@ -188,7 +212,7 @@ def grade_folder(folder: str | Path, autograder: str | Path, *, jobs: int = 1, *
             return Row(path.name, g.score, g.total, "", tuple(g.problems))
         except Exception as error:  # noqa: BLE001 - every failure becomes the row's reason
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            return Row(path.name, None, None, first[:200])
+            return Row(path.name, None, None, _printable(first[:200]))
 
     if len(slots) == 1:
         return [one(item) for item in enumerate(notebooks)]
@@ -206,6 +230,6 @@ def table(rows: list[Row]) -> str:
     lines = []
     for r in rows:
         score = f"{r.score:g}/{r.total:g}" if r.score is not None else "-"
-        note = r.reason or "; ".join(r.problems)
-        lines.append(f"{r.name:<{width}}  {score:>7}  {note}".rstrip())
+        note = _printable(r.reason or "; ".join(r.problems))
+        lines.append(f"{_printable(r.name):<{width}}  {score:>7}  {note}".rstrip())
     return "\n".join(lines)

@@ -24,7 +24,19 @@ class NotPlain(Exception):
 
 
 def decode(value, files: Path, depth: int = 0):
-    """Plain data of ``_runner._plain`` back into Python values; raises :class:`NotPlain`."""
+    """Plain data of ``_runner._plain`` back into Python values; raises :class:`NotPlain`, and only that:
+    the files are the submission's to forge, and a tag whose contents make numpy or ``dict`` raise costs
+    that answer only. An array with no elements is not an answer (``np.allclose`` of an empty array and
+    any value broadcast against it holds)."""
+    try:
+        return _decode(value, files, depth)
+    except NotPlain:
+        raise
+    except Exception as error:  # noqa: BLE001 - whatever a forged tag makes raise
+        raise NotPlain(f"malformed ({type(error).__name__})") from None
+
+
+def _decode(value, files: Path, depth: int = 0):
     if depth > 21:
         raise NotPlain("nesting deeper than 20")
     if value is None or type(value) in (bool, int, float, str):
@@ -53,9 +65,15 @@ def decode(value, files: Path, depth: int = 0):
         import numpy as np
 
         dtype = np.dtype(inner)
-        if dtype.kind not in "biuf":
+        number = value["value"]
+        if dtype.kind not in "biuf" or type(number) not in (bool, int, float, str):
             raise NotPlain(f"numpy scalar of {dtype}")
-        return dtype.type(value["value"])
+        if type(number) is str and number not in ("nan", "inf", "-inf"):
+            raise NotPlain(f"numpy scalar of {dtype} from text")
+        scalar = dtype.type(number)
+        if not isinstance(scalar, np.generic):
+            raise NotPlain(f"numpy scalar of {dtype}")
+        return scalar
     if tag == "$array" and type(inner) is str and inner.endswith(".npy") and "/" not in inner:
         import numpy as np
 
@@ -65,6 +83,8 @@ def decode(value, files: Path, depth: int = 0):
             raise NotPlain(f"unreadable array ({type(error).__name__})") from None
         if array.dtype.kind not in "biufc":
             raise NotPlain(f"array of {array.dtype}")
+        if array.size == 0:
+            raise NotPlain(f"empty array of shape {array.shape}")
         return array
     raise NotPlain(f"unknown tag {tag[:30]!r}")
 

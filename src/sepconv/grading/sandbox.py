@@ -3,7 +3,8 @@
 Where the sandbox runs depends on what the grader may do (``mode()``; ``SEPCONV_SANDBOX`` forces one):
 
 ``namespace`` (the grader runs as root and may create namespaces: CI, a course server)
-    ``unshare --mount --pid --fork --kill-child`` and :mod:`._launcher`: a new root holding only the
+    ``unshare --mount --pid --net --ipc --fork --kill-child`` and :mod:`._launcher`: no network (not even
+    the machine's loopback servers) and no shared System V memory; a new root holding only the
     system and Python folders (read-only) and the submission's private folder, a fresh ``/proc``, ``/tmp``
     and ``/dev/shm``; the runner under its own unprivileged user (one per sandbox running on the machine),
     in its own session, with limits on CPU time, memory, processes and file size. Tests, solutions,
@@ -47,6 +48,8 @@ FILE_BYTES = 64 << 20
 #: The most runs of one submission: the first, and one more after each cell removed for ending the
 #: process or running past its limit.
 MAX_RUNS = 4
+#: The lock files of the sandbox users (``_claim_uid``).
+USERS = Path("/tmp/sepconv-sandbox-users")
 
 
 @functools.lru_cache(maxsize=None)
@@ -156,34 +159,60 @@ def _kill_session(sid: int) -> None:
                     pass
 
 
-def _progress(path: Path) -> list[str]:
+def _open_in(folder: Path, name: str) -> int:
+    """A file descriptor of ``folder/name`` that follows no link, neither ``folder`` nor ``name`` (the
+    sandbox owns its ``out`` folder and may swap it or its files for links to the grader's files, FIFOs
+    or devices), and never blocks on opening."""
+    directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
-            return f.read().decode(errors="replace").splitlines()
+        return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=directory)
+    finally:
+        os.close(directory)
+
+
+def _progress(path: Path) -> list[str]:
+    """The last lines of the runner's progress file; none when it is not a plain file (a FIFO, a link)."""
+    import stat
+
+    try:
+        fd = _open_in(path.parent, path.name)
     except OSError:
         return []
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return []
+        f.seek(max(0, info.st_size - 65536))
+        return f.read(65536).decode(errors="replace").splitlines()
 
 
 def _started(lines: list[str]) -> int | None:
     """The cell the runner started last and has not ended (its progress file's last line ``start I``)."""
     words = lines[-1].split() if lines else []
-    return int(words[1]) if len(words) == 2 and words[0] == "start" and words[1].isdigit() else None
+    # ASCII digits only: ``"\u00b2".isdigit()`` holds but ``int`` refuses it, and an exception here would
+    # leave the sandbox running
+    ok = len(words) == 2 and words[0] == "start" and words[1].isascii() and words[1].isdigit()
+    return int(words[1]) if ok else None
 
 
 def _collect(out: Path, target: Path, problems: list) -> None:
     """Copy the regular files the sandbox wrote (no links followed, sizes capped) into ``target``."""
     target.mkdir(parents=True, exist_ok=True)
     try:
-        names = os.listdir(out)
+        directory = os.open(out, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)  # ``out`` may be a link
+        try:
+            names = os.listdir(directory)
+        finally:
+            os.close(directory)
     except OSError:
+        problems.append("the sandbox's output folder is not a folder: ignored")
         return
     budget = FILE_BYTES
     for name in sorted(names):
         if not (name.endswith((".json", ".npy")) and name.replace(".", "").replace("_", "").isalnum()):
             continue
         try:
-            fd = os.open(out / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = _open_in(out, name)
         except OSError:
             problems.append(f"sandbox file {name} is not a plain file: ignored")
             continue
@@ -216,11 +245,18 @@ def _claim_uid(slot: int):
     a file per id, in a folder only root may enter, held while the sandbox runs."""
     import fcntl
 
-    folder = Path("/tmp/sepconv-sandbox-users")
+    import stat
+
+    folder = USERS
     folder.mkdir(mode=0o700, exist_ok=True)
+    info = os.lstat(folder)
+    # in the ``uid`` mode a submission shares /tmp: a folder it made there first, holding links, would
+    # have the grader (root) open and truncate any file
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise RuntimeError(f"{folder} is not a folder of the grader's alone: remove it")
     for offset in range(UIDS):
         uid = UID_BASE + (slot + offset) % UIDS
-        handle = open(folder / str(uid), "w")
+        handle = os.fdopen(os.open(folder / str(uid), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600), "w")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -262,7 +298,7 @@ def _run(cells, spec, work, uid, sandbox_mode, cell_limit, timeout, memory_bytes
                    "limits": limits, "python": sys.executable, "env": _env("/sandbox"), "tmp_bytes": FILE_BYTES}
             (work / "job.json").write_text(json.dumps(job))
             command = [shutil.which("unshare"), *(["--user", "--map-root-user"] if sandbox_mode == "userns" else []),
-                       "--mount", "--pid", "--fork", "--kill-child", sys.executable, "-I",
+                       "--mount", "--pid", "--net", "--ipc", "--fork", "--kill-child", sys.executable, "-I",
                        str(Path(__file__).with_name("_launcher.py")), str(work / "job.json")]
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                        stderr=errors, start_new_session=True)
@@ -278,22 +314,17 @@ def _run(cells, spec, work, uid, sandbox_mode, cell_limit, timeout, memory_bytes
             process = subprocess.Popen([sys.executable, "-I", "_runner.py"], cwd=private, env=_env(str(private)),
                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
                                        start_new_session=True, preexec_fn=prepare)
-        why, cell, started = None, None, time.monotonic()
-        while process.poll() is None:
-            time.sleep(0.05)
-            lines = _progress(private / "out" / "progress")
-            now = time.monotonic()
-            index = _started(lines)
-            if index is not None:
-                if index != cell:
-                    cell, started = index, now
-                if now - started > cell_limit(index):
-                    why = f"ran longer than {cell_limit(index):g} s"
-            if now - start > timeout:
-                why = why or f"the submission ran longer than {timeout:g} s in all"
-            if why:
-                process.kill()
-                break
+        try:
+            why = _watch(process, private, cell_limit, start, timeout)
+        except BaseException:  # whatever goes wrong here, nothing the submission started outlives it
+            process.kill()
+            process.wait()
+            errors.close()
+            if uid is not None and sandbox_mode == "uid":
+                _kill_user(uid)
+            elif sandbox_mode == "plain":
+                _kill_session(process.pid)
+            raise
         process.wait()
         errors.seek(max(0, os.fstat(errors.fileno()).st_size - 300))
         stderr = errors.read().decode(errors="replace").strip()
@@ -328,3 +359,24 @@ def _run(cells, spec, work, uid, sandbox_mode, cell_limit, timeout, memory_bytes
         if child.name.startswith("run"):
             shutil.rmtree(child, ignore_errors=True)
     return result
+
+
+def _watch(process, private, cell_limit, start, timeout):
+    """Wait for the sandbox ``process``, killing it when a cell or the whole runs past its limit; why, or None."""
+    why, cell, started = None, None, time.monotonic()
+    while process.poll() is None:
+        time.sleep(0.05)
+        lines = _progress(private / "out" / "progress")
+        now = time.monotonic()
+        index = _started(lines)
+        if index is not None:
+            if index != cell:
+                cell, started = index, now
+            if now - started > cell_limit(index):
+                why = f"ran longer than {cell_limit(index):g} s"
+        if now - start > timeout:
+            why = why or f"the submission ran longer than {timeout:g} s in all"
+        if why:
+            process.kill()
+            break
+    return why
