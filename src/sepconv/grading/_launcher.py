@@ -55,6 +55,10 @@ def main():
             os.symlink(os.readlink(link), root + link)
         else:
             _mirror(root, link)
+    # the fresh /tmp first: a Python or a project that lives below /tmp (a clone there, its venv) is then
+    # mirrored inside it, instead of being hidden by it
+    os.makedirs(root + "/tmp")
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={job['tmp_bytes']}")
     for path in job["mirror"]:
         _mirror(root, path)
     os.makedirs(root + "/dev", exist_ok=True)
@@ -63,8 +67,6 @@ def main():
         _mount("tmpfs", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={job['tmp_bytes']}")
     os.makedirs(root + "/proc")
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV)
-    os.makedirs(root + "/tmp")
-    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={job['tmp_bytes']}")
     os.makedirs(root + "/sandbox")
     _mount(job["private"], root + "/sandbox", None, MS_BIND)
     sys.stdout.flush()
