@@ -133,6 +133,24 @@ def test_fit_together_names_its_bad_inputs():
         fit_together([tiny_mobilenet(0.25, classes=8)], data, (0,), epochs=1, batch=500)
 
 
+def test_a_snapshot_is_the_shorter_run():
+    """A run's snapshot after epoch 1 is a one-epoch run of the same seeds (the batches of an epoch do
+    not depend on how many follow): the same accuracy and losses, without training again."""
+    from sepconv.training import fit_together
+
+    data = _small_strokes()
+    longer = fit_together([tiny_mobilenet(0.25, seed=s, classes=8) for s in (0, 1)], data, (0, 1), epochs=2,
+                          batch=32, snapshots=(1,))
+    short = fit_together([tiny_mobilenet(0.25, seed=s, classes=8) for s in (0, 1)], data, (0, 1), epochs=1, batch=32)
+    np.testing.assert_array_equal(longer.after(1).accuracy, short.accuracy)
+    np.testing.assert_allclose(longer.after(1).losses, short.losses, rtol=1e-6)
+    assert sorted(longer.snapshots) == [1, 2] and longer.losses.shape == (2, 2)
+    with pytest.raises(ValueError, match="snapshots must be epochs from 1 to 1, got \\[2\\]"):
+        fit_together([tiny_mobilenet(0.25, classes=8)], data, (0,), epochs=2, snapshots=(2,))
+    with pytest.raises(ValueError, match="no snapshot after 3 epochs"):
+        longer.after(3)
+
+
 def test_bottleneck_net_switches_are_the_figure_6_variants():
     """The switches against a forward pass written out from the paper's definitions with the model's own
     layers: the projection linear or ReLU6, the input added to the projection (between bottlenecks), or

@@ -290,10 +290,21 @@ class SeedRuns:
     accuracy: np.ndarray
     losses: np.ndarray
     models: list
+    #: test accuracy after the epochs asked for with ``fit_together(..., snapshots=...)``: ``{epoch: accuracy}``
+    snapshots: dict = None
+
+    def after(self, epochs: int) -> "SeedRuns":
+        """The run as it stood after ``epochs`` (a snapshot): its accuracy then, and the losses of those
+        epochs. The same numbers as a run of ``epochs`` epochs alone (the batches of epoch ``e`` do not
+        depend on how many follow); ``models`` are the final ones."""
+        if not self.snapshots or epochs not in self.snapshots:
+            raise ValueError(f"no snapshot after {epochs} epochs; have {sorted(self.snapshots or {})}")
+        return SeedRuns(self.seeds, self.snapshots[epochs], self.losses[:, :epochs], self.models,
+                        {e: a for e, a in self.snapshots.items() if e <= epochs})
 
 
 def fit_together(models, data, seeds, epochs: int = 5, batch: int = 32, learning_rate: float = 2e-3,
-                 args=None, test_batch: int = 1024) -> SeedRuns:
+                 args=None, test_batch: int = 1024, snapshots=()) -> SeedRuns:
     """Train the ``models`` (one architecture: one ``nnx.graphdef``) together, as ``fit`` trains one:
     Adam in training mode, each model's batches in the order ``np.random.default_rng(seed)`` draws
     for its entry of ``seeds``, one compiled program for all of them (``jax.vmap`` over the models
@@ -303,6 +314,9 @@ def fit_together(models, data, seeds, epochs: int = 5, batch: int = 32, learning
     switches of ``BottleneckNet``; variants that differ only in them train as one batch. On a CPU
     a batch of small models keeps the cores busier than one model at a time; the numbers are each
     model's own, up to the rounding of a batched computation.
+
+    ``snapshots``: epochs (below ``epochs``) after which the test accuracy is also measured, kept in
+    ``SeedRuns.snapshots``; ``result.after(e)`` is then the run of ``e`` epochs, without training it again.
     """
     seeds = [int(s) for s in seeds]
     if len(seeds) != len(models) or not models:
@@ -310,6 +324,9 @@ def fit_together(models, data, seeds, epochs: int = 5, batch: int = 32, learning
     if epochs < 1 or batch < 1 or batch > len(data.x_train):
         raise ValueError(f"epochs must be at least 1 and batch between 1 and {len(data.x_train)}, "
                          f"got epochs={epochs}, batch={batch}")
+    snapshots = sorted({int(e) for e in snapshots})
+    if any(not 1 <= e < epochs for e in snapshots):
+        raise ValueError(f"snapshots must be epochs from 1 to {epochs - 1}, got {snapshots}")
     splits = [nnx.split(m, nnx.Param, ...) for m in models]
     graphdef = splits[0][0]
     if any(g != graphdef for g, *_ in splits):
@@ -321,22 +338,29 @@ def fit_together(models, data, seeds, epochs: int = 5, batch: int = 32, learning
     x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
     rngs = [np.random.default_rng(s) for s in seeds]
     steps = len(data.x_train) // batch
-    losses = []
-    for _ in range(epochs):
+    losses, accuracies = [], {}
+
+    def test_accuracy(params, rest):
+        correct = np.zeros(len(models), np.int64)
+        for i in range(0, len(data.x_test), test_batch):
+            predicted = np.asarray(predict(params, rest, args, jnp.asarray(data.x_test[i:i + test_batch])))
+            correct += (predicted == data.y_test[None, i:i + test_batch]).sum(axis=1)
+        return correct / len(data.x_test)
+
+    for e in range(1, epochs + 1):
         order = np.stack([rng.permutation(len(data.x_train))[:steps * batch].reshape(steps, batch) for rng in rngs],
                          axis=1)
         params, rest, opt_state, values = epoch(params, rest, opt_state, args, x, y, order)
         losses.append(np.asarray(values))
-    correct = np.zeros(len(models), np.int64)
-    for i in range(0, len(data.x_test), test_batch):
-        predicted = np.asarray(predict(params, rest, args, jnp.asarray(data.x_test[i:i + test_batch])))
-        correct += (predicted == data.y_test[None, i:i + test_batch]).sum(axis=1)
+        if e in snapshots:
+            accuracies[e] = test_accuracy(params, rest)
+    accuracies[epochs] = test_accuracy(params, rest)
     trained = []
     for k, model in enumerate(models):
         nnx.update(model, jax.tree.map(lambda a: a[k], params), jax.tree.map(lambda a: a[k], rest))
         model.eval()
         trained.append(model)
-    return SeedRuns(np.asarray(seeds), correct / len(data.x_test), np.stack(losses, axis=1), trained)
+    return SeedRuns(np.asarray(seeds), accuracies[epochs], np.stack(losses, axis=1), trained, accuracies)
 
 
 # --------------------------------------------------------------------------------------------------
