@@ -188,6 +188,11 @@ def test_the_line_says_what_changed():
     assert colab.describe(before, course, kept=["jax"], asked=["flax", "otter_grader"]) == \
         ("sepconv 0.1.0 installed; upgraded flax 0.11.2 -> 0.12.0; added otter-grader 7.0.0, 2 packages they need; "
          "kept the runtime's jax 0.7.2.")
+    # otter-grader 7 caps wrapt below 2: on Colab (wrapt 2.3.0) pip goes back to 1.x, which is not an upgrade
+    capped = {**course, "wrapt": "1.17.3"}
+    assert colab.describe({**before, "wrapt": "2.3.0"}, capped, kept=["jax"], asked=["flax", "otter_grader"]) == \
+        ("sepconv 0.1.0 installed; upgraded flax 0.11.2 -> 0.12.0; downgraded wrapt 2.3.0 -> 1.17.3; added "
+         "otter-grader 7.0.0, 2 packages they need; kept the runtime's jax 0.7.2.")
 
 
 def test_the_command_line_refuses_a_bad_extra(capsys):
