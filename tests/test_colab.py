@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import install_cell  # noqa: E402
 
-NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb")) + [ROOT / "book" / "index.ipynb"]
+NOTEBOOKS = (sorted((ROOT / "chapters").glob("*.ipynb")) + [ROOT / "book" / "index.ipynb"]
+             + sorted((ROOT / "book" / "assignments").glob("*.ipynb")))
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
@@ -76,10 +77,21 @@ def test_the_cell_installs_from_the_repository_of_config_yml():
     assert install_cell.url_mismatches() == []
 
 
-def test_chapter_9_installs_the_deploy_extra_and_the_others_the_chapters_extra():
+def test_chapter_9_installs_the_deploy_extra_the_handouts_the_course_extra_the_others_the_chapters_extra():
+    assert len([n for n in NOTEBOOKS if n.parent.name == "assignments"]) == 8
     for notebook in NOTEBOOKS:
-        extras = re.search(r"install\((\[.*\])\)", _first_code(notebook).source).group(1)
-        assert json.loads(extras) == (["chapters", "deploy"] if notebook.stem == "09_deployment" else ["chapters"])
+        extras = json.loads(re.search(r"install\((\[.*\])\)", _first_code(notebook).source).group(1))
+        if notebook.parent.name == "assignments":  # otter-grader, which starts the handout's checks
+            assert extras == ["chapters", "course"], notebook.name
+        else:
+            assert extras == (["chapters", "deploy"] if notebook.stem == "09_deployment" else ["chapters"])
+
+
+def test_no_handout_tells_the_student_to_pip_install_by_hand():
+    for notebook in NOTEBOOKS:
+        if notebook.parent.name == "assignments":
+            text = "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells)
+            assert "!pip install" not in text, notebook.name  # it would replace Colab's jax and numpy
 
 
 def test_first_cell_does_nothing_locally(monkeypatch):
@@ -176,6 +188,11 @@ def test_the_line_says_what_changed():
     assert colab.describe(before, course, kept=["jax"], asked=["flax", "otter_grader"]) == \
         ("sepconv 0.1.0 installed; upgraded flax 0.11.2 -> 0.12.0; added otter-grader 7.0.0, 2 packages they need; "
          "kept the runtime's jax 0.7.2.")
+    # otter-grader 7 caps wrapt below 2: on Colab (wrapt 2.3.0) pip goes back to 1.x, which is not an upgrade
+    capped = {**course, "wrapt": "1.17.3"}
+    assert colab.describe({**before, "wrapt": "2.3.0"}, capped, kept=["jax"], asked=["flax", "otter_grader"]) == \
+        ("sepconv 0.1.0 installed; upgraded flax 0.11.2 -> 0.12.0; downgraded wrapt 2.3.0 -> 1.17.3; added "
+         "otter-grader 7.0.0, 2 packages they need; kept the runtime's jax 0.7.2.")
 
 
 def test_the_command_line_refuses_a_bad_extra(capsys):
@@ -241,15 +258,6 @@ def test_refresh_refuses_what_is_not_a_colab_list(tmp_path):
     info.write_text("Ubuntu 22.04\nPython 3.14.1\n")
     with pytest.raises(SystemExit, match="no jax== line"):
         colab_tool.refresh(bad, info, "test")
-
-
-def test_a_handouts_install_line_is_pointed_at_the_wheel():
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
-        'In Colab, run this first: `!pip install "sepconv[chapters,course] @ git+https://github.com/a/b@main"`.')])
-    line = colab_tool._install_line(nb)
-    assert line == '!pip install "sepconv[chapters,course] @ git+https://github.com/a/b@main"'
-    assert colab_tool.point_at(line, Path("/w/sepconv-0.1.0-py3-none-any.whl")) == \
-        '!pip install "sepconv[chapters,course] @ file:///w/sepconv-0.1.0-py3-none-any.whl"'
 
 
 def test_a_fork_is_written_into_every_file_that_names_the_repository(tmp_path):

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from sepconv.assignments import build
@@ -30,8 +31,8 @@ shell = Shell.instance()
 nb = nbformat.read(sys.argv[1], as_version=4)
 checks = {}
 for cell in nb.cells:
-    if cell.cell_type != "code":
-        continue
+    if cell.cell_type != "code" or "from sepconv.colab import install" in cell.source:
+        continue  # the install cell: this environment has everything (make colab runs it for real)
     match = re.fullmatch(r'\s*grader\.check\("(\w+)"\)\s*', cell.source)
     source = f'_check = grader.check("{match.group(1)}")' if match else cell.source
     result = shell.run_cell(source)
@@ -81,3 +82,14 @@ def test_the_untouched_handout_checks_run_and_fail_in_colab(colab):
     built, run = colab
     result = run(built.student)
     assert result["checks"] == {question: False for question in built.points}
+
+
+def test_the_handout_opens_with_the_install_cell_then_starts_otter(colab):
+    built, _ = colab
+    sys.path.insert(0, str(ROOT / "tools"))
+    import install_cell
+
+    for notebook in (built.student, built.solutions):
+        code = [c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
+        assert code[0].source == install_cell.canonical(MASTER)  # in Colab, it brings otter-grader
+        assert "otter.Notebook(" in code[1].source and "import otter" in code[1].source

@@ -24,10 +24,10 @@ feed the website build and which glue, without myst-nb, does not make in Colab: 
 stored outputs first.
 
 Handouts (book/assignments/*.ipynb): built with ``otter assign`` (``sepconv.assignments.build``); their
-solutions notebook (the handout answered with the solutions) runs in the runtime after the install the
-handout tells the student to run (its own install cell if it has one, else the ``!pip install`` line of its
-text with the repository replaced by the wheel); it passes when no cell raises and every ``grader.check``
-reports its tests passed.
+solutions notebook (the handout answered with the solutions) runs whole in the runtime, opening, as the
+student's handout does, with the install cell (installing the wheel, ``SEPCONV_INSTALL``, with the extras
+``chapters`` and ``course``) and then the cell that starts otter; it passes when no cell raises and every
+``grader.check`` reports its tests passed.
 """
 
 from __future__ import annotations
@@ -167,24 +167,10 @@ def kernelspec(jupyter: Path, py: Path, env: dict) -> None:
                                                   "language": "python", "env": env}, indent=1))
 
 
-def _install_line(nb) -> str | None:
-    """The ``!pip install ...`` line a handout's text tells the student to run in Colab."""
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            m = re.search(r"`(!pip install [^`]+)`", cell.source)
-            if m:
-                return m.group(1)
-    return None
-
-
-def point_at(line: str, wheel_path: Path) -> str:
-    """The install line with the repository's git URL replaced by the wheel's file URL."""
-    return re.sub(r"git\+https://[^\s\"']+", wheel_path.as_uri(), line)
-
-
-def _has_install_cell(nb) -> bool:
-    return any(c.cell_type == "code" and ("google.colab" in c.source or re.search(r"^\s*[!%]pip install", c.source, re.M))
-               for c in nb.cells)
+def _install_cell(nb):
+    """The handout's install cell (tools/install_cell.py writes it into every master), or None."""
+    return next((c for c in nb.cells if c.cell_type == "code" and "from sepconv.colab import install" in c.source),
+                None)
 
 
 def run_chapter(path: Path, env: dict, jupyter: Path) -> dict:
@@ -221,7 +207,7 @@ def _first_failure(out: str) -> str:
     return " | ".join(hits[:4])[:600]
 
 
-def run_handout(master: Path, wheel_path: Path, env: dict, jupyter: Path) -> dict:
+def run_handout(master: Path, env: dict, jupyter: Path) -> dict:
     from nbclient import NotebookClient
 
     sys.path.insert(0, str(ROOT / "src"))
@@ -230,14 +216,10 @@ def run_handout(master: Path, wheel_path: Path, env: dict, jupyter: Path) -> dic
     with tempfile.TemporaryDirectory(prefix="colab-handout-") as tmp:
         built = build(master, Path(tmp, "built"))
         nb = nbformat.read(built.solutions, as_version=4)
-        how = "its install cell"
-        if not _has_install_cell(nb):
-            line = _install_line(nbformat.read(master, as_version=4))
-            if line is None:
-                return {"ok": False, "summary": "no install cell and no `!pip install` line", "detail": "", "log": ""}
-            line = point_at(line, wheel_path)
-            nb.cells.insert(0, nbformat.v4.new_code_cell(line))
-            how = f"its text's line: {line}"
+        install = _install_cell(nb)
+        if install is None:
+            return {"ok": False, "summary": "no install cell (run `python tools/install_cell.py --write`)",
+                    "detail": "", "log": ""}
         content = Path(tmp, "content")  # the handout is not on Colab's disk: only the kernel sees it
         content.mkdir()
         os.environ.update(env, JUPYTER_PATH=str(jupyter))
@@ -255,13 +237,13 @@ def run_handout(master: Path, wheel_path: Path, env: dict, jupyter: Path) -> dic
         if m:
             text = "\n".join(o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in cell.outputs)
             checks[m.group(1)] = bool(re.search(r"passed", text, re.I)) and not re.search(r"fail|error", text, re.I)
-    first = next(c for c in nb.cells if c.cell_type == "code")
-    said = [line for o in first.outputs for line in (o.get("text", "") or "").splitlines() if line.strip()]
+    said = [line for o in install.outputs for line in (o.get("text", "") or "").splitlines() if line.strip()]
+    raised = len(errors)
     if said:
         errors.insert(0, "install said: " + " / ".join(said[-2:])[:300])
-    ok = not [e for e in errors if not e.startswith("install said")] and bool(checks) and all(checks.values())
+    ok = not raised and bool(checks) and all(checks.values())
     passed = sum(checks.values())
-    summary = f"{passed} of {len(checks)} checks passed, {len(errors)} cell errors; install by {how}"
+    summary = f"{passed} of {len(checks)} checks passed, {raised} cells raised"
     log = "\n\n".join(f"--- cell\n{c.source}\n--- output\n" + "\n".join(
         o.get("text", "") or o.get("data", {}).get("text/plain", "") or "\n".join(o.get("traceback", []))
         for o in c.outputs) for c in nb.cells if c.cell_type == "code")
@@ -288,7 +270,7 @@ def run(paths, python: str | None) -> int:
         setup = time.perf_counter() - start
         try:
             if path.parent.name == "assignments":
-                result = run_handout(path, wheel_path, env, jupyter)
+                result = run_handout(path, env, jupyter)
             else:
                 result = run_chapter(path, env, jupyter)
         except Exception as error:  # one notebook's failure is reported, the others still run

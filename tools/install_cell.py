@@ -1,10 +1,12 @@
-"""The install cell: the first code cell of every chapter (chapters/*.ipynb) and of book/index.ipynb.
+"""The install cell: the first code cell of every chapter (chapters/*.ipynb), of book/index.ipynb and of every
+assignment master (book/assignments/*.ipynb, whose handouts ``sepconv assign build`` opens with it, before
+the cell that starts otter).
 
     python tools/install_cell.py          # list the notebooks whose first code cell is not the canonical one
     python tools/install_cell.py --write  # make it so (after changing the repository URL, or adding a chapter)
 
 The cell is the same in every notebook but for the extras it installs (``EXTRAS`` below; every notebook has
-``chapters``, which Colab already has). It does nothing outside Colab; in Colab it installs this package
+``chapters``, which Colab already has; the assignments add ``course``, for otter-grader). It does nothing outside Colab; in Colab it installs this package
 from the repository, ``git+<url>@<branch>`` read from ``_config.yml`` (``repository:``, the one place the
 repository is named; the Colab launch buttons read it too), or from ``SEPCONV_INSTALL`` where that is set
 (``make colab`` points it at a wheel of the working tree), then ``sepconv.colab.install`` brings what the
@@ -33,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Extras beyond ``chapters`` that a notebook needs (by file stem). A notebook not listed gets ``chapters``.
 EXTRAS = {"09_deployment": ("chapters", "deploy")}
 DEFAULT_EXTRAS = ("chapters",)
+#: Extras of every assignment master (book/assignments/*.ipynb): the chapters' and otter-grader's.
+ASSIGNMENT_EXTRAS = ("chapters", "course")
 TAG = "nbval-ignore-output"
 #: Files that name the repository in a ``git+`` URL; ``--write`` rewrites it from _config.yml.
 URL_FILES = ("book/assignments/requirements.txt", "book/assignments/*.ipynb", "book/instructors.md", "README.md",
@@ -61,11 +65,19 @@ def repository(root: Path = ROOT) -> str:
 
 
 def notebooks(root: Path = ROOT) -> list[Path]:
-    return sorted((root / "chapters").glob("*.ipynb")) + [root / "book" / "index.ipynb"]
+    return (sorted((root / "chapters").glob("*.ipynb")) + [root / "book" / "index.ipynb"]
+            + sorted((root / "book" / "assignments").glob("*.ipynb")))
+
+
+def extras(path: Path) -> tuple[str, ...]:
+    """The extras the install cell of ``path`` names."""
+    if path.parent.name == "assignments":
+        return ASSIGNMENT_EXTRAS
+    return EXTRAS.get(path.stem, DEFAULT_EXTRAS)
 
 
 def canonical(path: Path, root: Path = ROOT) -> str:
-    return TEMPLATE.format(source=repository(root), extras=json.dumps(list(EXTRAS.get(path.stem, DEFAULT_EXTRAS))))
+    return TEMPLATE.format(source=repository(root), extras=json.dumps(list(extras(path))))
 
 
 def tags(path: Path, root: Path = ROOT) -> list[str]:

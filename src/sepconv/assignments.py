@@ -185,7 +185,8 @@ def ship_public_tests(handout: Path, notebooks: list[Path]) -> None:
     """Put the public tests of ``handout`` (otter keeps them in the notebook's metadata) into the cell
     that starts otter in each of ``notebooks``: in Colab, where otter cannot read the notebook's file and
     refuses tests kept in metadata (otter-grader issue #901), the cell writes them to ``./tests``, where
-    ``grader.check`` finds them. Elsewhere otter reads the metadata, as before."""
+    ``grader.check`` finds them. Elsewhere otter reads the metadata, as before. That cell moves to just
+    after the install cell (``tools/install_cell.py``), which brings otter in Colab."""
     public = {}
     for question, test in nbformat.read(handout, as_version=4).metadata.get("otter", {}).get("tests", {}).items():
         test = json.loads(json.dumps(test))
@@ -212,7 +213,22 @@ def ship_public_tests(handout: Path, notebooks: list[Path]) -> None:
             '    grader = otter.Notebook(tests_dir="tests")',
             "else:",
             "    " + start.strip()])
+        _install_first(nb)
         nbformat.write(nb, path)
+
+
+#: A line only the install cell has (tools/install_cell.py writes it into every master).
+INSTALL = "from sepconv.colab import install"
+
+
+def _install_first(nb: nbformat.NotebookNode) -> None:
+    """Move the cell that starts otter to just after the install cell, where the master has one: otter
+    assign puts its cell first, but in Colab ``import otter`` works only once the install cell has run."""
+    cells = nb.cells
+    install = next((i for i, c in enumerate(cells) if c.cell_type == "code" and INSTALL in c.source), None)
+    init = next(i for i, c in enumerate(cells) if c.cell_type == "code" and "otter.Notebook(" in c.source)
+    if install is not None and init < install:
+        cells.insert(install, cells.pop(init))  # after the pop, ``install`` is the index just after it
 
 
 # ----------------------------------------------------------------------------------------------------

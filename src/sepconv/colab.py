@@ -126,11 +126,16 @@ def describe(before: dict[str, str], after: dict[str, str], kept=("jax",), impor
     name -> version), which of ``kept`` stayed as the runtime had them, and whether a restart is needed
     (a changed distribution among ``imported``, the distributions of modules already imported). Added
     packages are named where they are among ``asked`` (the requirements installed), counted otherwise."""
-    upgraded = [f"{n} {before[n]} -> {after[n]}" for n in sorted(after) if n in before and before[n] != after[n]]
+    changed = [n for n in sorted(after) if n in before and before[n] != after[n]]
+    down = {n for n in changed if _older(after[n], before[n])}  # a dependency's ceiling (wrapt<2 of otter)
+    upgraded = [f"{n} {before[n]} -> {after[n]}" for n in changed if n not in down]
+    downgraded = [f"{n} {before[n]} -> {after[n]}" for n in changed if n in down]
     new = [n for n in sorted(after) if n not in before and n != "sepconv"]
     named = new if asked is None else [n for n in new if n in {canonicalize_name(a) for a in asked}]
     parts = [f"sepconv {after.get('sepconv', '?')} installed"]
     parts.append(f"upgraded {', '.join(upgraded)}" if upgraded else "upgraded nothing")
+    if downgraded:
+        parts.append(f"downgraded {', '.join(downgraded)}")
     if new:
         more = len(new) - len(named)
         parts.append("added " + ", ".join([f"{n} {after[n]}" for n in named]
@@ -144,6 +149,13 @@ def describe(before: dict[str, str], after: dict[str, str], kept=("jax",), impor
         parts.append(f"RESTART the session (Runtime > Restart session) and run again: {', '.join(stale)} "
                      "had been imported before this cell")
     return "; ".join(parts) + "."
+
+
+def _older(a: str, b: str) -> bool:
+    try:
+        return Version(a) < Version(b)
+    except Exception:  # not a PEP 440 version: call it a change, not a downgrade
+        return False
 
 
 def _imported_distributions() -> set[str]:
