@@ -69,7 +69,7 @@ def test_uib_diagram_has_alt_text():
     import matplotlib
 
     matplotlib.use("Agg")
-    from sepconv.diagrams_v4 import uib_forms
+    from sepconv.diagrams import uib_forms
 
     fig = uib_forms()
     assert "ExtraDW" in fig.alt and "FFN" in fig.alt
