@@ -9,7 +9,6 @@ expected table, each row a score or a one-line reason, whatever its neighbours d
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import nbformat
@@ -18,6 +17,8 @@ import pytest
 from sepconv.assignments import build
 from sepconv.grading import GradingError, code_cells, grade, grade_folder
 from sepconv.grading.sandbox import _works, mode
+
+from submissions import notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTER = ROOT / "book" / "assignments" / "08_deployment.ipynb"
@@ -184,15 +185,6 @@ while time.time() < end:
 }
 
 
-def _notebook(path, *sources, kernel="python3", otter=True):
-    cells = [nbformat.v4.new_code_cell(textwrap.dedent(s)) for s in sources]
-    metadata = {"kernelspec": {"name": kernel, "display_name": kernel, "language": "python"}}
-    if otter:
-        metadata["otter"] = {"OK_FORMAT": True}
-    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=metadata), path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     return build(MASTER, tmp_path_factory.mktemp("attacks") / "dist")
@@ -209,7 +201,7 @@ def test_each_attack_scores_nothing_and_is_named(built, tmp_path):
     folder.mkdir()
     for name, attack in ATTACKS.items():
         own_answers = name in ("equal_to_everything", "number_subclasses", "fake_results_then_kill")
-        _notebook(folder / f"{name}.ipynb", *([attack] if own_answers else [WRONG, attack]))
+        notebook(folder / f"{name}.ipynb", *([attack] if own_answers else [WRONG, attack]))
     rows = {row.name[:-6]: row for row in grade_folder(folder, built.autograder, jobs=2, cell_timeout=20, timeout=90,
                                                        memory_bytes=3 << 30)}
     assert set(rows) == set(ATTACKS)
@@ -236,7 +228,7 @@ def test_the_sandbox_sees_no_test_solution_or_master(built, tmp_path, sandbox_mo
     """The one attack that needs the isolated file system: with the tests findable it would score. It
     looks through /proc/*/cwd and /proc/*/root as well (the grader runs from the repository, whose
     book/assignments holds the master notebook)."""
-    path = _notebook(tmp_path / "find.ipynb", WRONG, ATTACKS["find_the_tests"].replace(
+    path = notebook(tmp_path / "find.ipynb", WRONG, ATTACKS["find_the_tests"].replace(
         'places.append(f"/proc/{pid}/cwd")', 'places += [f"/proc/{pid}/cwd", f"/proc/{pid}/root/work"]'))
     result = grade(path, built.autograder, cell_timeout=60, sandbox_mode=sandbox_mode)
     assert result.sandbox == sandbox_mode and result.score == 0
@@ -245,18 +237,18 @@ def test_the_sandbox_sees_no_test_solution_or_master(built, tmp_path, sandbox_mo
 def test_a_mixed_folder_grades_to_the_expected_table_in_one_command(built, solution_answers, tmp_path):
     folder = tmp_path / "submissions"
     folder.mkdir()
-    _notebook(folder / "a_honest.ipynb", *solution_answers)
-    _notebook(folder / "b_saboteur.ipynb", ATTACKS["background_saboteur"], "import time\ntime.sleep(1)")
-    _notebook(folder / "d_honest_other_kernel.ipynb", *solution_answers, kernel="xpython", otter=False)
-    _notebook(folder / "c_crashes_everywhere.ipynb", *(["import os\nos._exit(3)"] * 6), *solution_answers)
-    _notebook(folder / "e_kills_the_grader.ipynb", ATTACKS["fake_results_then_kill"])
+    notebook(folder / "a_honest.ipynb", *solution_answers)
+    notebook(folder / "b_saboteur.ipynb", ATTACKS["background_saboteur"], "import time\ntime.sleep(1)")
+    notebook(folder / "d_honest_other_kernel.ipynb", *solution_answers, kernel="xpython", otter=False)
+    notebook(folder / "c_crashes_everywhere.ipynb", *(["import os\nos._exit(3)"] * 6), *solution_answers)
+    notebook(folder / "e_kills_the_grader.ipynb", ATTACKS["fake_results_then_kill"])
     half = [s for s in solution_answers if "w_folded" not in s and "zeroed_tensor" not in s]
-    _notebook(folder / "f_half_right.ipynb", *half, "while True:\n    pass")
+    notebook(folder / "f_half_right.ipynb", *half, "while True:\n    pass")
     (folder / "g_not_json.ipynb").write_text("{ this is not a notebook")
     bad = json.loads(nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])))
     bad["cells"][0]["source"] = 42
     (folder / "h_schema_invalid.ipynb").write_text(json.dumps(bad))
-    _notebook(folder / "i_fork_bomb.ipynb", ATTACKS["fork_bomb"], *solution_answers)
+    notebook(folder / "i_fork_bomb.ipynb", ATTACKS["fork_bomb"], *solution_answers)
     command = [sys.executable, "-m", "sepconv", "assign", "grade", str(folder), "--autograder", str(built.autograder),
                "--jobs", "2", "--cell-timeout", "15", "--timeout", "120"]
     run = subprocess.run(command, capture_output=True, text=True, timeout=900)

@@ -9,8 +9,8 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 import time
+from functools import partial
 from pathlib import Path
 
 import nbformat
@@ -21,6 +21,11 @@ from sepconv.assignments import build
 from sepconv.grading import code_cells, grade, grade_folder, table
 from sepconv.grading.evaluate import NotPlain, decode
 from sepconv.grading.sandbox import _works, mode
+
+import submissions
+
+#: the red team's submissions carry no otter metadata (answers pasted into a fresh notebook)
+notebook = partial(submissions.notebook, otter=False)
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTER = ROOT / "book" / "assignments" / "08_deployment.ipynb"
@@ -36,14 +41,6 @@ w_folded, b_folded = np.zeros((3, 3, 1, 8)), np.zeros(8)
 """
 
 
-def _notebook(path, *sources):
-    cells = [nbformat.v4.new_code_cell(textwrap.dedent(s)) for s in sources]
-    nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "p",
-                                                                        "language": "python"}})
-    nbformat.write(nb, path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     return build(MASTER, tmp_path_factory.mktemp("redteam") / "dist")
@@ -57,7 +54,7 @@ def solutions(built):
 def test_empty_arrays_do_not_pass_allclose_tests(built, tmp_path):
     """np.allclose(np.zeros((0, 8)), expected_8) is True (an empty broadcast): the hidden b_folded test
     has no shape check of its own. An empty array answer is named, and scores nothing."""
-    path = _notebook(tmp_path / "empty.ipynb", WRONG, "b_folded = np.zeros((0, 8))\nw_folded = np.zeros((0, 3, 3, 1, 8))")
+    path = notebook(tmp_path / "empty.ipynb", WRONG, "b_folded = np.zeros((0, 8))\nw_folded = np.zeros((0, 3, 3, 1, 8))")
     result = grade(path, built.autograder, cell_timeout=30, timeout=60)
     assert result.score == 0, result
     assert any("answer `b_folded` is not plain data (empty array" in p for p in result.problems), result.problems
@@ -84,7 +81,7 @@ def test_forged_answers_cost_their_own_points_only(built, solutions, tmp_path):
         open("out/progress", "a").write("end 99\\ndone\\n")
         os._exit(0)
         """
-    path = _notebook(tmp_path / "forge.ipynb", *solutions, forge)
+    path = notebook(tmp_path / "forge.ipynb", *solutions, forge)
     result = grade(path, built.autograder, cell_timeout=30, timeout=90)
     assert 0 < result.score < 12, result
     assert any("answer `forward_macs` is not plain data" in p for p in result.problems), result.problems
@@ -114,8 +111,8 @@ UNICODE_DIGIT = """
 def test_a_garbled_progress_line_leaves_nothing_running(built, solutions, tmp_path):
     folder = tmp_path / "folder"
     folder.mkdir()
-    _notebook(folder / "a_unicode_digit.ipynb", WRONG, UNICODE_DIGIT)
-    _notebook(folder / "b_honest.ipynb", *solutions)
+    notebook(folder / "a_unicode_digit.ipynb", WRONG, UNICODE_DIGIT)
+    notebook(folder / "b_honest.ipynb", *solutions)
     started = time.monotonic()
     rows = {row.name: row for row in grade_folder(folder, built.autograder, cell_timeout=20, timeout=60)}
     assert rows["b_honest.ipynb"].score == 12, rows
@@ -135,7 +132,7 @@ def test_problems_cannot_forge_rows_of_the_table(built, tmp_path):
         """
     folder = tmp_path / "rows"
     folder.mkdir()
-    _notebook(folder / "a_evil.ipynb", WRONG, evil)
+    notebook(folder / "a_evil.ipynb", WRONG, evil)
     bad = json.loads(nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])))
     bad["cells"][0]["source"] = "\x1b[2J"
     bad["cells"][0]["bogus\nz_victim.ipynb 0/12"] = 1
@@ -167,7 +164,7 @@ def test_the_sandbox_reaches_no_network(built, tmp_path, sandbox_mode):
             forward_macs = 0
         """
     try:
-        result = grade(_notebook(tmp_path / "net.ipynb", WRONG, attack), built.autograder, cell_timeout=30, timeout=60,
+        result = grade(notebook(tmp_path / "net.ipynb", WRONG, attack), built.autograder, cell_timeout=30, timeout=60,
                        sandbox_mode=sandbox_mode)
         try:
             connection, _ = listener.accept()
@@ -188,7 +185,7 @@ def test_special_files_in_a_folder_do_not_stop_it(built, solutions, tmp_path):
     os.mkfifo(folder / "a_fifo.ipynb")
     (folder / "b_folder.ipynb").mkdir()
     (folder / "c_link.ipynb").symlink_to("/etc/passwd")
-    _notebook(folder / "d_honest.ipynb", *solutions)
+    notebook(folder / "d_honest.ipynb", *solutions)
     rows = {row.name: row for row in grade_folder(folder, built.autograder, cell_timeout=30, timeout=90)}
     assert rows["d_honest.ipynb"].score == 12
     assert rows["a_fifo.ipynb"].score is None and rows["b_folder.ipynb"].score is None
@@ -206,7 +203,7 @@ def test_a_progress_file_swapped_for_a_fifo_or_device_does_not_hang_the_grader(b
         {make}
         time.sleep(60)
         """
-    path = _notebook(tmp_path / f"{swap}.ipynb", WRONG, attack)
+    path = notebook(tmp_path / f"{swap}.ipynb", WRONG, attack)
     command = [sys.executable, "-c", "import sys; from sepconv.grading import grade; "
                "g = grade(sys.argv[1], sys.argv[2], cell_timeout=4, timeout=6); print(g.score)",
                str(path), str(built.autograder)]
@@ -229,7 +226,7 @@ def test_the_output_folder_swapped_for_a_link_is_not_followed(built, tmp_path):
         os.symlink({str(planted)!r}, "out")
         os._exit(0)
         """
-    result = grade(_notebook(tmp_path / "link.ipynb", WRONG, attack), built.autograder, cell_timeout=20, timeout=40)
+    result = grade(notebook(tmp_path / "link.ipynb", WRONG, attack), built.autograder, cell_timeout=20, timeout=40)
     assert result.score == 0, result
 
 
@@ -260,7 +257,7 @@ def test_a_cell_of_many_checks_does_not_hang_the_grader(built, tmp_path):
     lines with blank lines between them and code after (8 took 1.4 s, 10 over a minute; 30 would never end,
     in the grader's own process: a whole folder stopped). Such a cell is the student's code and runs."""
     cell = 'grader.check("q1")\n  \n' * 30 + WRONG
-    path = _notebook(tmp_path / "redos.ipynb", cell)
+    path = notebook(tmp_path / "redos.ipynb", cell)
     started = time.monotonic()
     cells = code_cells(path)
     assert time.monotonic() - started < 5 and len(cells) == 1
