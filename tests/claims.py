@@ -168,6 +168,27 @@ def blocks(markdown: str) -> list[tuple[str, str, str]]:
     return [(kind, label, _OTHER_FENCE.sub(" ", text) if kind == "prose" else text) for kind, label, text in out]
 
 
+_GATED = re.compile(r"^(`{3,}|:{3,})\{solution-(start|end)\}[ \t]*([^\s`]*)[^\n]*\n.*?^\1[ \t]*$", re.S | re.M)
+
+
+def gated_blocks(markdown: str, open_label: str | None) -> tuple[list[tuple[str, str, str]], str | None]:
+    """:func:`blocks` for a cell of a notebook whose solutions may be *gated*: sphinx-exercise's
+    ``{solution-start} LABEL`` ... ``{solution-end}`` directives, between which any number of cells (code
+    that runs, markdown that reports its result) form the solution. ``open_label`` is the label of a
+    solution left open by an earlier cell (or None); returns the parts and the label left open after this
+    cell. Markdown inside a gated solution is solution text: it is checked as strictly as a
+    ``{solution}`` block."""
+    out, pos = [], 0
+    for m in _GATED.finditer(markdown):
+        text = markdown[pos:m.start()]
+        out += [("solution", open_label, text)] if open_label is not None else blocks(text)
+        open_label = m.group(3) if m.group(2) == "start" else None
+        pos = m.end()
+    text = markdown[pos:]
+    out += [("solution", open_label, text)] if open_label is not None else blocks(text)
+    return out, open_label
+
+
 def glued_names(nb: dict) -> set[str]:
     return {o["metadata"]["scrapbook"]["name"] for c in nb["cells"] if c["cell_type"] == "code"
             for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
@@ -185,6 +206,7 @@ def check_notebook(path: Path, root: Path = ROOT) -> list[Flag]:
             for kind, label, text in blocks("".join(cell["source"])):
                 if kind == "exercise":
                     questions[label] = _numbers(text)
+    open_label = None
     for i, cell in enumerate(nb["cells"]):
         if cell["cell_type"] != "markdown":
             continue
@@ -192,7 +214,8 @@ def check_notebook(path: Path, root: Path = ROOT) -> list[Flag]:
         for glue in _GLUE.findall(source):
             if glue not in glued:
                 flags.append(Flag(name, i, "unknown glue", glue, glue))
-        for kind, label, text in blocks(source):
+        parts, open_label = gated_blocks(source, open_label)
+        for kind, label, text in parts:
             if kind == "exercise":
                 continue
             strict = kind == "solution"

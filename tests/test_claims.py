@@ -119,6 +119,22 @@ def test_check_flags_a_planted_unglued_number(tmp_path):
     assert _new_flags(glued) == []       # the same sentence, glued: the batch is the question's given data
 
 
+def test_check_reads_a_gated_solution_as_strictly_as_a_solution_block(tmp_path):
+    """sphinx-exercise's solution-start / solution-end: the markdown between them, in later cells too, is
+    solution text."""
+    gated = ("```{{exercise}}\n:label: planted\nTime both runtimes at batch 1.\n```\n\n"
+             "```{{solution-start}} planted\n:class: dropdown\n```\n\n{}")
+    path = _plant(tmp_path, gated.format("ONNX Runtime takes 3.47 ms per image.\n\n```{solution-end}\n```\n"))
+    assert [(f.kind, f.text) for f in _new_flags(path)] == [("unglued number", "3.47")]
+    opened = _plant(tmp_path, gated.format(""))          # the solution goes on in the next cell
+    nb = json.loads(opened.read_text())
+    nb["cells"].append({"cell_type": "markdown", "metadata": {},
+                        "source": "It is faster than JAX.\n\n```{solution-end}\n```\n\nJAX compiles it in 3 s."})
+    opened.write_text(json.dumps(nb))
+    flags = _new_flags(opened)
+    assert [(f.kind, f.text) for f in flags] == [("unsupported comparison", "faster")]  # after the end: prose, where an integer is no claim
+
+
 def test_check_flags_a_planted_unsupported_comparison(tmp_path):
     path = _plant(tmp_path, SOLUTION.format("ONNX Runtime is faster than JAX, and closer to the roofline."))
     flags = _new_flags(path)
