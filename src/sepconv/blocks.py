@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from .kinds import LayerKind, classify
 from .cost import LayerCost, conv2d_cost, conv_output_size, dense_cost, norm_cost, scale_cost
 
 __all__ = ["ACTIVATIONS", "activation", "relu6", "channel_shuffle", "ceil_pool_padding",
@@ -176,8 +177,13 @@ class ConvSpec(Block):
         activation(self.act)
 
     @property
+    def layer_kind(self) -> LayerKind:
+        """The convolution's ``LayerKind`` (``sepconv.kinds.classify``)."""
+        return classify((self.kernel, self.kernel), self.groups, self.c_in, self.c_out)
+
+    @property
     def depthwise(self) -> bool:
-        return self.groups == self.c_in == self.c_out and self.groups > 1
+        return self.layer_kind is LayerKind.DEPTHWISE
 
     def build(self, rngs):
         return _construct(self, lambda: ConvBN(self, rngs=rngs))
@@ -330,7 +336,7 @@ class PixelLinearSpec:
         d = dense_cost(self.c_in, self.c_out, bias=self.bias)
         pixels = size * size
         return [LayerCost(path, pixels * d.macs, d.params, pixels * self.c_in, pixels * self.c_out,
-                          (size, size, self.c_out), kind="dense")], size
+                          (size, size, self.c_out), layer_kind=LayerKind.LINEAR)], size
 
 
 class InvertedBottleneck(Block):
@@ -658,7 +664,8 @@ class MobileMQASpec(Block):
         n, m = size * size, kv_size * kv_size
         out.append(LayerCost(_join(path, "attn"), self.attention_macs(size), 0,
                              n * self.heads * self.key_dim + m * (self.key_dim + self.value_dim),
-                             n * self.heads * self.value_dim, (size, size, self.heads * self.value_dim), kind="dense"))
+                             n * self.heads * self.value_dim, (size, size, self.heads * self.value_dim),
+                             layer_kind=LayerKind.LINEAR))
         out += p["output"].layers(size, _join(path, "output"))[0]
         if self.layer_scale is not None:
             out.append(scale_cost(self.c_out, _join(path, "gamma")))

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable, Sequence, Union
 
+from .kinds import LayerKind, classify
+
 IntPair = Union[int, Sequence[int]]
 Padding = Union[str, int, Sequence]
 
@@ -59,8 +61,10 @@ class LayerCost:
 
     ``macs``: multiply-accumulates; ``params``: weights (+ biases);
     ``input_activations``/``output_activations``: element counts of the input
-    and output feature maps; ``kind``: ``conv``, ``dense``, ``norm`` (a normalization
-    layer's scale and shift) or ``scale`` (a learned per-channel scale, ConvNeXt's layer scale).
+    and output feature maps; ``layer_kind``: the ``LayerKind`` (``sepconv.kinds``), the vocabulary
+    the counter's ``OpRecord.kind`` uses (``depthwise``, ``pointwise``, ``full``, ``grouped``,
+    ``linear``, ``norm``, ``scale``). ``kind`` is its family: ``conv``, ``dense``, ``norm`` (a
+    normalization layer's scale and shift) or ``scale`` (a learned per-channel scale, ConvNeXt's).
     """
 
     name: str
@@ -69,7 +73,12 @@ class LayerCost:
     input_activations: int
     output_activations: int
     output_shape: tuple = ()
-    kind: str = "conv"
+    layer_kind: LayerKind = LayerKind.FULL
+
+    @property
+    def kind(self) -> str:
+        """``layer_kind.family``: ``conv``, ``dense``, ``norm`` or ``scale``."""
+        return self.layer_kind.family
 
     @property
     def flops(self) -> int:
@@ -99,21 +108,22 @@ class NetworkCost:
 
     @property
     def params(self) -> int:
-        return sum(layer.params for layer in self.layers if layer.kind != "norm")
+        return sum(layer.params for layer in self.layers if layer.layer_kind is not LayerKind.NORM)
 
     @property
     def params_trainable(self) -> int:
         return sum(layer.params for layer in self.layers)
 
     def select(self, *, prefix: str | None = None, kind: str | None = None) -> "NetworkCost":
-        """The layers whose name starts with ``prefix`` and/or whose kind is ``kind``."""
+        """The layers whose name starts with ``prefix`` and/or whose kind is ``kind``: a ``LayerKind``
+        (``"depthwise"``) or a family (``"conv"``)."""
         return NetworkCost(tuple(layer for layer in self.layers
                                  if (prefix is None or layer.name == prefix or layer.name.startswith(prefix + "."))
-                                 and (kind is None or layer.kind == kind)))
+                                 and (kind is None or kind in (layer.layer_kind, layer.kind))))
 
     def costed(self) -> "NetworkCost":
         """Only the layers that multiply-accumulate (convolutions and FC layers), as the counter lists them."""
-        return NetworkCost(tuple(layer for layer in self.layers if layer.kind in ("conv", "dense")))
+        return NetworkCost(tuple(layer for layer in self.layers if layer.layer_kind.multiplies))
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -125,14 +135,14 @@ class NetworkCost:
 def norm_cost(channels: int, name: str = "norm") -> LayerCost:
     """A normalization layer over ``channels``: no MACs, a scale and a shift per channel."""
     channels = _positive_int("channels", channels)
-    return LayerCost(name, 0, 2 * channels, channels, channels, (channels,), kind="norm")
+    return LayerCost(name, 0, 2 * channels, channels, channels, (channels,), LayerKind.NORM)
 
 
 def scale_cost(channels: int, name: str = "scale") -> LayerCost:
     """A learned per-channel scale (ConvNeXt's layer scale): no MACs in the papers' convention,
     ``channels`` parameters."""
     channels = _positive_int("channels", channels)
-    return LayerCost(name, 0, channels, channels, channels, (channels,), kind="scale")
+    return LayerCost(name, 0, channels, channels, channels, (channels,), LayerKind.SCALE)
 
 
 def total_cost(layers: Iterable[LayerCost], name: str = "total") -> LayerCost:
@@ -267,6 +277,7 @@ def conv2d_cost(height: int, width: int, in_channels: int, out_channels: int,
         input_activations=height * width * in_channels,
         output_activations=out_h * out_w * out_channels,
         output_shape=(out_h, out_w, out_channels),
+        layer_kind=classify((kh, kw), groups, in_channels, out_channels),
     )
 
 
@@ -318,7 +329,7 @@ def dense_cost(in_features: int, out_features: int, bias: bool = True, name: str
         input_activations=in_features,
         output_activations=out_features,
         output_shape=(out_features,),
-        kind="dense",
+        layer_kind=LayerKind.LINEAR,
     )
 
 

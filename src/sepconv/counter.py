@@ -53,6 +53,7 @@ from jax.extend import core
 
 from .compat import replaced, variable_value
 from .cost import tap_count
+from .kinds import LayerKind, classify
 
 
 __all__ = ["count", "count_macs", "count_training", "CountResult", "OpRecord", "parameter_counts", "pure_module",
@@ -118,16 +119,15 @@ class OpRecord:
         return self.macs * self.calls
 
     @property
-    def kind(self) -> str:
-        """What the operation is, read from its shapes as a forward layer (channels last):
-        ``linear`` (a matrix product), ``depthwise`` (one input channel per group), ``grouped``,
-        ``pointwise`` (1x1) or ``full``. A gradient's operations have other shapes; classify
-        them by the forward operation of the same ``path``."""
+    def kind(self) -> LayerKind:
+        """What the operation is (``sepconv.kinds``), read from its shapes as a forward layer
+        (channels last, an HWIO kernel): ``linear`` (a matrix product), ``depthwise`` (one input
+        channel per group; the output channels are not asked), ``grouped``, ``pointwise`` (1x1) or
+        ``full``. A gradient's operations have other shapes; classify them by the forward operation
+        of the same ``path``."""
         if self.primitive != "conv_general_dilated":
-            return "linear"
-        if self.feature_group_count > 1:
-            return "depthwise" if self.feature_group_count == self.input_shape[-1] else "grouped"
-        return "pointwise" if all(k == 1 for k in self.kernel_shape[:-2]) else "full"
+            return LayerKind.LINEAR
+        return classify(self.kernel_shape[:-2], self.feature_group_count, self.input_shape[-1])
 
     def to_dict(self) -> dict:
         d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from . import cost
+from .kinds import LayerKind
 from .published import Record, check_table, table_names
 
 __all__ = ["COMPUTERS", "validate", "mobilenet_v1_table3", "v1_cost", "layer_type"]
@@ -50,13 +51,16 @@ def v1_cost(alpha: float = 1.0, resolution: int = 224, classes: int = 1000, spec
     return resolve_mobilenet_v1(MOBILENET_V1 if spec is None else spec, alpha, resolution, classes).cost()
 
 
+#: MobileNet Table 2's layer types by ``LayerKind``: "Conv DW 3x3" (``dw``), "Conv 1x1" (``pw``),
+#: "Conv 3x3" (``conv``), "Fully Connected" (``fc``); ``norm`` holds no weights of the table.
+TABLE2_TYPES = {LayerKind.DEPTHWISE: "dw", LayerKind.POINTWISE: "pw", LayerKind.FULL: "conv",
+                LayerKind.GROUPED: "conv", LayerKind.LINEAR: "fc", LayerKind.NORM: "norm"}
+
+
 def layer_type(layer) -> str:
-    """``conv``, ``dw``, ``pw``, ``fc`` or ``norm``: a MobileNet v1 layer's type, from its module path."""
-    if layer.kind == "norm":
-        return "norm"
-    if layer.name.startswith("head."):
-        return "fc"
-    return {"conv_dw": "dw", "conv_pw": "pw"}.get(layer.name.split(".")[-2], "conv")
+    """``conv``, ``dw``, ``pw``, ``fc`` or ``norm``: a MobileNet v1 layer's type in Table 2's words,
+    from its ``LayerKind`` (``TABLE2_TYPES``)."""
+    return TABLE2_TYPES[layer.layer_kind]
 
 
 def mobilenet_v1_type_shares(alpha: float = 1.0, resolution: int = 224, classes: int = 1000,
