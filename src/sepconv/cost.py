@@ -50,6 +50,7 @@ __all__ = [
     "total_cost",
     "valid_taps",
     "tap_count",
+    "scatter_tap_count",
     "memory_access_cost_1x1",
     "memory_access_lower_bound",
 ]
@@ -407,6 +408,19 @@ def tap_count(size: int, kernel: int, stride: int, lo: int, hi: int, dilation: i
         last = min(out - 1, (shift + dilated - 1) // stride)
         count += _congruent(first, last, stride, shift % input_dilation, input_dilation)
     return count
+
+
+def scatter_tap_count(size: int, kernel: int, stride: int, lo: int, dilation: int, input_dilation: int) -> int:
+    """Pairs ``(input value i, tap k)`` of one dimension that meet on the stride's grid: output position
+    ``(i * input_dilation + lo - k * dilation) / stride`` an integer. ``size * kernel`` at stride 1 (each
+    input value meets every tap: a transposed convolution); with a stride, the pairs it skips are not
+    products. The output's range is not asked (a transposed convolution's cropped border still counts,
+    as PyTorch and fvcore count one)."""
+    if size <= 0 or kernel <= 0:
+        return 0
+    if stride == 1:
+        return size * kernel
+    return sum(_congruent(0, size - 1, input_dilation, (k * dilation - lo) % stride, stride) for k in range(kernel))
 
 
 def memory_access_cost_1x1(height: int, width: int, in_channels: int, out_channels: int,

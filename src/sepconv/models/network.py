@@ -204,7 +204,7 @@ def materialize(abstract: nnx.Module, seed: int = 0) -> nnx.Module:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from .registry import SEED
+    from .catalog import SEED
 
     seed = SEED.check(seed)
     nodes = list(nnx.iter_graph(abstract))
