@@ -91,9 +91,10 @@ class LayerCost:
 class NetworkCost:
     """The closed-form cost of a whole network: its layers in order, and their totals.
 
-    ``params`` follows the published tables (convolution and FC weights and biases, learned
-    scales; no normalization parameters); ``params_trainable`` adds the normalization layers' scale
-    and shift (torchvision's and Keras's trainable count).
+    ``params_excluding_norm`` follows the published tables (convolution and FC weights and biases,
+    learned scales; no normalization parameters); ``params_trainable`` adds the normalization layers'
+    scale and shift (torchvision's and Keras's trainable count). The counter's ``CountResult`` has
+    the same two names. ``params`` is the old name of ``params_excluding_norm``.
     """
 
     layers: tuple
@@ -108,8 +109,14 @@ class NetworkCost:
         return 2 * self.macs
 
     @property
-    def params(self) -> int:
+    def params_excluding_norm(self) -> int:
         return sum(layer.params for layer in self.layers if layer.layer_kind is not LayerKind.NORM)
+
+    @property
+    def params(self) -> int:
+        """Old name of ``params_excluding_norm``, kept for the chapters (``CountResult.params`` is the
+        trainable count: prefer the explicit names)."""
+        return self.params_excluding_norm
 
     @property
     def params_trainable(self) -> int:
@@ -440,9 +447,10 @@ def memory_access_cost_1x1(height: int, width: int, in_channels: int, out_channe
     return height * width * (c1 + c2) + c1 * c2 // groups
 
 
-def memory_access_lower_bound(height: int, width: int, flops: int) -> float:
+def memory_access_lower_bound(height: int, width: int, macs: int) -> float:
     """ShuffleNet v2 eq. (1): a 1x1 convolution with ``B = h w c1 c2`` multiply-accumulates makes at
-    least ``2 sqrt(h w B) + B / (h w)`` memory accesses, with equality when ``c1 = c2``."""
+    least ``2 sqrt(h w B) + B / (h w)`` memory accesses, with equality when ``c1 = c2``. (The paper
+    calls ``B`` the FLOPs; it is the multiply-accumulates ``h w c1 c2``, hence ``macs``.)"""
     hw = _positive_int("height", height) * _positive_int("width", width)
-    b = _positive_int("flops", flops)
+    b = _positive_int("macs", macs)
     return 2 * math.sqrt(hw * b) + b / hw
