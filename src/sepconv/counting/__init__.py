@@ -37,17 +37,19 @@ in a gradient, whether it is the forward pass, an input gradient or a weight gra
 The package, one job a module: ``records`` (``OpRecord``, ``CountResult``), ``rules`` (the registry,
 the convolution and matrix-product rules, the lists of primitives), ``values`` (sizes, nested
 jaxprs), ``walk`` (pass 1), ``tally`` (pass 2), ``prune`` (dead code), ``liveness`` (activation
-memory), ``dependence`` and ``roles`` (a training step's roles), ``scopes`` (module paths),
-``modules`` (parameter counts, pure functions), ``trace`` (``count``), ``printing`` (CSV, text).
+memory), ``dependence`` and ``roles`` (roles in a gradient), ``training_step`` (``count_training``),
+``scopes`` (module paths), ``modules`` (parameter counts, pure functions), ``trace`` (``count``),
+``printing`` (CSV, text).
 """
 
 from .modules import parameter_counts, pure_module
-from .printing import report_text, result_csv
-from .records import ROLES, TOTAL_PATH, CountResult, OpRecord, PrimitiveCount
-from .roles import count_training
+from .printing import TOTAL_PATH, report_text, result_csv
+from .records import CountResult, OpRecord, PrimitiveCount
+from .roles import ROLES
 from .rules import (CALL_PRIMITIVES, CALL_RULES, COST_RULES, JIT_PRIMITIVES, RULES, ZERO_MAC_PRIMITIVES, Rules,
                     conv_record, dot_record, register_call_rule, register_cost_rule)
 from .trace import count, count_macs
+from .training_step import count_training
 from .values import sub_jaxprs
 
 __all__ = ["count", "count_macs", "count_training", "CountResult", "OpRecord", "PrimitiveCount", "parameter_counts",

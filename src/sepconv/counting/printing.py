@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import io
 
-from .records import ROLES, TOTAL_PATH
+from .roles import ROLES
 
-__all__ = ["result_csv", "report_text"]
+__all__ = ["TOTAL_PATH", "result_csv", "report_text"]
+
+#: The ``path`` of the total rows of ``result_csv`` (``CountResult.to_csv``).
+TOTAL_PATH = "(total)"
 
 
 def result_csv(result) -> str:

@@ -11,12 +11,11 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from ..kinds import LayerKind, classify
+from .printing import TOTAL_PATH, result_csv
+from .roles import ROLES
 
 __all__ = ["ROLES", "OpRecord", "PrimitiveCount", "CountResult", "TOTAL_PATH"]
 
-#: What a costed operation is in a gradient program (``count_training``); ``backward`` where the
-#: two kinds of gradient cannot be told apart (a function, not a model).
-ROLES = ("forward", "input_grad", "weight_grad", "backward")
 
 
 @dataclass(frozen=True)
@@ -139,10 +138,4 @@ class CountResult:
 
     def to_csv(self) -> str:
         """Every costed operation as CSV, then the totals (``printing.result_csv``)."""
-        from .printing import result_csv
-
         return result_csv(self)
-
-
-#: The ``path`` of the total rows of ``CountResult.to_csv``.
-TOTAL_PATH = "(total)"

@@ -18,6 +18,7 @@ from .liveness import peak_bytes
 from .modules import parameter_counts
 from .prune import live_code
 from .records import CountResult
+from .roles import plain_role
 from .rules import RULES, Rules
 from .scopes import module_scopes
 from .tally import tally
@@ -82,10 +83,6 @@ def counted(closed, data_inputs, role_of, rules: Rules = RULES) -> CountResult:
     tally(sites, result, role_of, rules)
     result.peak_activation_bytes = peak_bytes(jaxpr, data, own_inputs=True)
     return result
-
-
-def plain_role(eqn, backward: bool) -> str:
-    return "backward" if backward else "forward"
 
 
 def count(fn: Callable | Any, *args, **kwargs) -> CountResult:
