@@ -17,7 +17,6 @@ from .roles import ROLES
 __all__ = ["ROLES", "OpRecord", "PrimitiveCount", "CountResult", "TOTAL_PATH"]
 
 
-
 @dataclass(frozen=True)
 class OpRecord:
     """One multiply-accumulate operation: a convolution or a matrix product.
