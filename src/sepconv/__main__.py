@@ -196,6 +196,8 @@ def _add_assign_arguments(parser) -> None:
     g.add_argument("--timeout", type=float, default=1200, help="seconds one submission may run in all (default 1200)")
     g.add_argument("--jobs", type=int, default=1, help="submissions of a folder graded at once (default 1)")
     g.add_argument("--json", action="store_true", help="print the result as JSON")
+    g.add_argument("--roster", help="CSV with the columns file,student: the student each notebook is graded for "
+                                    "(per-student variants; default: the notebook's file name without .ipynb)")
     c = actions.add_parser("check", help="prove an assignment grades right (what CI runs)")
     c.add_argument("master", nargs="+", help="master notebooks")
 

@@ -18,6 +18,9 @@ solution cells and ``# BEGIN TESTS`` / ``# END TESTS`` around test cells (``hidd
     data per answer, then the hidden tests run in a clean process on that data. Otter's zip still
     grades on Gradescope; locally, this grader replaces ``otter run`` (which runs the tests inside the
     submission's own Python process).
+``variant(student, question, **options)``
+    the numbers of a per-student question: the hidden tests draw the same from ``student`` (the grader's,
+    see :mod:`sepconv.grading`) with the formula written out in the test, never by calling this.
 ``check(master)``
     what CI proves for every assignment: the tests are gradable in two phases (each reads exactly one
     answer, and only answers the solutions define); the solutions score full marks; the untouched
@@ -29,6 +32,7 @@ solution cells and ``# BEGIN TESTS`` / ``# END TESTS`` around test cells (``hidd
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import re
 import shutil
@@ -40,11 +44,11 @@ from pathlib import Path
 
 import nbformat
 
-from .grading import Grade, GradingError, grade, grade_folder, table
+from .grading import Grade, GradingError, grade, grade_folder, read_roster, table
 from .grading.hidden import read as read_tests
 
-__all__ = ["build", "ship_public_tests", "grade", "grade_folder", "check", "Built", "Grade", "solution_leaks", "AssignmentError",
-           "GradingError"]
+__all__ = ["build", "ship_public_tests", "grade", "grade_folder", "check", "variant", "Built", "Grade", "solution_leaks",
+           "AssignmentError", "GradingError"]
 
 SOLUTION_TAG = "otter_assign_solution_cell"
 #: Any spelling of a solution marker: ``# BEGIN SOLUTION``, ``### BEGIN SOLUTION``, ``#begin solution``,
@@ -67,6 +71,40 @@ class Built:
     autograder: Path
     points: dict  # question -> points, autograded questions
     manual: dict  # question -> points, written answers graded by hand
+
+
+# ----------------------------------------------------------------------------------------------------
+# Per-student variants
+# ----------------------------------------------------------------------------------------------------
+
+def variant(student: str, question: str, **options) -> dict:
+    """The numbers of ``question`` for ``student``: for the option at position ``i`` (keyword order),
+    ``options[name][digest[i] % len(options[name])]`` where
+    ``digest = hashlib.sha256(f"{student}/{question}".encode()).digest()``. Printed and returned.
+
+    A hidden test recomputes the same in its own code (``hashlib`` and the grader's ``student`` are given
+    to tests) and the expected answer from its own formula::
+
+        >>> _d = hashlib.sha256(f"{student}/q3".encode()).digest()
+        >>> _c = [32, 48, 64][_d[0] % 3]
+
+    ``variant("ada", "q3", channels=[32, 48, 64])`` -> ``{"channels": ...}``, the same for every call."""
+    if type(student) is not str or not student.strip():
+        raise ValueError(f"student must be a non-empty string (the notebook's first answer), got {student!r}")
+    if type(question) is not str or not question:
+        raise ValueError(f"question must be a question's name such as 'q3', got {question!r}")
+    if not options:
+        raise ValueError("variant needs at least one option: variant(student, 'q3', channels=[32, 48, 64])")
+    digest = hashlib.sha256(f"{student}/{question}".encode()).digest()
+    if len(options) > len(digest):
+        raise ValueError(f"at most {len(digest)} options, got {len(options)}")
+    chosen = {}
+    for i, (name, values) in enumerate(options.items()):
+        if isinstance(values, (str, bytes, dict, set)) or not hasattr(values, "__len__") or len(values) == 0:
+            raise ValueError(f"option {name!r} must be a non-empty list of values, got {values!r}")
+        chosen[name] = list(values)[digest[i] % len(values)]
+    print(f"{question} for {student!r}: " + ", ".join(f"{k} = {v!r}" for k, v in chosen.items()))
+    return chosen
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -288,8 +326,8 @@ def _assigned(source: str) -> set:
 
 
 def gradable(built: Built) -> dict:
-    """``{question: answers its tests read}``; raises ``AssignmentError`` on a test that reads no answer or
-    several (one right answer would fail with its neighbour), or a name no solution cell defines (a
+    """``{question: answers its tests read}``; raises ``AssignmentError`` on a test that reads no answer
+    (except a public, 0-point check of ``student``) or several (one right answer would fail with its neighbour), or a name no solution cell defines (a
     variable of the setup cells, which a submission could change, or a helper the grader lacks)."""
     _, cases = read_tests(built.autograder)
     solution = nbformat.read(built.solutions, as_version=4)
@@ -299,6 +337,8 @@ def gradable(built: Built) -> dict:
             defined |= _assigned(cell.source)
     answers = {}
     for case in cases:
+        if not case.answers and case.uses_student and not case.hidden and case.points == 0:
+            continue  # the public check that the notebook sets `student` (a str): phase 2 reads the grader's
         if len(case.answers) != 1:
             raise AssignmentError(f"{built.name} {case.label} reads {len(case.answers)} answers "
                                   f"({', '.join(case.answers) or 'none'}): one test per answer")
@@ -308,6 +348,22 @@ def gradable(built: Built) -> dict:
                                   f"cell defines: a test may read answers and the modules of GIVENS only")
         answers.setdefault(case.question, set()).update(case.answers)
     return answers
+
+
+def _student_of(nb: nbformat.NotebookNode) -> str | None:
+    """The string a solution cell assigns to ``student`` (``student = "ada"``), if one does."""
+    for cell in nb.cells:
+        if cell.cell_type != "code" or SOLUTION_TAG not in cell.metadata.get("tags", []):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if (isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["student"]
+                    and isinstance(node.value, ast.Constant) and type(node.value.value) is str):
+                return node.value.value
+    return None
 
 
 def check(master: str | Path, work: str | Path | None = None, cell_timeout: float = 120,
@@ -326,9 +382,10 @@ def check(master: str | Path, work: str | Path | None = None, cell_timeout: floa
         gradable(built)
         total = sum(built.points.values())
         grades = {}
+        student = _student_of(nbformat.read(built.solutions, as_version=4)) or built.name
 
         def expect(label, path, score, removed=0, limit=None):
-            result = grade(path, built.autograder, cell_timeout=cell_timeout, limit=limit)
+            result = grade(path, built.autograder, cell_timeout=cell_timeout, limit=limit, student=student)
             grades[label] = result
             if abs(result.score - score) > 1e-9 or len(result.removed) != removed or abs(result.total - total) > 1e-9:
                 raise AssignmentError(f"{built.name}: the {label} submission scored {result.score:g} of "
@@ -381,14 +438,18 @@ def main(args) -> int:
                    "timeout": _seconds(args.timeout, "--timeout")}
         if args.jobs < 1:
             raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+        roster = read_roster(args.roster) if getattr(args, "roster", None) else None
         if Path(args.submission).is_dir():
-            rows = grade_folder(args.submission, args.autograder, jobs=args.jobs, **options)
+            rows = grade_folder(args.submission, args.autograder, jobs=args.jobs, roster=roster, **options)
             if args.json:
                 print(json.dumps([r.__dict__ for r in rows], indent=2))
             else:
                 print(table(rows))
             return 0
-        result = grade(args.submission, args.autograder, **options)
+        if roster is not None and Path(args.submission).name not in roster:
+            raise GradingError(f"{Path(args.submission).name} is not in the roster {Path(args.roster).name}")
+        result = grade(args.submission, args.autograder, student=roster[Path(args.submission).name] if roster else None,
+                       **options)
         if args.json:
             print(json.dumps(result.to_dict(), indent=2))
         else:
@@ -398,7 +459,8 @@ def main(args) -> int:
                     print(f"        {hint}")
             for problem in result.problems:
                 print(f"note: {problem}")
-            print(f"Score: {result.score:g} / {result.total:g} (autograded; sandbox: {result.sandbox})")
+            print(f"Score: {result.score:g} / {result.total:g} (autograded for {result.student!r}; sandbox: "
+                  f"{result.sandbox})")
         return 0
     for master in args.master:
         grades = check(master)

@@ -14,6 +14,14 @@ removed, a sandbox killed, tests worth more than their question) is reported by 
 
 ``grade(submission, autograder)`` grades one notebook; ``grade_folder(folder, autograder)`` grades every
 notebook of a folder, each to a score or a one-line reason, whatever the others do.
+
+**Per-student variants.** A test may read ``student`` (:data:`.hidden.GRADER_VALUES`): the identifier the
+grade is for, given by the grader to phase 2, never read from the submission: ``grade(..., student=...)``,
+by default the submission file's stem; for a folder, a roster (:func:`read_roster`, a CSV of ``file,student``).
+A per-student question draws its numbers from it (``sepconv.assignments.variant``) and its hidden tests
+recompute them from ``student``, so answers worked out for someone else's variant score zero. The
+notebook's own ``student`` (its first answer cell, which otter's local checks and Colab use) is recorded
+too; if it is not the grader's, ``problems`` says so in one line.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from pathlib import Path
 
 from . import hidden, sandbox
 
-__all__ = ["grade", "grade_folder", "table", "Grade", "Row", "GradingError", "code_cells"]
+__all__ = ["grade", "grade_folder", "read_roster", "table", "Grade", "Row", "GradingError", "code_cells"]
 
 
 class GradingError(ValueError):
@@ -41,7 +49,7 @@ class GradingError(ValueError):
 @dataclass
 class Grade:
     """Points per question (``{question: (score, points)}``), the public tests' hints per question, the
-    cells phase 1 removed and why, and anything odd, by name."""
+    cells phase 1 removed and why, anything odd, by name, and the ``student`` graded for."""
 
     score: float
     total: float
@@ -50,6 +58,7 @@ class Grade:
     removed: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
     sandbox: str = ""
+    student: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,8 +125,8 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
-def _phase2(files: Path, cases: list, timeout: float) -> dict:
-    job = {"files": str(files), "cases": [asdict(c) for c in cases]}
+def _phase2(files: Path, cases: list, timeout: float, student: str) -> dict:
+    job = {"files": str(files), "cases": [asdict(c) for c in cases], "student": student}
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEPCONV_SANDBOX")}
     try:
         run = subprocess.run([sys.executable, "-I", "-m", "sepconv.grading.evaluate"], input=json.dumps(job),
@@ -128,12 +137,17 @@ def _phase2(files: Path, cases: list, timeout: float) -> dict:
 
 
 def grade(submission: str | Path, autograder: str | Path, cell_timeout: float = 60, timeout: float = 1200,
-          limit=None, *, slot: int = 0, memory_bytes: int = 4 << 30, sandbox_mode: str | None = None) -> Grade:
+          limit=None, *, slot: int = 0, memory_bytes: int = 4 << 30, sandbox_mode: str | None = None,
+          student: str | None = None) -> Grade:
     """Grade one notebook with the tests of an autograder zip written by ``assign build`` (module
     docstring). ``cell_timeout`` seconds per cell (``limit(cell index)`` instead, if given), ``timeout``
     for the whole of phase 1; ``slot`` tells parallel graders apart (each has its own sandbox user);
-    ``sandbox_mode`` one of ``sandbox.MODES`` instead of the strongest that works."""
+    ``sandbox_mode`` one of ``sandbox.MODES`` instead of the strongest that works; ``student`` the
+    identifier per-student tests draw their variants from (default: the submission file's stem)."""
     submission, autograder = Path(submission), Path(autograder)
+    student = submission.stem if student is None else student
+    if type(student) is not str or not student.strip():
+        raise ValueError(f"student must be a non-empty string, got {student!r}")
     for path, what in ((submission, "submission"), (autograder, "autograder zip")):
         if not path.is_file():
             raise FileNotFoundError(f"no {what} {str(path)!r}")
@@ -150,9 +164,9 @@ def grade(submission: str | Path, autograder: str | Path, cell_timeout: float = 
     with tempfile.TemporaryDirectory(prefix="sepconv-grade-") as work:
         work = Path(work)
         os.chmod(work, 0o700)
-        phase1 = sandbox.run(cells, hidden.spec(cases), work, slot=slot, cell_limit=limit or (lambda i: cell_timeout),
+        phase1 = sandbox.run(cells, hidden.spec(cases, student), work, slot=slot, cell_limit=limit or (lambda i: cell_timeout),
                              timeout=timeout, memory_bytes=memory_bytes, sandbox_mode=sandbox_mode)
-        evaluated = _phase2(phase1.files, cases, timeout=max(120.0, 10 * len(cases)))
+        evaluated = _phase2(phase1.files, cases, timeout=max(120.0, 10 * len(cases)), student=student)
     problems = [f"cell {i} removed: it {why}" for i, why in sorted(phase1.removed.items())] + phase1.problems
     problems += evaluated["problems"]
     by_label = {r["label"]: r for r in evaluated["results"]}
@@ -173,7 +187,7 @@ def grade(submission: str | Path, autograder: str | Path, cell_timeout: float = 
             feedback[question] = hints
     feedback = {q: [_printable(h) for h in hints] for q, hints in feedback.items()}
     return Grade(sum(s for s, _ in questions.values()), sum(p for _, p in questions.values()), questions, feedback,
-                 dict(phase1.removed), [_printable(p) for p in problems], phase1.mode)
+                 dict(phase1.removed), [_printable(p) for p in problems], phase1.mode, student)
 
 
 @dataclass(frozen=True)
@@ -187,11 +201,50 @@ class Row:
     problems: tuple = ()
 
 
-def grade_folder(folder: str | Path, autograder: str | Path, *, jobs: int = 1, **options) -> list[Row]:
+def read_roster(path: str | Path) -> dict:
+    """``{file name: student}`` of a roster: a CSV file with the columns ``file`` (a submission's file name,
+    ``ada.ipynb``, or its stem, ``ada``) and ``student`` (the identifier its variants are drawn from).
+    Raises :class:`GradingError` with one line naming the first bad row (an empty field, a path instead
+    of a file name, a file listed twice) or the missing columns."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no roster {str(path)!r}")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+            columns = set(rows[0].keys()) if rows else set()
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise GradingError(f"roster {path.name}: not a CSV file ({_printable(str(error))[:80]})") from None
+    if not rows or not {"file", "student"} <= columns:
+        raise GradingError(f"roster {path.name}: needs a header line with the columns file,student and a row per "
+                           f"submission")
+    roster = {}
+    for line, row in enumerate(rows, start=2):
+        name, student = (row.get("file") or "").strip(), (row.get("student") or "").strip()
+        shown = _printable(",".join(str(v) for v in row.values() if v is not None))[:80]
+        if not name or not student:
+            raise GradingError(f"roster {path.name} line {line} ({shown!r}): empty {'file' if not name else 'student'}")
+        if "/" in name or "\\" in name or name in (".", ".."):
+            raise GradingError(f"roster {path.name} line {line} ({shown!r}): the file is a path, not a file name")
+        name = name if name.endswith(".ipynb") else name + ".ipynb"
+        if name in roster:
+            raise GradingError(f"roster {path.name} line {line} ({shown!r}): {name} is listed twice")
+        roster[name] = student
+    return roster
+
+
+def grade_folder(folder: str | Path, autograder: str | Path, *, jobs: int = 1, roster: str | Path | dict | None = None,
+                 **options) -> list[Row]:
     """Grade every ``*.ipynb`` of ``folder`` (sorted by name): each gets a row with its score, or a
     one-line reason; nothing one submission does stops the others or changes their scores. ``jobs``
-    submissions are graded at once, each in the sandbox of its own slot."""
+    submissions are graded at once, each in the sandbox of its own slot. ``roster`` (a CSV file for
+    :func:`read_roster`, or its dict) names the student of each file; without one, each file's stem is
+    its student. A notebook the roster does not list gets no score, with the reason."""
     folder, autograder = Path(folder), Path(autograder)
+    if roster is not None and not isinstance(roster, dict):
+        roster = read_roster(roster)
     if not folder.is_dir():
         raise FileNotFoundError(f"no folder {str(folder)!r}")
     if not autograder.is_file():
@@ -207,8 +260,11 @@ def grade_folder(folder: str | Path, autograder: str | Path, *, jobs: int = 1, *
 
     def one(args):
         position, path = args
+        if roster is not None and path.name not in roster:
+            return Row(path.name, None, None, "not in the roster: no student to grade it for")
         try:
-            g = grade(path, autograder, slot=slots[position % len(slots)], **options)
+            student = roster[path.name] if roster is not None else None
+            g = grade(path, autograder, slot=slots[position % len(slots)], student=student, **options)
             return Row(path.name, g.score, g.total, "", tuple(g.problems))
         except Exception as error:  # noqa: BLE001 - every failure becomes the row's reason
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -6,7 +6,7 @@ code cells, ``[[index, source], ...]``) and ``spec.json`` (``{"answers": [names]
 executes the cells in one namespace, appending ``start I`` / ``end I`` to ``out/progress`` around each,
 and after each cell writes every answer defined so far to ``out/answers.json`` (arrays to ``out/*.npy``).
 At the end it evaluates each call expression (an answer that is a function, called with the arguments a
-hidden test uses) and writes ``done``. Nothing here is trusted by the grader: the submission runs in
+hidden test uses; ``student`` bound to the grader's, when the spec gives one) and writes ``done``. Nothing here is trusted by the grader: the submission runs in
 this very process and may rewrite any of it. Phase 2 reads the files strictly (JSON, ``.npy`` without
 pickles) and reports whatever is not plain data by name.
 """
@@ -150,6 +150,8 @@ def main():
         except BaseException:
             pass
     _progress("calls")
+    if type(spec.get("student")) is str:  # a call may use the grader's `student` (never the notebook's)
+        ns["student"] = spec["student"]
     signal.signal(signal.SIGALRM, _alarm)
     results, arrays = {}, {}
     for expression in calls:

@@ -1,7 +1,8 @@
 """Phase 2: the tests, in a clean process of the grader, on the plain data phase 1 wrote.
 
 Run as ``python -I -m sepconv.grading.evaluate`` with a job on standard input (``{"files": folder,
-"cases": [...]}``, the cases of :mod:`.hidden`); writes one JSON line per test on standard output
+"cases": [...], "student": name}``: the cases of :mod:`.hidden`, the identifier the grade is for); writes
+one JSON line per test on standard output
 (``{"label", "passed", "message"}``) and the problems found in the data. No code of the submission runs
 here: answers are read from ``answers.json`` and ``calls.json`` with :func:`json.loads` and arrays with
 ``numpy.load(allow_pickle=False)``; an answer that is not plain data, or missing, is reported by name and
@@ -16,7 +17,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from .hidden import GIVENS, Case, rewrite
+from .hidden import GIVENS, GRADER_VALUES, Case, rewrite
 
 
 class NotPlain(Exception):
@@ -115,8 +116,27 @@ def _names(case: Case) -> set:
     return {n.id for source, _ in case.examples for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
 
 
-def evaluate(files: Path, cases: list[Case]) -> tuple[list[dict], list[str]]:
-    """Run every case on the data in ``files``; ``([{"label", "passed", "message"}], problems)``."""
+def _student_problem(own, student: str, files: Path) -> list[str]:
+    """One line when the notebook's own ``student`` (plain data, or absent) is not the grader's."""
+    if own is None:
+        return [f"the notebook sets no `student`: graded as {student[:60]!r}"]
+    try:
+        own = decode(own, files)
+    except NotPlain as why:
+        if str(why) == "ellipsis":
+            return [f"the notebook leaves `student` as `...`: graded as {student[:60]!r}"]
+        return [f"the notebook's `student` is not plain data ({why}): graded as {student[:60]!r}"]
+    if own != student:
+        shown = repr(own)[:62] if type(own) is str else f"a {type(own).__name__}"
+        return [f"the notebook's `student` is {shown}, the grader's {student[:60]!r}: the per-student questions "
+                f"are graded for {student[:60]!r}"]
+    return []
+
+
+def evaluate(files: Path, cases: list[Case], student: str | None = None) -> tuple[list[dict], list[str]]:
+    """Run every case on the data in ``files``; ``([{"label", "passed", "message"}], problems)``. Tests
+    that use ``student`` get the grader's ``student`` (an error if there is none); the notebook's own, if it
+    is another, is named in ``problems``."""
     answers, calls = _load(files / "answers.json"), _load(files / "calls.json")
     problems = []
     for what, data in (("answers", answers), ("answer calls", calls)):
@@ -138,6 +158,10 @@ def evaluate(files: Path, cases: list[Case]) -> tuple[list[dict], list[str]]:
                 problems.append(f"answer `{name}` is not plain data ({why})")
     if missing:
         problems.append("answers missing: " + ", ".join(missing))
+    if any(c.uses_student for c in cases):
+        if type(student) is not str or not student:
+            raise ValueError(f"these tests draw per-student variants: grade them with a student, got {student!r}")
+        problems += _student_problem(answers.get("student"), student, files)
     if unanswered:
         problems.append("answers left as `...`: " + ", ".join(unanswered))
     for call in dict.fromkeys(call for c in cases for call in c.calls):
@@ -165,6 +189,8 @@ def evaluate(files: Path, cases: list[Case]) -> tuple[list[dict], list[str]]:
             continue
         for name in _names(case) & set(GIVENS):
             namespace[name] = _given(name)
+        if "student" in _names(case) and "student" in GRADER_VALUES:
+            namespace["student"] = student
         namespace["__calls__"] = call_values
         functions = case.functions
         passed, message = True, ""
@@ -191,7 +217,7 @@ def main() -> None:
     job = json.loads(sys.stdin.read())
     cases = [Case(**{**c, "examples": tuple(tuple(e) for e in c["examples"]), "answers": tuple(c["answers"]),
                      "calls": tuple(c["calls"])}) for c in job["cases"]]
-    results, problems = evaluate(Path(job["files"]), cases)
+    results, problems = evaluate(Path(job["files"]), cases, job.get("student"))
     sys.stdout.write(json.dumps({"results": results, "problems": problems}))
 
 

@@ -4,8 +4,9 @@
 literal dict ``test = {"name", "points", "suites": [{"cases": [{"code", "hidden", "points"}]}]}`` whose
 code is doctest-style). :func:`read` parses those files with ``ast.literal_eval`` (never ``exec``) into
 :class:`Case` objects. A test may use, besides the answers, the modules of :data:`GIVENS` (imported by
-the grader, never taken from a submission) and names it assigns itself (by convention ``_name``); every
-other free name is an **answer**, which the sandbox records as plain data. A call of an answer (an answer
+the grader, never taken from a submission), the names of :data:`GRADER_VALUES` (values the grader
+supplies: ``student``, the identifier a per-student variant is drawn from) and names it assigns itself
+(by convention ``_name``); every other free name is an **answer**, which the sandbox records as plain data. A call of an answer (an answer
 that is a function, ``cost_ratio(128, 3)``) is recorded by the sandbox as the value of that very
 expression; phase 2 reads it back in its place (:func:`rewrite`). The sandbox thus learns the names of the
 answers and the arguments the tests call them with, never the expected values.
@@ -21,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: The names a test may use besides answers and its own: ``name -> "module"`` or ``"module:attribute"``.
-GIVENS = {"np": "numpy", "jnp": "jax.numpy", "jax": "jax", "math": "math", "Fraction": "fractions:Fraction"}
+GIVENS = {"np": "numpy", "jnp": "jax.numpy", "jax": "jax", "math": "math", "Fraction": "fractions:Fraction",
+          "hashlib": "hashlib"}
+
+#: Names a test may use whose values the grader supplies to phase 2 (never the submission's data):
+#: ``student`` is the identifier the grade is for (``grade(..., student=...)``: the roster's name or the
+#: submission file's stem). A per-student question's tests draw its numbers from it as
+#: ``sepconv.assignments.variant`` does, written out in the test (``hashlib.sha256(f"{student}/q3".encode())``).
+GRADER_VALUES = ("student",)
 
 
 class TestsError(ValueError):
@@ -46,6 +54,12 @@ class Case:
         return f"{self.question} test {self.number + 1}"
 
     @property
+    def uses_student(self) -> bool:
+        """Whether the test reads ``student`` (a per-student variant)."""
+        return any(isinstance(n, ast.Name) and n.id == "student" for source, _ in self.examples
+                   for n in ast.walk(ast.parse(source)))
+
+    @property
     def functions(self) -> set:
         """The answers this test calls (recorded as the values of its calls, not as values)."""
         return {name for name in self.answers if any(call.startswith(name + "(") for call in self.calls)}
@@ -66,7 +80,7 @@ def _free_names(source: str) -> tuple[set, set]:
             local.update((a.asname or a.name).split(".")[0] for a in node.names)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             called.add(node.func.id)
-    answers = loaded - local - set(GIVENS) - set(dir(builtins))
+    answers = loaded - local - set(GIVENS) - set(GRADER_VALUES) - set(dir(builtins))
     return answers, called & answers
 
 
@@ -131,8 +145,15 @@ def read(autograder: str | Path) -> tuple[dict, list[Case]]:
     return points, cases
 
 
-def spec(cases: list[Case]) -> dict:
-    """What phase 1 records: every answer a test reads and every answer call a test makes."""
-    answers = sorted({a for c in cases for a in set(c.answers) - c.functions})
+def spec(cases: list[Case], student: str | None = None) -> dict:
+    """What phase 1 records: every answer a test reads and every answer call a test makes; with per-student
+    tests, also the notebook's own ``student`` (phase 2 compares it with the grader's), and the grader's
+    ``student``, bound in the submission's namespace before the calls are evaluated (a call may use it)."""
+    answers = {a for c in cases for a in set(c.answers) - c.functions}
     calls = list(dict.fromkeys(call for c in cases for call in c.calls))
-    return {"answers": answers, "calls": calls, "call_timeout": 10}
+    result = {"answers": sorted(answers), "calls": calls, "call_timeout": 10}
+    if any(c.uses_student for c in cases):
+        result["answers"] = sorted(answers | {"student"})
+        if student is not None:
+            result["student"] = student
+    return result
