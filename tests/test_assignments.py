@@ -147,11 +147,20 @@ def test_build_and_grade_from_the_command_line(tmp_path):
     assert built.returncode == 0, built.stderr
     assert "points: 12 autograded + 3 written" in built.stdout
     (zip_path,) = (tmp_path / "dist" / "autograder").glob("*.zip")
+    # the solutions answer question 1's variant for their own `student`: the roster says whom this file is for
+    roster = tmp_path / "roster.csv"
+    roster.write_text(f"file,student\n{MASTERS[0].name},ada.lovelace\n")
     graded = _cli("grade", str(tmp_path / "dist" / "autograder" / MASTERS[0].name), "--autograder", str(zip_path),
-                  "--json")
+                  "--roster", str(roster), "--json")
     assert graded.returncode == 0, graded.stderr
     result = json.loads(graded.stdout)
-    assert result["score"] == result["total"] == 12 and result["removed"] == {}
+    assert result["score"] == result["total"] == 12 and result["removed"] == {} and result["problems"] == []
+    # graded as the file's stem (no roster), question 1's answers are someone else's variant: they score nothing
+    stem = json.loads(_cli("grade", str(tmp_path / "dist" / "autograder" / MASTERS[0].name), "--autograder",
+                           str(zip_path), "--json").stdout)
+    assert stem["student"] == MASTERS[0].stem and stem["questions"]["q1"] == [0.0, 3.0]
+    assert stem["problems"] == [f"the notebook's `student` is 'ada.lovelace', the grader's '{MASTERS[0].stem}': the "
+                                f"per-student questions are graded for '{MASTERS[0].stem}'"]
 
 
 def test_the_gradescope_zip_still_grades_the_solutions_with_otter(tmp_path):

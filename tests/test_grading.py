@@ -200,7 +200,7 @@ def test_a_roster_names_the_student_of_each_file_and_a_mismatch_is_reported(tmp_
     ("file,student\ns1.ipynb,ada\ns2.ipynb,\n", "roster roster.csv line 3 ('s2.ipynb,'): empty student"),
     ("file,student\n,ada\n", "roster roster.csv line 2 (',ada'): empty file"),
     ("file,student\n../s1.ipynb,ada\n", "roster roster.csv line 2 ('../s1.ipynb,ada'): the file is a path, not a file name"),
-    ("file,student\ns1.ipynb,ada\ns1,bob\n", "roster roster.csv line 3 ('s1,bob'): s1.ipynb is listed twice"),
+    ("file,student\ns1.ipynb,ada\n\ns1,bob\n", "roster roster.csv line 4 ('s1,bob'): s1.ipynb is listed twice"),
     ("name,id\ns1.ipynb,ada\n", "roster roster.csv: needs a header line with the columns file,student"),
 ])
 def test_a_bad_roster_row_is_one_line_naming_it(tmp_path, text, message):

@@ -213,17 +213,18 @@ def read_roster(path: str | Path) -> dict:
         raise FileNotFoundError(f"no roster {str(path)!r}")
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-            columns = set(rows[0].keys()) if rows else set()
+            reader = csv.DictReader(f)
+            rows = [(reader.line_num, row) for row in reader]  # the file's line of each row (blank lines skipped)
+            columns = set(reader.fieldnames or ())
     except (UnicodeDecodeError, csv.Error) as error:
         raise GradingError(f"roster {path.name}: not a CSV file ({_printable(str(error))[:80]})") from None
     if not rows or not {"file", "student"} <= columns:
         raise GradingError(f"roster {path.name}: needs a header line with the columns file,student and a row per "
                            f"submission")
     roster = {}
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         name, student = (row.get("file") or "").strip(), (row.get("student") or "").strip()
-        shown = _printable(",".join(str(v) for v in row.values() if v is not None))[:80]
+        shown = _printable(",".join(str(v) for k, v in row.items() if k is not None and v is not None))[:80]
         if not name or not student:
             raise GradingError(f"roster {path.name} line {line} ({shown!r}): empty {'file' if not name else 'student'}")
         if "/" in name or "\\" in name or name in (".", ".."):
