@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +13,7 @@ from ..transforms.shifts import depthwise_by_shifts
 from ..interop.keras import keras_application, keras_function
 from .harness import interleaved, time_ratios
 
-__all__ = ["KERAS_PROGRAMS", "KERAS_RATIOS", "keras_comparison"]
+__all__ = ["KERAS_PROGRAMS", "KERAS_RATIOS", "KerasRow", "keras_comparison"]
 
 
 #: The four programs ``keras_comparison`` times: (label, whose model, depthwise by shifts?).
@@ -23,7 +24,20 @@ KERAS_PROGRAMS = (("ours", "ours", False), ("ours, shifts", "ours", True),
 KERAS_RATIOS = (("keras", "ours"), ("keras", "ours, shifts"), ("keras, shifts", "ours, shifts"))
 
 
-def keras_comparison(batches=(1, 32), rounds: int = 9, repeats: int = 10, batched_repeats: int = 3) -> list[dict]:
+class KerasRow(TypedDict, total=False):
+    """One row of ``keras.json``: a network at a batch; per program its median time over the rounds
+    (``seconds``) and the rounds (``times``; runs before ``times`` was kept lack it), per comparison of
+    ``KERAS_RATIOS`` the rounds' ratios and their median."""
+
+    model: str
+    batch: int
+    seconds: dict
+    ratio: dict
+    ratios: dict
+    times: dict
+
+
+def keras_comparison(batches=(1, 32), rounds: int = 9, repeats: int = 10, batched_repeats: int = 3) -> list[KerasRow]:
     """Our Flax MobileNet v1/v2 against keras.applications on the JAX backend, timed interleaved.
 
     Four programs per network (``KERAS_PROGRAMS``): each model as traced (depthwise layers

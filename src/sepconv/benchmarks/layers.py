@@ -4,6 +4,7 @@ each beside its roofline."""
 from __future__ import annotations
 
 import functools
+from typing import TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,7 @@ from ..transforms.shifts import depthwise_by_shifts
 from .budget import MOBILENET_SHAPES
 from .harness import time_call
 
-__all__ = ["SHIFTS_LAYER", "LAYERS", "layer_cost", "layer_benchmarks", "conv_nhwc"]
+__all__ = ["SHIFTS_LAYER", "LAYERS", "LayerTiming", "layer_cost", "layer_benchmarks", "conv_nhwc"]
 
 #: The layer name of a depthwise convolution computed by ``depthwise_by_shifts``.
 SHIFTS_LAYER = "depthwise 3x3, shifts"
@@ -31,6 +32,22 @@ def layer_cost(size: int, channels: int, kernel: int, depthwise: bool):
     return standard_conv_cost(size, size, channels, channels, kernel)
 
 
+class LayerTiming(TypedDict):
+    """One row of ``layers.json``: a layer at one shape, its cost, its time and its roofline."""
+
+    layer: str
+    size: int
+    channels: int
+    batch: int
+    macs: int
+    bytes: int
+    intensity: float
+    median_s: float
+    spread: float
+    achieved_flops: float
+    roofline_flops: float
+
+
 def conv_nhwc(x, w, groups=1):
     """A stride-1, ``SAME`` convolution of an NHWC input by an HWIO kernel with ``groups`` groups."""
     return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
@@ -38,7 +55,7 @@ def conv_nhwc(x, w, groups=1):
 
 
 def layer_benchmarks(peaks: dict, batch: int = 1, repeats: int = 20, shapes=MOBILENET_SHAPES,
-                     dtype=jnp.float32) -> list[dict]:
+                     dtype=jnp.float32) -> list[LayerTiming]:
     """Standard 3x3, depthwise 3x3 (as XLA's grouped convolution and as shifted multiply-adds) and
     pointwise convolutions at MobileNet shapes (``(size, channels)``): time, GFLOP/s, intensity
     (bytes at ``dtype``'s size). MACs and values moved come from ``sepconv.cost``: ``batch`` times
@@ -58,7 +75,7 @@ def layer_benchmarks(peaks: dict, batch: int = 1, repeats: int = 20, shapes=MOBI
             moved = itemsize * (batch * (cost.input_activations + cost.output_activations) + cost.params)
             intensity = 2 * macs / moved
             bound = min(peaks["peak_flops"], intensity * peaks["peak_bandwidth"])
-            rows.append({"layer": kind, "size": size, "channels": c, "batch": batch, "macs": macs, "bytes": moved,
-                         "intensity": intensity, "median_s": t.median_s, "spread": t.spread,
-                         "achieved_flops": 2 * macs / t.median_s, "roofline_flops": bound})
+            rows.append(LayerTiming(layer=kind, size=size, channels=c, batch=batch, macs=macs, bytes=moved,
+                                    intensity=intensity, median_s=t.median_s, spread=t.spread,
+                                    achieved_flops=2 * macs / t.median_s, roofline_flops=bound))
     return rows

@@ -34,6 +34,7 @@ from __future__ import annotations
 import io
 import sys
 import types
+from typing import TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +42,7 @@ import numpy as np
 
 from .harness import interleaved, time_ratios
 
-__all__ = ["RUNTIME_RATIOS", "runtime_comparison"]
+__all__ = ["RUNTIME_RATIOS", "RuntimeRow", "runtime_comparison"]
 
 #: Images per step of ``JAX, inference`` on a batch: few enough that a step's activations stay in cache.
 MICRO_BATCH = 2
@@ -51,6 +52,23 @@ RUNTIME_RATIOS = (("JAX, inference", "torch.compile"), ("JAX, inference", "PyTor
                   ("ONNX Runtime, ours", "ONNX Runtime, torchvision"), ("JAX, inference", "ONNX Runtime, ours"),
                   ("JAX, as traced", "JAX, inference"), ("ONNX Runtime, ours int8", "ONNX Runtime, ours"),
                   ("JAX, inference", "LiteRT (XNNPACK), Keras"), ("ONNX Runtime, ours", "LiteRT (XNNPACK), Keras"))
+
+
+class RuntimeRow(TypedDict):
+    """One row of ``runtimes.json``: a network at a batch and resolution timed in ``rounds`` rounds; per
+    program the rounds (``times``), their median (``seconds``) and, for the JAX and ONNX programs, the
+    largest difference from the model as traced (``errors``); per comparison of ``RUNTIME_RATIOS`` the
+    rounds' ratios and their median."""
+
+    model: str
+    batch: int
+    resolution: int
+    rounds: int
+    times: dict
+    seconds: dict
+    ratio: dict
+    ratios: dict
+    errors: dict
 
 
 def _torchvision():

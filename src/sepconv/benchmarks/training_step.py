@@ -3,6 +3,8 @@ counter's prediction from MACs per role."""
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,11 +12,24 @@ import numpy as np
 from ..transforms.shifts import depthwise_by_shifts
 from .harness import interleaved
 
-__all__ = ["training_step"]
+__all__ = ["TrainingStep", "training_step"]
+
+
+class TrainingStep(TypedDict):
+    """``training.json``: MACs per role, the predicted step / forward ratio, the rounds' times of each
+    program and the measured ratio per round."""
+
+    model: str
+    batch: int
+    resolution: int
+    macs: dict
+    predicted: float
+    times: dict
+    measured: list
 
 
 def training_step(name: str = "mobilenet_v2", batch: int = 16, resolution: int = 224, rounds: int = 5,
-                  repeats: int = 3) -> dict:
+                  repeats: int = 3) -> TrainingStep:
     """A training step against a forward pass of the same network, interleaved: the forward pass in
     training mode (batch statistics) and ``jax.value_and_grad`` of the cross-entropy (no optimizer
     update), both with depthwise layers as shifted multiply-adds. ``macs`` holds the counter's MACs
@@ -45,6 +60,6 @@ def training_step(name: str = "mobilenet_v2", batch: int = 16, resolution: int =
                 "training step": (jax.jit(jax.value_and_grad(loss)), (params, rest, x, labels))}
     times = interleaved(programs, rounds, repeats)
     macs = count_training(model, jax.ShapeDtypeStruct(x.shape, x.dtype)).macs_by_role()
-    return {"model": name, "batch": batch, "resolution": resolution, "macs": macs,
-            "predicted": sum(macs.values()) / macs["forward"], "times": times,
-            "measured": [t / f for t, f in zip(times["training step"], times["forward"])]}
+    return TrainingStep(model=name, batch=batch, resolution=resolution, macs=macs,
+                        predicted=sum(macs.values()) / macs["forward"], times=times,
+                        measured=[t / f for t, f in zip(times["training step"], times["forward"])])

@@ -15,7 +15,7 @@ import numpy as np
 from .quantize import activation_ranges, quantized, weight_ranges
 
 __all__ = ["QUANTIZATION_CONFIGS", "RELU_CONFIGS", "INT8", "QuantizationStudy", "quantization_study",
-           "quantization_table", "quantization_claims"]
+           "quantization_table", "quantization_claims", "onnx_int8_accuracy"]
 
 #: label: (arguments of ``quantized``, whether activations are quantized too).
 QUANTIZATION_CONFIGS = {
@@ -122,3 +122,14 @@ def quantization_claims(study: QuantizationStudy, int8_tolerance: float) -> dict
             all(study.ranges[key][:, 1].max() <= 6.0 for key in relu6)
             and all(study.ranges[key][1:, 1].max() > 6.0 for key in relu),
     }
+
+
+def onnx_int8_accuracy(model, x, y, calibration) -> float:
+    """Test accuracy of ``model`` (folded) exported to ONNX for inputs shaped like ``x``, quantized by ONNX
+    Runtime's own tool calibrated on ``calibration`` (``onnx_export.quantize_onnx``) and run on ONNX
+    Runtime: the int8 program a runtime runs, beside the simulation's ``INT8``."""
+    from .onnx_export import export_onnx, onnx_session, quantize_onnx
+
+    proto = export_onnx(model, tuple(np.shape(x)))
+    _, run = onnx_session(quantize_onnx(proto, np.asarray(calibration)))
+    return float(np.mean(run(x).argmax(-1) == y))
