@@ -60,7 +60,7 @@ def symmetric_grid(w, per: str = "channel", axis: int = -1, bits: int = 8):
     return xp.clip(xp.round(w / scale), -levels, levels) * scale
 
 
-#: The name deploy used: ``symmetric_grid``.
+#: ``symmetric_grid`` under the name ``sepconv.deploy`` gave it.
 quantize_weight = symmetric_grid
 
 

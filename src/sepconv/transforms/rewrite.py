@@ -76,7 +76,7 @@ def rewrite_equations(fn: Callable, match: Callable, apply: Callable) -> Callabl
     ``apply(eqn, *inputs)`` (a list of outputs) instead; everything else runs as traced. Bodies of
     ``jit`` and other calls are inlined where they hold a match; ``scan``, ``cond`` and ``while``
     bodies are left as they are. The interpreter behind ``depthwise_by_shifts``, ``fast_inference``
-    and the quantization simulator of ``sepconv.deploy``."""
+    and the quantization simulator of ``transforms.quantize``."""
 
     @functools.wraps(fn)
     def rewritten(*args):
