@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from sepconv.benchmarks.compiled import compiled_fusions
+from sepconv.benchmarks.compiled import entry_steps
 from sepconv.transforms import batchnorm_affine, symmetric_grid
 from sepconv.transforms import quantization_study as qs
 from sepconv.transforms.shifts import depthwise_by_shifts
@@ -94,8 +94,48 @@ def test_the_shifted_layer_compiles_to_a_padded_copy_and_one_loop():
                                             feature_group_count=x.shape[-1])
 
     x, w = jnp.ones((1, 8, 8, 4)), jnp.ones((3, 3, 1, 4))
-    fusions = compiled_fusions(depthwise_by_shifts(depthwise), x, w)
+    steps = entry_steps(depthwise_by_shifts(depthwise), x, w)
     if jax.default_backend() != "cpu":
-        pytest.skip("the fusion layout is XLA CPU's")
-    (pad, pad_shape, _), (_, loop_shape, loop_operands) = fusions
-    assert pad_shape == "1,10,10,4" and loop_shape == "1,8,8,4" and pad in loop_operands
+        pytest.skip("the step layout is XLA CPU's")
+    # 8x8 padded by one on each side for a 3x3 kernel: a 10x10 copy, then one loop to the 8x8 output
+    (pad, _, pad_shape, _), (_, loop_op, loop_shape, loop_reads) = steps
+    assert pad_shape == (1, 10, 10, 4) and loop_shape == (1, 8, 8, 4) and loop_op == "fusion" and pad in loop_reads
+
+
+# Two compiled modules written by hand in the layouts of two XLA CPU versions: convolutions inside fusions
+# (jaxlib 0.10, where a chain can become one library call) and in the entry computation (jaxlib 0.7).
+_FUSED = """HloModule m
+
+%fused_computation (p: f32[1,8,8,4]) -> f32[1,8,8,4] {
+  %a = f32[1,8,8,4]{3,2,1,0} convolution(%p, %w), window={size=3x3}
+  ROOT %b = f32[1,8,8,4]{3,2,1,0} convolution(%a, %w), window={size=3x3}
+}
+
+%fused_computation.1 (p: f32[1,8,8,4]) -> f32[1,8,8,4] {
+  ROOT %c = f32[1,8,8,4]{3,2,1,0} convolution(%p, %w), window={size=3x3}
+}
+
+ENTRY %main (x: f32[1,8,8,4]) -> f32[1,8,8,4] {
+  %f = f32[1,8,8,4]{3,2,1,0} fusion(%x), kind=kCustom, calls=%fused_computation
+  ROOT %g = f32[1,8,8,4]{3,2,1,0} fusion(%f), kind=kCustom, calls=%fused_computation.1
+}
+"""
+_ENTRY = """HloModule m
+
+%fused_computation (p: f32[1,8,8,4]) -> f32[1,8,8,4] {
+  ROOT %clamp = f32[1,8,8,4]{3,2,1,0} clamp(%lo, %p, %hi)
+}
+
+ENTRY %main (x: f32[1,8,8,4]) -> f32[1,8,8,4] {
+  %a = f32[1,8,8,4]{3,2,1,0} convolution(%x, %w), window={size=3x3}
+  %f = f32[1,8,8,4]{3,2,1,0} fusion(%a), kind=kLoop, calls=%fused_computation
+  ROOT %b = f32[1,8,8,4]{3,2,1,0} convolution(%f, %w), window={size=3x3}
+}
+"""
+
+
+def test_convolutions_are_counted_per_fusion_never_in_the_entry():
+    from sepconv.benchmarks.compiled import convolutions_per_fusion
+
+    assert convolutions_per_fusion(_FUSED) == [2, 1]
+    assert convolutions_per_fusion(_ENTRY) == []  # the last fusion does not swallow the entry's convolutions

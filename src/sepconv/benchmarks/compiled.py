@@ -7,7 +7,7 @@ from typing import Callable
 
 import jax
 
-__all__ = ["fused_convolutions", "compiled_fusions"]
+__all__ = ["fused_convolutions", "convolutions_per_fusion", "entry_steps"]
 
 
 def fused_convolutions(fn: Callable, *args) -> list[int]:
@@ -15,17 +15,32 @@ def fused_convolutions(fn: Callable, *args) -> list[int]:
 
     On XLA CPU each convolution normally gets a fusion of its own (a list of ones); a larger
     number means the compiler merged several layers into one library call. Backends that
-    call convolutions as custom calls (GPU) report an empty list.
+    call convolutions as custom calls (GPU), and XLA CPU versions that keep convolutions outside
+    fusions (jaxlib 0.7), report an empty list.
     """
-    text = jax.jit(fn).lower(*args).compile().as_text()
-    computations = re.split(r"\n(?=%\S+ \()", text)
+    return convolutions_per_fusion(jax.jit(fn).lower(*args).compile().as_text())
+
+
+def convolutions_per_fusion(hlo: str) -> list[int]:
+    """``fused_convolutions`` of a compiled module's text: the ``convolution(`` instructions of each
+    ``%fused_computation``, largest first; those of the entry computation (not a fusion) are not counted."""
+    computations = re.split(r"\n(?=(?:ENTRY )?%\S+ \()", hlo)
     counts = [c.count(" convolution(") for c in computations if c.startswith("%fused_computation")]
     return sorted((n for n in counts if n), reverse=True)
 
 
-def compiled_fusions(fn: Callable, *args) -> list[tuple[str, str, str]]:
-    """The fusions of the entry computation of XLA's compiled ``jax.jit(fn)(*args)`` that write one
-    float32 array: ``(name, shape, operands)`` as the compiled text spells them, in program order
-    (``("fusion.1", "1,58,58,128", "x")`` reads ``x`` and writes an ``f32[1,58,58,128]``)."""
+def entry_steps(fn: Callable, *args) -> list[tuple[str, str, tuple, list[str]]]:
+    """The instructions of the entry computation of XLA's compiled ``jax.jit(fn)(*args)`` that compute
+    an array, in program order: ``(name, opcode, shape, operand names)``, leaving out parameters and
+    constants. Names differ between XLA versions (``wrapped_pad`` or ``pad.0``); opcodes, shapes and
+    which step reads which do not, which is what a reader should rely on."""
     text = jax.jit(fn).lower(*args).compile().as_text()
-    return re.findall(r"%(\S+) = f32\[([\d,]+)\]\S* fusion\(([^)]*)\)", text[text.index("ENTRY"):])
+    entry = text[text.index("ENTRY"):].split("\n}", 1)[0]
+    steps = []
+    for line in entry.splitlines()[1:]:
+        found = re.match(r"\s*(?:ROOT )?%(\S+) = \w+\[([\d,]*)\]\S* ([\w-]+)\(([^)]*)\)", line)
+        if found and found.group(3) not in ("parameter", "constant"):
+            name, shape, opcode, operands = found.groups()
+            steps.append((name, opcode, tuple(int(d) for d in shape.split(",") if d),
+                          [o.strip().lstrip("%") for o in operands.split(",") if o.strip()]))
+    return steps
