@@ -5,6 +5,7 @@
 - ``budget``: how long a run measures (``FULL``, ``QUICK``, ``DEVICE_FULL``, ``DEVICE_TINY``);
 - ``results``: where results are written and read (``load_results``), the machine they name;
 - ``roofline``: the machine's peaks and the roofline estimate of a program;
+- ``compiled``: what XLA made of a program (``fused_convolutions``, ``entry_steps``);
 - ``analysis``: what the chapters conclude from stored results (pure functions of the JSON);
 - experiments: ``layers``, ``guidelines``, ``successors``, ``model_latency``, ``training_step``,
   ``keras`` (our models against keras.applications), ``runtimes`` (ONNX Runtime, PyTorch, LiteRT),
@@ -17,9 +18,9 @@ interleaved.
 
 from .budget import (DEPTHWISE_SHAPES, DEVICE_FULL, DEVICE_TINY, FULL, FUSED_STAGES, MOBILENET_SHAPES, QUICK,  # noqa: F401
                      Budget, DeviceBudget, Rounds, TrainingSize)
-from .compiled import fused_convolutions  # noqa: F401
-from .harness import (Comparison, Timing, interleaved, paired_comparison, sign_test_p, time_call,  # noqa: F401
-                      time_ratios)
+from .compiled import entry_steps, fused_convolutions  # noqa: F401
+from .harness import (Comparison, Timing, compare_ratios, interleaved, paired_comparison, sign_test_p,  # noqa: F401
+                      time_call, time_ratios)
 from .results import (SHIPPED_RESULTS, device_info, load_results, results_dir, stored_devices,  # noqa: F401
                       user_results_root)
 from .roofline import measure_peaks, roofline_seconds  # noqa: F401
