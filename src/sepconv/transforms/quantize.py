@@ -60,8 +60,10 @@ def symmetric_grid(w, per: str = "channel", axis: int = -1, bits: int = 8):
     return xp.clip(xp.round(w / scale), -levels, levels) * scale
 
 
-#: ``symmetric_grid`` under the name ``sepconv.deploy`` gave it.
-quantize_weight = symmetric_grid
+def quantize_weight(w, per: str = "channel", axis: int = -1, bits: int = 8):
+    """``symmetric_grid`` computed in JAX whatever ``w`` is (a NumPy array too, as ``sepconv.deploy``
+    always did): the name the deployment chapter and its assignment use."""
+    return symmetric_grid(jnp.asarray(w), per, axis, bits)
 
 
 def quantize_activation(x, lo, hi, bits: int = 8):
