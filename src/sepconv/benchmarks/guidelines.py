@@ -5,6 +5,7 @@ MACs and memory accesses come from ``sepconv.cost`` (``pointwise_conv_cost``, ``
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -14,10 +15,31 @@ from ..cost import grouped_conv_cost, memory_access_cost_1x1, pointwise_conv_cos
 from .harness import interleaved
 from .layers import conv_nhwc as _conv
 
-__all__ = ["guideline_experiments"]
+__all__ = ["GuidelineRow", "guideline_experiments"]
 
 
-def guideline_experiments(repeats: int = 20, size: int = 28, blocks: int = 10, rounds: int = 1) -> dict:
+class GuidelineRow(TypedDict, total=False):
+    """One variant of a guideline experiment: what defines it (G1 ``ratio``, ``c1``, ``c2``; G2 ``groups``,
+    ``channels``, ``control``; G3 ``structure``; G4 ``relu``, ``shortcut``), its ``macs`` and (G1, G2)
+    ``memory_accesses``, the median time of each round (``times``) and their median (``median_s``)."""
+
+    ratio: str
+    c1: int
+    c2: int
+    groups: int
+    channels: int
+    control: bool
+    structure: str
+    relu: bool
+    shortcut: bool
+    macs: int
+    memory_accesses: int
+    times: list
+    median_s: float
+
+
+def guideline_experiments(repeats: int = 20, size: int = 28, blocks: int = 10,
+                          rounds: int = 1) -> dict[str, list[GuidelineRow]]:
     """ShuffleNet v2's four guideline experiments (its Tables 1-4), rebuilt in JAX at ``size x size``.
 
     Each network stacks ``blocks`` identical units; within an experiment all

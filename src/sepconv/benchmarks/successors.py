@@ -3,6 +3,8 @@ kernels of 3, 5 and 7 at ConvNeXt's shapes, each as traced and with shifted mult
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,11 +14,29 @@ from .budget import DEPTHWISE_SHAPES, FUSED_STAGES
 from .harness import interleaved
 from .roofline import op_traffic, roofline_seconds
 
-__all__ = ["successor_blocks"]
+__all__ = ["ShapeTiming", "SuccessorBlocks", "successor_blocks"]
+
+
+class ShapeTiming(TypedDict, total=False):
+    """The programs of one shape (``stage`` of ``FUSED_STAGES`` or depthwise ``shape``): per program its
+    ``costs`` (MACs, bytes, roofline seconds), the rounds' ``times`` and their median ``seconds``."""
+
+    stage: str
+    shape: str
+    costs: dict
+    times: dict
+    seconds: dict
+
+
+class SuccessorBlocks(TypedDict):
+    """``successors.json``: MBConv against Fused-MBConv per stage, and depthwise kernels per shape."""
+
+    fused: list[ShapeTiming]
+    depthwise_kernels: list[ShapeTiming]
 
 
 def successor_blocks(peaks: dict, rounds: int = 7, repeats: int = 10, stages=FUSED_STAGES,
-                     depthwise_shapes=DEPTHWISE_SHAPES) -> dict:
+                     depthwise_shapes=DEPTHWISE_SHAPES) -> SuccessorBlocks:
     """The two measurements of chapter 8, interleaved per shape: MBConv (depthwise as XLA's grouped
     convolution and as shifted multiply-adds) against Fused-MBConv at equal output shapes (SiLU, no
     squeeze-excite, batch 1), and a depthwise layer with 3x3, 5x5 and 7x7 kernels both ways."""
