@@ -134,7 +134,7 @@ def _assign(args) -> int:
 def _bench(args) -> int:
     from pathlib import Path
 
-    from .bench import run_all
+    from .benchmarks.run import run_all
 
     if args.tflite and not Path(args.tflite).is_dir():
         raise FileNotFoundError(f"--tflite {args.tflite}: no such folder (write it with tools/keras_to_tflite.py)")
@@ -145,7 +145,7 @@ def _bench(args) -> int:
     if args.only is not None:
         only = tuple(name.strip() for name in args.only.split(","))
         if not all(only):
-            from .bench import EXPERIMENTS
+            from .benchmarks.run import EXPERIMENTS
 
             raise ValueError(f"--only {args.only!r} names no experiment{' in one of its places' if any(only) else ''}; "
                              f"the experiments are {', '.join(EXPERIMENTS)}")
@@ -221,7 +221,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--out", help="folder for the JSON results (default: a folder for this device under "
                                  "$XDG_DATA_HOME/sepconv/benchmarks, never the shipped results)")
     b.add_argument("--quick", action="store_true", help="a fast smoke run with few repetitions (skips models)")
-    from .bench import EXPERIMENTS
+    from .benchmarks.run import EXPERIMENTS
 
     b.add_argument("--only", metavar="LIST", help="comma-separated experiments to run, of " + ", ".join(EXPERIMENTS))
     b.add_argument("--no-keras", action="store_true", help="skip the keras.applications comparison")
