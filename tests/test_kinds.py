@@ -1,5 +1,5 @@
-"""One vocabulary of layer kinds and one rule (sepconv.kinds), checked on hand-made layers, and against
-the classifiers the transforms still carry (deploy.layer_kind, deploy._kind, fast_depthwise.is_depthwise)."""
+"""One vocabulary of layer kinds and one rule (sepconv.kinds), checked on hand-made layers; the transforms
+(deploy.layer_kind, fast_depthwise.is_depthwise) classify through it."""
 
 import json
 
@@ -9,9 +9,8 @@ import pytest
 from flax import nnx
 from jax import lax
 
-from sepconv import cost, deploy
+from sepconv import cost
 from sepconv.counter import count
-from sepconv.fast_depthwise import is_depthwise
 from sepconv.kinds import LayerKind, classify, equation_kind, is_depthwise_equation, module_kind
 
 
@@ -75,8 +74,7 @@ def test_equation_kind_by_hand_and_as_the_transforms_classify(name):
     fn, shapes, expected = EQUATIONS[name]
     eqn = _eqn(fn, *shapes)
     assert equation_kind(eqn) == expected
-    assert equation_kind(eqn) == deploy.layer_kind(eqn)  # the drop-in for deploy.layer_kind
-    assert is_depthwise_equation(eqn) == is_depthwise(eqn) == (expected == "depthwise")
+    assert is_depthwise_equation(eqn) == (expected == "depthwise")
 
 
 def test_equation_kind_names_what_it_cannot_classify():
@@ -95,7 +93,7 @@ def test_equation_kind_names_what_it_cannot_classify():
 ])
 def test_module_kind_by_hand_and_as_deploy_classifies(make, expected):
     module = make(nnx.Rngs(0))
-    assert module_kind(module) == expected == deploy._kind(module)
+    assert module_kind(module) == expected
 
 
 def test_closed_form_costs_and_counted_operations_speak_the_same_kinds():

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ..kinds import equation_kind, module_kind
 from .fast_inference import fast_equation
 from .rewrite import rewrite_equations
 from .shifts import is_depthwise
@@ -94,16 +95,8 @@ LAYER_KINDS = ("full", "depthwise", "grouped", "pointwise", "linear")
 
 def layer_kind(eqn) -> str:
     """``"linear"`` for a matrix product; for a convolution ``"depthwise"`` (one channel per group),
-    ``"grouped"``, ``"pointwise"`` (1x1) or ``"full"``."""
-    if eqn.primitive.name == "dot_general":
-        return "linear"
-    if is_depthwise(eqn):
-        return "depthwise"
-    if eqn.params["feature_group_count"] > 1:
-        return "grouped"
-    rhs_spec = eqn.params["dimension_numbers"].rhs_spec
-    kernel = eqn.invars[1].aval.shape
-    return "pointwise" if all(kernel[d] == 1 for d in rhs_spec[2:]) else "full"
+    ``"grouped"``, ``"pointwise"`` (1x1) or ``"full"``: the one classifier, :func:`sepconv.kinds.equation_kind`."""
+    return equation_kind(eqn)
 
 
 def _bind(eqn, *invals):
@@ -181,11 +174,7 @@ class WeightRange:
 
 
 def _kind(module) -> str:
-    if isinstance(module, nnx.Linear):
-        return "linear"
-    if module.feature_group_count > 1:
-        return "depthwise" if module.feature_group_count == module.in_features else "grouped"
-    return "pointwise" if all(k == 1 for k in module.kernel_size) else "full"
+    return module_kind(module)
 
 
 def weight_ranges(model: nnx.Module) -> list[WeightRange]:

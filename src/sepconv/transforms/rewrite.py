@@ -17,13 +17,14 @@ from jax.extend import core
 
 from ..compat import is_drop_var
 from ..counter import sub_jaxprs
+from ..counting.rules import CALL_PRIMITIVES
 
 __all__ = ["rewrite_equations", "contains_equation"]
 
 
-#: Call-like primitives whose body is rewritten in place (inlined); others run unchanged.
-_INLINED = frozenset({"jit", "pjit", "closed_call", "core_call", "remat", "checkpoint", "custom_jvp_call",
-                      "custom_vjp_call"})
+#: Call-like primitives whose body is rewritten in place (inlined); others run unchanged: the counter's
+#: one list (``sepconv.counting.rules.CALL_PRIMITIVES``), which also names primitives of older jax versions.
+_INLINED = CALL_PRIMITIVES
 
 
 def contains_equation(jaxpr, match) -> bool:

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..counter import conv_record, register_call_rule
+from ..kinds import is_depthwise_equation
 from .rewrite import rewrite_equations
 
 __all__ = ["depthwise_by_shifts", "is_depthwise", "shifted_depthwise_conv", "shifted_equation", "REWRITTEN_NAME"]
@@ -41,16 +42,9 @@ REWRITTEN_NAME = "depthwise_by_shifts"
 
 def is_depthwise(eqn) -> bool:
     """Whether ``eqn`` is a depthwise convolution this module rewrites: one input channel per
-    group, as many groups as input and output channels, no input dilation, no batch groups."""
-    if eqn.primitive.name != "conv_general_dilated":
-        return False
-    p = eqn.params
-    lhs_spec, rhs_spec, _ = p["dimension_numbers"]
-    lhs, rhs = (v.aval for v in eqn.invars)
-    channels = lhs.shape[lhs_spec[1]]
-    return (p["feature_group_count"] == channels > 1 and rhs.shape[rhs_spec[1]] == 1
-            and rhs.shape[rhs_spec[0]] == channels and p["batch_group_count"] == 1
-            and all(d == 1 for d in p["lhs_dilation"]))
+    group, as many groups as input and output channels, no input dilation, no batch groups
+    (:func:`sepconv.kinds.is_depthwise_equation`, the one classifier)."""
+    return is_depthwise_equation(eqn)
 
 
 def shifted_depthwise_conv(x, w, *, window_strides, padding, rhs_dilation, dimension_numbers, out_dtype=None):
