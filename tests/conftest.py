@@ -33,6 +33,8 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+#: A master notebook the grader's attack suites build (tests/test_grader_attacks.py), not a notebook to run.
+collect_ignore = ["grader_target"]
 
 
 @pytest.fixture(scope="session")

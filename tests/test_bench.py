@@ -75,10 +75,17 @@ def test_fused_convolutions_counts_convolutions_per_fusion():
         return jax.lax.conv_general_dilated(jnp.clip(y, 0.0, 6.0), w, (1, 1), "SAME",
                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-    counts = bench.fused_convolutions(two_convs, jnp.ones((1, 8, 8, 4)), jnp.ones((3, 3, 4, 4)))
+    from sepconv.benchmarks.compiled import convolutions_per_fusion
+
+    x, w = jnp.ones((1, 8, 8, 4)), jnp.ones((3, 3, 4, 4))
+    counts = bench.fused_convolutions(two_convs, x, w)
     assert all(isinstance(n, int) and n >= 1 for n in counts) and counts == sorted(counts, reverse=True)
-    if jax.default_backend() == "cpu":  # XLA CPU keeps convolutions as HLO convolutions inside fusions
-        assert sum(counts) == 2
+    text = jax.jit(two_convs).lower(x, w).compile().as_text()
+    assert counts == convolutions_per_fusion(text) and sum(counts) <= 2  # at most the program's two
+    if jax.default_backend() == "cpu":
+        # XLA CPU keeps both as HLO convolutions, inside a fusion or (small ones, older jaxlibs) in the entry
+        # computation, which is not a fusion; tests/test_transforms.py counts both layouts written by hand
+        assert text.count(" convolution(") == 2
 
 
 
@@ -93,6 +100,8 @@ def test_keras_comparison_times_four_programs_per_round():
         assert list(r["seconds"]) == [label for label, _, _ in bench.KERAS_PROGRAMS]
         assert all(t > 0 for t in r["seconds"].values())
         assert list(r["ratios"]) == [f"{a} / {b}" for a, b in bench.KERAS_RATIOS]
-        for key, ratios in r["ratios"].items():
-            assert len(ratios) == 2 and all(v > 0 for v in ratios)
-            assert r["ratio"][key] == pytest.approx(sum(ratios) / 2)  # the median of two rounds
+        for (a, b), (key, ratios) in zip(bench.KERAS_RATIOS, r["ratios"].items()):
+            # each round's ratio from the rounds' times; the median of two rounds is their mean
+            expected = [r["times"][a][i] / r["times"][b][i] for i in range(2)]
+            assert ratios == pytest.approx(expected)
+            assert r["ratio"][key] == pytest.approx((expected[0] + expected[1]) / 2)

@@ -274,3 +274,82 @@ def test_a_fork_is_written_into_every_file_that_names_the_repository(tmp_path):
     assert install_cell.url_mismatches(tmp_path) == []
     assert "sepconv[course] @ git+https://github.com/a-course/its-fork@main" in \
         nbformat.read(tmp_path / "book" / "assignments" / "01_x.ipynb", as_version=4).cells[0].source
+
+
+# --- the Colab-only sanitizing (tools/colab/nbval_sanitize.cfg) ------------------------------------------
+
+from nbval.plugin import get_sanitize_patterns  # noqa: E402  (the parser nbval itself applies)
+
+COLAB_SANITIZE = ROOT / "tools" / "colab" / "nbval_sanitize.cfg"
+
+
+def _colab_sections():
+    """(title, notebook, reason, regex, replace) of each section of the Colab-only file."""
+    text = COLAB_SANITIZE.read_text()
+    out = []
+    for m in re.finditer(r"^\[(.+)\]\n((?:#.*\n)+)regex: (.*)\nreplace: (.*)$", text, re.M):
+        comments = m.group(2)
+        notebook = re.search(r"^# notebook: (\S+)$", comments, re.M)
+        reason = re.search(r"^# reason: (.+(?:\n# (?!notebook:).+)*)", comments, re.M)
+        out.append((m.group(1), notebook and notebook.group(1), reason and reason.group(1), m.group(3), m.group(4)))
+    return out
+
+
+def _printed(path):
+    """Every printed text output of a notebook's stored outputs (what nbval compares and sanitizes)."""
+    texts = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        for out in cell.get("outputs", []):
+            texts.append(out.get("text", "") or out.get("data", {}).get("text/plain", ""))
+    return [t for t in texts if t]
+
+
+def test_each_colab_only_pattern_names_its_notebook_and_reason_and_nbval_reads_them_all():
+    sections = _colab_sections()
+    assert sections and len(sections) == COLAB_SANITIZE.read_text().count("\n[")
+    assert [(r, p) for *_, r, p in sections] == get_sanitize_patterns(COLAB_SANITIZE.read_text())
+    for title, notebook, reason, regex, _ in sections:
+        assert notebook and (ROOT / notebook).is_file(), title
+        assert reason and len(reason) > 40, title  # a reason, in words
+        re.compile(regex)
+
+
+def test_each_colab_only_pattern_masks_a_figure_of_its_own_notebook_and_of_no_other():
+    chapters = sorted((ROOT / "chapters").glob("*.ipynb")) + [ROOT / "book" / "index.ipynb"]
+    printed = {str(p.relative_to(ROOT)): _printed(p) for p in chapters}
+    for title, notebook, _, regex, replace in _colab_sections():
+        hits = {name for name, texts in printed.items() if any(re.search(regex, t) for t in texts)}
+        assert hits == {notebook}, title
+        for text in printed[notebook]:  # what it masks is a number, replaced by a named placeholder
+            masked = re.sub(regex, replace, text)
+            assert masked == text or re.search(r"<\w+>", masked), title
+
+
+def test_the_colab_only_patterns_are_added_for_the_colab_comparison_alone(tmp_path):
+    normal = get_sanitize_patterns((ROOT / "tests" / "nbval_sanitize.cfg").read_text())
+    colab_only = get_sanitize_patterns(COLAB_SANITIZE.read_text())
+    assert not set(dict(normal)) & set(dict(colab_only))  # the normal nbval run masks none of them
+    combined = get_sanitize_patterns(colab_tool.sanitize_config(tmp_path / "s.cfg").read_text())
+    assert combined == normal + colab_only
+
+
+def test_the_colab_only_patterns_mask_exactly_the_figures_colabs_jax_prints_otherwise():
+    # outputs of Colab's jax 0.7.2 (make colab, before these patterns): the compiled figures differ, nothing else
+    stored = "mobilenet_v1                      1.53 MiB         6.12 MiB      5.98 MiB\n"
+    colab_run = "mobilenet_v1                      1.53 MiB         6.12 MiB      6.74 MiB\n"
+    rows_stored = "     1             < 1e-4           6.02   29,202,432\n    16             < 1e-4           0.60   29,202,432\n"
+    rows_colab = "     1             < 1e-4           9.63   29,202,432\n    16             < 1e-4           0.60   29,202,432\n"
+    family = ("ShuffleNet v1 1x g=8     224    138.4M    2.40M      2.43M    3.4MiB    5.8MiB\n",
+              "ShuffleNet v1 1x g=8     224    138.4M    2.40M      2.43M    3.4MiB    5.5MiB\n")
+    patterns = get_sanitize_patterns(COLAB_SANITIZE.read_text())
+
+    def clean(s):
+        for regex, replace in patterns:
+            s = re.sub(regex, replace, s)
+        return s
+
+    assert clean(stored) == clean(colab_run) != stored
+    assert clean(rows_stored) == clean(rows_colab) and "0.60" in clean(rows_stored)  # 16 slices: not masked
+    assert clean(family[0]) == clean(family[1]) and "3.4MiB" in clean(family[0])  # the traced column stays
+    changed = "mobilenet_v1                      1.53 MiB         6.13 MiB      5.98 MiB\n"  # a traced figure
+    assert clean(changed) != clean(stored)

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bruteforce import naive_conv
@@ -117,15 +117,33 @@ def test_numpy_integers_are_accepted():
     assert cost.standard_conv_cost(np.int64(14), 14, 512, 512).macs == 462_422_016
 
 
+def _touched(h, w, c1, c2, g):
+    """Brute force: the distinct input, weight and output values the loop nest of a 1x1 group
+    convolution reads or writes, each counted once (no cache)."""
+    touched = set()
+    for p in range(h * w):
+        for o in range(c2):
+            group = o // (c2 // g)
+            for i in range(group * (c1 // g), (group + 1) * (c1 // g)):
+                touched |= {("x", p, i), ("w", i, o), ("y", p, o)}
+    return len(touched)
+
+
+@settings(max_examples=25)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4), st.integers(1, 4), st.sampled_from([1, 2]))
+def test_memory_access_cost_is_the_values_a_1x1_convolution_touches(h, w, c1, c2, g):
+    assert cost.memory_access_cost_1x1(h, w, g * c1, g * c2, g) == _touched(h, w, g * c1, g * c2, g)
+
+
 @given(st.integers(1, 64), st.integers(1, 64), st.integers(1, 512), st.integers(1, 512))
 def test_shufflenet_mac_bound_holds_and_is_tight_for_equal_widths(h, w, c1, c2):
-    """ShuffleNet v2 G1: MAC >= 2 sqrt(hwB) + B/hw, with equality at c1 = c2."""
+    """ShuffleNet v2 G1: MAC >= 2 sqrt(hwB) + B/hw, with equality at c1 = c2, where both are
+    ``2 h w c + c^2`` (by hand: sqrt(hw * hw c^2) = hw c and hw c^2 / hw = c^2)."""
     b = h * w * c1 * c2
     mac = cost.memory_access_cost_1x1(h, w, c1, c2)
-    assert mac == h * w * (c1 + c2) + c1 * c2
     assert mac >= cost.memory_access_lower_bound(h, w, b) * (1 - 1e-12)
-    equal = cost.memory_access_cost_1x1(h, w, c1, c1)
-    assert equal == pytest.approx(cost.memory_access_lower_bound(h, w, h * w * c1 * c1), rel=1e-12)
+    assert cost.memory_access_cost_1x1(h, w, c1, c1) == 2 * h * w * c1 + c1 * c1
+    assert cost.memory_access_lower_bound(h, w, h * w * c1 * c1) == pytest.approx(2 * h * w * c1 + c1 * c1, rel=1e-12)
 
 
 def test_group_conv_mac_grows_with_groups_at_fixed_flops():
@@ -137,3 +155,13 @@ def test_group_conv_mac_grows_with_groups_at_fixed_flops():
     assert macs == sorted(macs)
     with pytest.raises(ValueError, match="not divisible by groups=3"):
         cost.memory_access_cost_1x1(8, 8, 16, 16, groups=3)
+
+
+@settings(max_examples=60)
+@given(st.integers(1, 9), st.integers(1, 5), st.integers(1, 4), st.integers(-3, 3), st.integers(1, 3),
+       st.integers(1, 3))
+def test_scatter_tap_count_is_the_brute_force_count(size, kernel, stride, lo, dilation, input_dilation):
+    """Pairs (input value i, tap k) whose output position (i * input_dilation + lo - k * dilation) / stride
+    is an integer, enumerated one by one."""
+    brute = sum((i * input_dilation + lo - k * dilation) % stride == 0 for i in range(size) for k in range(kernel))
+    assert cost.scatter_tap_count(size, kernel, stride, lo, dilation, input_dilation) == brute

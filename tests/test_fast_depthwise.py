@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from jax import lax
 
 from sepconv.counter import count, count_macs, pure_module, sub_jaxprs
-from sepconv.fast_depthwise import REWRITTEN_NAME, depthwise_by_shifts, is_depthwise
+from sepconv.transforms.shifts import REWRITTEN_NAME, depthwise_by_shifts, is_depthwise
 from sepconv.layers import randomize_batchnorm
 from sepconv.models import build_model
 from draws import normal
@@ -119,7 +119,7 @@ def test_keras_models_are_rewritten_too():
     keras = pytest.importorskip("keras")
     if keras.backend.backend() != "jax":
         pytest.skip("Keras is not on the JAX backend")
-    from sepconv.bench import keras_application, keras_function
+    from sepconv.interop.keras import keras_application, keras_function
 
     fn, trainable, fixed = keras_function(keras_application(keras.applications.MobileNetV2, input_shape=(96, 96, 3)))
     x = normal(0, (1, 96, 96, 3))

@@ -21,7 +21,9 @@ from sepconv.grading.sandbox import _works, mode
 from submissions import notebook
 
 ROOT = Path(__file__).resolve().parents[1]
-MASTER = ROOT / "book" / "assignments" / "08_deployment.ipynb"
+#: Assignment 8 as it was when these attacks were written (its answers and 12 points are what they forge),
+#: kept in tests/grader_target/ so that the course's assignments can change without them.
+MASTER = ROOT / "tests" / "grader_target" / "08_deployment.ipynb"
 #: Without a PID namespace or a user of its own, a submission's kill(-1) reaches every process of the grader's
 #: user, this test run included: the attacks run only where the sandbox contains them.
 pytestmark = pytest.mark.skipif(mode() == "plain", reason="the plain sandbox (no root, no namespaces) does not "

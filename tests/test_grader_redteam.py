@@ -28,7 +28,9 @@ import submissions
 notebook = partial(submissions.notebook, otter=False)
 
 ROOT = Path(__file__).resolve().parents[1]
-MASTER = ROOT / "book" / "assignments" / "08_deployment.ipynb"
+#: Assignment 8 as it was when these attacks were written (its answers and 12 points are what they forge),
+#: kept in tests/grader_target/ so that the course's assignments can change without them.
+MASTER = ROOT / "tests" / "grader_target" / "08_deployment.ipynb"
 pytestmark = pytest.mark.skipif(mode() == "plain", reason="the plain sandbox does not contain a submission")
 
 WRONG = """\

@@ -10,7 +10,7 @@ from flax import nnx
 
 import numpy as np
 
-from sepconv.bench import keras_application, keras_function
+from sepconv.interop.keras import keras_application, keras_function
 from sepconv.counter import count
 from sepconv.models import abstract_model
 

@@ -51,6 +51,37 @@ def _per_layer(result) -> dict:
     return out
 
 
+# MobileNet Table 1 (Howard et al. 2017) as printed: (type, stride, kernel, input channels, output channels, input
+# size). The last depthwise row is printed with stride 2 and runs at 7x7 with stride 1 (MOBILENET_V1_AS_PRINTED).
+TABLE_1 = [("conv", 2, 3, 3, 32, 224), ("dw", 1, 3, 32, 32, 112), ("pw", 1, 1, 32, 64, 112),
+           ("dw", 2, 3, 64, 64, 112), ("pw", 1, 1, 64, 128, 56), ("dw", 1, 3, 128, 128, 56),
+           ("pw", 1, 1, 128, 128, 56), ("dw", 2, 3, 128, 128, 56), ("pw", 1, 1, 128, 256, 28),
+           ("dw", 1, 3, 256, 256, 28), ("pw", 1, 1, 256, 256, 28),
+           ("dw", 2, 3, 256, 256, 28), ("pw", 1, 1, 256, 512, 14),
+           *[row for _ in range(5) for row in (("dw", 1, 3, 512, 512, 14), ("pw", 1, 1, 512, 512, 14))],
+           ("dw", 2, 3, 512, 512, 14), ("pw", 1, 1, 512, 1024, 7), ("dw", 1, 3, 1024, 1024, 7),
+           ("pw", 1, 1, 1024, 1024, 7), ("fc", 1, 1, 1024, 1000, 1)]
+
+
+def test_mobilenet_v1_per_layer_macs_and_weights_are_table_1_by_hand():
+    """Each row of Table 1 by hand: ``out^2 k^2 (c_in / groups) c_out`` MACs (SAME padding: out = in / stride),
+    ``k^2 (c_in / groups) c_out`` weights, the FC's 1000 biases; the counter and the closed form both give them."""
+    macs, weights = [], []
+    for kind, stride, k, c_in, c_out, size in TABLE_1:
+        per_group = 1 if kind == "dw" else c_in
+        out = size // stride
+        macs.append(out * out * k * k * per_group * c_out)
+        weights.append(k * k * per_group * c_out + (c_out if kind == "fc" else 0))
+    counted = count_model("mobilenet_v1")
+    closed = model_cost("mobilenet_v1")
+    assert [op.total_macs for op in counted.ops] == [layer.macs for layer in closed.costed()] == macs
+    assert [layer.params for layer in closed.costed()] == weights
+    assert counted.macs == sum(macs) and counted.params_excluding_norm == sum(weights)
+    assert (round(sum(macs) / 1e6), round(sum(weights) / 1e6, 1)) == (569, 4.2)  # Table 1's totals, as printed
+    assert [op.kind for op in counted.ops] == [{"conv": "full", "dw": "depthwise", "pw": "pointwise",
+                                                "fc": "linear"}[row[0]] for row in TABLE_1]
+
+
 OPTIONS = {
     "mobilenet_v1": [{}, {"alpha": 0.6, "resolution": 200}, {"alpha": 1.3, "resolution": 97}],
     "mobilenet_v2": [{}, {"alpha": 0.35, "resolution": 96}, {"alpha": 1.4, "classes": 1001}],

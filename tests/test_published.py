@@ -1,7 +1,7 @@
 import pytest
 
 from sepconv import published
-from sepconv.published import PublishedValue, check_table, in_unit, matches
+from sepconv.published import CheckpointRow, PublishedValue, check_table, checkpoint_row, in_unit, matches
 from sepconv.validation import COMPUTERS, validate
 
 
@@ -74,8 +74,8 @@ def test_v2_checkpoint_table_rule_is_truncation_with_1001_classes():
 
     def fits(rule, classes):
         for value in published_table("mobilenet_v2_checkpoints"):
-            _, _, alpha, res = value.row.split("_")
-            c = getattr(model_cost("mobilenet_v2", alpha=float(alpha), resolution=int(res), classes=classes),
+            row = checkpoint_row(value.row)
+            c = getattr(model_cost(row.model, alpha=row.alpha, resolution=row.resolution, classes=classes),
                         value.quantity)
             if not matches(PublishedValue("t", value.row, value.quantity, value.published, "M", rule), c):
                 return False
@@ -130,3 +130,16 @@ def test_missing_rows_and_unknown_tables_are_errors():
         published.table_info("nope")
     with pytest.raises(ValueError, match="no computation registered"):
         validate(["nope"])
+
+
+def test_checkpoint_row_labels_have_one_decoder():
+    assert checkpoint_row("MobileNet_v1_0.50_160") == CheckpointRow("mobilenet_v1", 0.5, 160)
+    assert checkpoint_row("mobilenet_v2_1.4_224") == CheckpointRow("mobilenet_v2", 1.4, 224)
+    assert checkpoint_row("mobilenet_v3_small_minimalistic_1.0_224") == CheckpointRow("mobilenet_v3_small", 1.0, 224,
+                                                                                      True)
+    labels = {v.row for t in ("mobilenet_v1_checkpoints", "mobilenet_v2_checkpoints", "mobilenet_v3_checkpoints")
+              for v in published.published_table(t)}
+    assert len(labels) == 16 + 22 + 6 and all(checkpoint_row(label) for label in labels)
+    for bad in ("mobilenet_v9_1.0_224", "mobilenet_v2_wide_224", "mobilenet_v2_minimalistic_1.0_224", "Convolution"):
+        with pytest.raises(ValueError, match=f"not a checkpoint row label .*'{bad}'"):
+            checkpoint_row(bad)

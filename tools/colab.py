@@ -21,7 +21,9 @@ the working tree (``SEPCONV_INSTALL``), exactly as it would from the repository,
 notebook in that runtime and compares every output with the stored one, with the project's sanitize file
 (tests/nbval_sanitize.cfg), as ``make test`` does; but for glue's records (``sepconv.notebook.glue``), which
 feed the website build and which glue, without myst-nb, does not make in Colab: they are taken out of the
-stored outputs first.
+stored outputs first; and for the few printed figures that are facts of the compiler version (XLA's
+compiled buffers): ``tools/colab/nbval_sanitize.cfg`` masks each, with its notebook and its reason, in this
+comparison only (the chapter asserts beside it what holds under both versions).
 
 Handouts (book/assignments/*.ipynb): built with ``otter assign`` (``sepconv.assignments.build``); their
 solutions notebook (the handout answered with the solutions) runs whole in the runtime, opening, as the
@@ -173,8 +175,17 @@ def _install_cell(nb):
                 None)
 
 
+def sanitize_config(dest: Path) -> Path:
+    """The project's sanitize file (tests/nbval_sanitize.cfg) followed by the Colab-only sections
+    (tools/colab/nbval_sanitize.cfg), written to ``dest``: the configuration of the Colab comparison."""
+    dest.write_text((ROOT / "tests" / "nbval_sanitize.cfg").read_text().rstrip("\n") + "\n\n"
+                    + (DATA / "nbval_sanitize.cfg").read_text())
+    return dest
+
+
 def run_chapter(path: Path, env: dict, jupyter: Path) -> dict:
     content = Path(tempfile.mkdtemp(prefix="colab-content-"))
+    sanitize = sanitize_config(Path(tempfile.mkdtemp(prefix="colab-sanitize-")) / "nbval_sanitize.cfg")
     try:
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:  # glue's records feed the website build; in Colab (no myst-nb) glue shows nothing
@@ -184,7 +195,7 @@ def run_chapter(path: Path, env: dict, jupyter: Path) -> dict:
         nbformat.write(nb, content / path.name)
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(content),
                "-c", os.devnull, "--nbval", "--nbval-kernel-name", "colab", "--nbval-cell-timeout", "1800",
-               "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"), str(content / path.name)]
+               "--nbval-sanitize-with", str(sanitize), str(content / path.name)]
         run = subprocess.run(cmd, cwd=content, capture_output=True, text=True,
                              env={**os.environ, **env, "JUPYTER_PATH": str(jupyter)})
         out = run.stdout + run.stderr
@@ -198,6 +209,7 @@ def run_chapter(path: Path, env: dict, jupyter: Path) -> dict:
         return {"ok": ok, "summary": summary.strip("= "), "detail": detail, "log": out}
     finally:
         shutil.rmtree(content, ignore_errors=True)
+        shutil.rmtree(sanitize.parent, ignore_errors=True)
 
 
 def _first_failure(out: str) -> str:

@@ -81,20 +81,14 @@ def _add_model_options(parser, entry) -> None:
 
 
 def _count(args) -> int:
-    import jax
-    import jax.numpy as jnp
-
-    from .counter import count, count_training
-    from .models import resolve_model
+    from .counting import report_text
+    from .models import count_model
 
     entry = model_entry(args.model)
     options = {o.name: getattr(args, o.name) for o in entry.options}
-    resolved = resolve_model(args.model, **options)
-    x = jax.ShapeDtypeStruct((args.batch, resolved.resolution, resolved.resolution, 3), jnp.float32)
-    model = resolved.abstract()
-    result = count_training(model, x) if args.training else count(model, x)
+    result = count_model(args.model, batch=args.batch, training=args.training, **options)
     report = {"model": args.model, **options, "batch": args.batch, "macs": result.macs,
-              "params": result.params_excluding_norm, "params_trainable": result.params,
+              "params": result.params_excluding_norm, "params_trainable": result.params_trainable,
               "activations": result.activations, "peak_activation_bytes": result.peak_activation_bytes,
               "elementwise_muls": result.elementwise_muls, "elementwise_adds": result.elementwise_adds,
               "complete": result.complete, "uncosted": result.uncosted}
@@ -107,14 +101,7 @@ def _count(args) -> int:
             report["layers"] = result.layers()
         print(json.dumps(report, indent=2))
     else:
-        for key, value in report.items():
-            print(f"{key:>22}: {value:,}" if isinstance(value, int) and not isinstance(value, bool)
-                  else f"{key:>22}: {value}")
-        if args.per_layer:
-            print()
-            print(f"{'layer':<40}{'role':>12}{'MACs':>16}")
-            for row in result.layers():
-                print(f"{row['path'] or '(no module)':<40}{row['role']:>12}{row['macs']:>16,}")
+        print(report_text(report, result.layers() if args.per_layer else None))
     return 0 if result.complete else 1
 
 
@@ -147,7 +134,7 @@ def _assign(args) -> int:
 def _bench(args) -> int:
     from pathlib import Path
 
-    from .bench import run_all
+    from .benchmarks.run import run_all
 
     if args.tflite and not Path(args.tflite).is_dir():
         raise FileNotFoundError(f"--tflite {args.tflite}: no such folder (write it with tools/keras_to_tflite.py)")
@@ -158,7 +145,7 @@ def _bench(args) -> int:
     if args.only is not None:
         only = tuple(name.strip() for name in args.only.split(","))
         if not all(only):
-            from .bench import EXPERIMENTS
+            from .benchmarks.run import EXPERIMENTS
 
             raise ValueError(f"--only {args.only!r} names no experiment{' in one of its places' if any(only) else ''}; "
                              f"the experiments are {', '.join(EXPERIMENTS)}")
@@ -234,7 +221,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--out", help="folder for the JSON results (default: a folder for this device under "
                                  "$XDG_DATA_HOME/sepconv/benchmarks, never the shipped results)")
     b.add_argument("--quick", action="store_true", help="a fast smoke run with few repetitions (skips models)")
-    from .bench import EXPERIMENTS
+    from .benchmarks.run import EXPERIMENTS
 
     b.add_argument("--only", metavar="LIST", help="comma-separated experiments to run, of " + ", ".join(EXPERIMENTS))
     b.add_argument("--no-keras", action="store_true", help="skip the keras.applications comparison")

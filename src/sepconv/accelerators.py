@@ -124,7 +124,7 @@ def attainable(intensity: float, accelerator: str, unit: str, precision: str) ->
     return min(peak(accelerator, unit, precision), intensity * bandwidth(accelerator))
 
 
-#: The layers of chapter 6 (``sepconv.bench.layer_benchmarks``): kind and, per MobileNet v1 stage, (size, channels).
+#: The layers of chapter 6 (``sepconv.benchmarks.layers.layer_benchmarks``): kind and, per MobileNet v1 stage, (size, channels).
 BOOK_LAYERS = ("depthwise 3x3", "pointwise 1x1", "standard 3x3")
 
 
@@ -274,7 +274,7 @@ def roofline_split(ops: list[dict], accelerator: str, precision: str = "fp16", b
 # ---- stored device results beside the CPU's ----
 
 def beside(cpu: dict, device: dict) -> dict:
-    """The experiments two stored runs (``sepconv.bench.load_results``) share, side by side: per layer
+    """The experiments two stored runs (``sepconv.benchmarks.load_results``) share, side by side: per layer
     shape, per network variant and per successor stage the median seconds on each, ``speedup`` =
     CPU / device; the training step's measured and predicted cost in forward passes on each; and
     each run's measured peaks and ridge. Only rows present in both runs appear."""

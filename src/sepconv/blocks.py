@@ -5,8 +5,8 @@ activation): what one row of a paper's table becomes once a width rule and a res
 applied (``sepconv.models``). Each spec has two readers, and only these two:
 
 * ``build(rngs)``: the Flax NNX module that computes the block;
-* ``layers(size, path)``: the block's closed-form cost for a ``size x size`` input, one
-  ``LayerCost`` per parameterized layer, named by the module path the counter reports
+* ``layer_costs(size, path)`` (old name ``layers``): the block's closed-form cost for a ``size x size``
+  input, one ``LayerCost`` per parameterized layer, named by the module path the counter reports
   (``features.3.conv_dw.conv``), and the output size.
 
 Composite blocks derive their parts (``parts()``: convolution sub-specs) once, and both readers use
@@ -17,10 +17,7 @@ Naming follows timm and TF-slim: ``conv_pw`` (expansion), ``conv_dw`` (depthwise
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
-import inspect
 from dataclasses import dataclass
 from typing import Union
 
@@ -28,10 +25,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from .kinds import LayerKind, classify
+from .shapes_only import construct, new_layer
 from .cost import LayerCost, conv2d_cost, conv_output_size, dense_cost, norm_cost, scale_cost
 
 __all__ = ["ACTIVATIONS", "activation", "relu6", "channel_shuffle", "ceil_pool_padding",
-           "ConvSpec", "ConvBN", "SeparableSpec", "DepthwiseSeparable", "SqueezeExciteSpec", "SqueezeExcite",
+           "ConvSpec", "ConvNormAct", "ConvBN", "SeparableSpec", "DepthwiseSeparable", "SqueezeExciteSpec",
+           "SqueezeExcite",
            "NormSpec", "PixelLinearSpec", "InvertedBottleneck", "UniversalInvertedBottleneck", "UIBSpec", "fused_ib",
            "MBConvSpec", "InvertedResidual", "MobileMQASpec", "MobileMQA", "GlobalPoolSpec", "GlobalPool", "ShuffleV1Spec", "ShuffleV1Unit", "ShuffleV2Spec", "ShuffleV2Unit",
            "FireSpec", "Fire", "XceptionBlockSpec", "XceptionBlock", "ConvNeXtBlockSpec", "ConvNeXtBlock",
@@ -82,55 +82,15 @@ class Block:
     def build(self, rngs: nnx.Rngs) -> nnx.Module:
         raise NotImplementedError
 
-    def layers(self, size: int, path: str) -> tuple[list[LayerCost], int]:
+    def layer_costs(self, size: int, path: str) -> tuple[list[LayerCost], int]:
         raise NotImplementedError
+
+    def layers(self, size: int, path: str) -> tuple[list[LayerCost], int]:
+        """The old name of ``layer_costs`` (it returns costs, not layers), kept for the chapters."""
+        return self.layer_costs(size, path)
 
     def describe(self) -> str:
         raise NotImplementedError
-
-
-# While a model is built only for its shapes (``ResolvedNetwork.abstract``), nothing that only makes
-# values is traced: a layer spec that occurs again is not constructed again (its first module is split
-# once and each later occurrence is a copy, ``nnx.merge(..., copy=True)``, about a fiftieth of the time
-# NNX takes to construct a layer), and kernels start as zeros instead of a traced random draw (one
-# program per kernel shape, most of a cold start's time).
-_SHAPE_TEMPLATES: contextvars.ContextVar[dict | None] = contextvars.ContextVar("shape_templates", default=None)
-
-
-@contextlib.contextmanager
-def building_shapes():
-    """Within this context blocks are built for their shapes only: equal ``ConvSpec`` and
-    squeeze-and-excite specs give copies of one construction, and kernels are zeros. Values built
-    here are never meant to be read; ``materialize`` draws every array of a runnable model."""
-    token = _SHAPE_TEMPLATES.set({})
-    try:
-        yield
-    finally:
-        _SHAPE_TEMPLATES.reset(token)
-
-
-def _construct(spec, make):
-    """``make()``, or inside ``building_shapes`` a copy of the module already built for an equal ``spec``."""
-    templates = _SHAPE_TEMPLATES.get()
-    if templates is None:
-        return make()
-    if spec not in templates:
-        module = make()
-        templates[spec] = nnx.split(module)
-        return module
-    return nnx.merge(*templates[spec], copy=True)
-
-
-def _layer(cls, *args, **kwargs):
-    """``cls(*args, **kwargs)`` (``nnx.Conv`` or ``nnx.Linear``); inside ``building_shapes`` its kernel
-    starts as zeros, and a Flax that keeps the initializer on the layer (0.12.0 does) keeps its own
-    default there, so that the graph is the one ``nnx.eval_shape`` would give."""
-    if _SHAPE_TEMPLATES.get() is None:
-        return cls(*args, **kwargs)
-    layer = cls(*args, kernel_init=nnx.initializers.zeros, **kwargs)
-    if "kernel_init" in vars(layer):
-        layer.kernel_init = inspect.signature(cls.__init__).parameters["kernel_init"].default
-    return layer
 
 
 def _join(path: str, name: str) -> str:
@@ -141,7 +101,7 @@ def _run(parts, size: int, path: str) -> tuple[list[LayerCost], int]:
     """Cost of sub-specs applied one after the other."""
     out = []
     for name, spec in parts:
-        layers, size = spec.layers(size, _join(path, name))
+        layers, size = spec.layer_costs(size, _join(path, name))
         out += layers
     return out, size
 
@@ -176,13 +136,18 @@ class ConvSpec(Block):
         activation(self.act)
 
     @property
+    def layer_kind(self) -> LayerKind:
+        """The convolution's ``LayerKind`` (``sepconv.kinds.classify``)."""
+        return classify((self.kernel, self.kernel), self.groups, self.c_in, self.c_out)
+
+    @property
     def depthwise(self) -> bool:
-        return self.groups == self.c_in == self.c_out and self.groups > 1
+        return self.layer_kind is LayerKind.DEPTHWISE
 
     def build(self, rngs):
-        return _construct(self, lambda: ConvBN(self, rngs=rngs))
+        return construct(self, lambda: ConvNormAct(self, rngs=rngs))
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         conv = conv2d_cost(size, size, self.c_in, self.c_out, self.kernel, self.stride, self.padding,
                            groups=self.groups, bias=self.bias, name=_join(path, "conv"))
         out = [conv]
@@ -197,11 +162,12 @@ class ConvSpec(Block):
         return f"conv {self.kernel}x{self.kernel}{' ' + kind if kind else ''}, s{self.stride}"
 
 
-class ConvBN(nnx.Module):
-    """``act(norm(conv(x)))`` for a ``ConvSpec``; a convolution carries a bias only when the spec says so."""
+class ConvNormAct(nnx.Module):
+    """``act(norm(conv(x)))`` for a ``ConvSpec``: ``norm`` is BatchNorm (``bn``), LayerNorm (``norm``) or
+    none, as the spec says; a convolution carries a bias only when the spec says so."""
 
     def __init__(self, spec: ConvSpec, *, rngs: nnx.Rngs):
-        self.conv = _layer(nnx.Conv, spec.c_in, spec.c_out, (spec.kernel, spec.kernel), strides=spec.stride,
+        self.conv = new_layer(nnx.Conv, spec.c_in, spec.c_out, (spec.kernel, spec.kernel), strides=spec.stride,
                            padding=spec.padding, feature_group_count=spec.groups, use_bias=spec.bias, rngs=rngs)
         self.bn = nnx.BatchNorm(spec.c_out, momentum=0.9, epsilon=1e-3, rngs=rngs) if spec.norm == "batch" else None
         self.norm = nnx.LayerNorm(spec.c_out, epsilon=1e-6, rngs=rngs) if spec.norm == "layer" else None
@@ -214,6 +180,11 @@ class ConvBN(nnx.Module):
         if self.norm is not None:
             x = self.norm(x)
         return activation(self.act)(x)
+
+
+#: The old name of ``ConvNormAct`` (it may build a LayerNorm, not only a BatchNorm), kept for code that
+#: imports it (``deploy``, ``reparam``, ``layers``).
+ConvBN = ConvNormAct
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -244,7 +215,7 @@ class SeparableSpec(Block):
     def build(self, rngs):
         return DepthwiseSeparable(self, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         return _run(self.parts(), size, path)
 
     def describe(self):
@@ -278,18 +249,18 @@ class SqueezeExciteSpec:
     act: str = "relu"
     gate: str = "hard_sigmoid"
 
-    def layers(self, path):
+    def layer_costs(self, path):
         return [conv2d_cost(1, 1, self.channels, self.squeeze, 1, bias=True, name=_join(path, "fc1")),
                 conv2d_cost(1, 1, self.squeeze, self.channels, 1, bias=True, name=_join(path, "fc2"))]
 
     def build(self, rngs):
-        return _construct(self, lambda: SqueezeExcite(self, rngs=rngs))
+        return construct(self, lambda: SqueezeExcite(self, rngs=rngs))
 
 
 class SqueezeExcite(nnx.Module):
     def __init__(self, spec: SqueezeExciteSpec, *, rngs: nnx.Rngs):
-        self.fc1 = _layer(nnx.Conv, spec.channels, spec.squeeze, (1, 1), rngs=rngs)
-        self.fc2 = _layer(nnx.Conv, spec.squeeze, spec.channels, (1, 1), rngs=rngs)
+        self.fc1 = new_layer(nnx.Conv, spec.channels, spec.squeeze, (1, 1), rngs=rngs)
+        self.fc2 = new_layer(nnx.Conv, spec.squeeze, spec.channels, (1, 1), rngs=rngs)
         self.act, self.gate = spec.act, spec.gate
 
     def __call__(self, x):
@@ -309,7 +280,7 @@ class NormSpec:
             return nnx.BatchNorm(self.channels, momentum=0.9, epsilon=1e-3, rngs=rngs)
         return nnx.LayerNorm(self.channels, epsilon=1e-6, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         return [norm_cost(self.channels, path)], size
 
 
@@ -324,13 +295,13 @@ class PixelLinearSpec:
     act: str | None = None
 
     def build(self, rngs):
-        return _layer(nnx.Linear, self.c_in, self.c_out, use_bias=self.bias, rngs=rngs)
+        return new_layer(nnx.Linear, self.c_in, self.c_out, use_bias=self.bias, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         d = dense_cost(self.c_in, self.c_out, bias=self.bias)
         pixels = size * size
         return [LayerCost(path, pixels * d.macs, d.params, pixels * self.c_in, pixels * self.c_out,
-                          (size, size, self.c_out), kind="dense")], size
+                          (size, size, self.c_out), layer_kind=LayerKind.LINEAR)], size
 
 
 class InvertedBottleneck(Block):
@@ -434,13 +405,13 @@ class InvertedBottleneck(Block):
     def build(self, rngs):
         return self.MODULE(self, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         out = []
         for name, spec in self.parts():
             if isinstance(spec, SqueezeExciteSpec):
-                out += spec.layers(_join(path, name))
+                out += spec.layer_costs(_join(path, name))
                 continue
-            layers, size = spec.layers(size, _join(path, name))
+            layers, size = spec.layer_costs(size, _join(path, name))
             out += layers
         if self.layer_scale is not None:
             out.append(scale_cost(self.c_out, _join(path, "gamma")))
@@ -644,22 +615,24 @@ class MobileMQASpec(Block):
     def build(self, rngs):
         return MobileMQA(self, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         p = self.parts()
-        out = p["norm"].layers(size, _join(path, "norm"))[0] + p["query"].layers(size, _join(path, "query"))[0]
+        out = (p["norm"].layer_costs(size, _join(path, "norm"))[0]
+               + p["query"].layer_costs(size, _join(path, "query"))[0])
         kv_size = size
         for name in ("key", "value"):
             s = size
             if p[name + "_down"] is not None:
-                layers, s = p[name + "_down"].layers(size, _join(path, name + "_down"))
+                layers, s = p[name + "_down"].layer_costs(size, _join(path, name + "_down"))
                 out += layers
-            out += p[name].layers(s, _join(path, name))[0]
+            out += p[name].layer_costs(s, _join(path, name))[0]
             kv_size = s
         n, m = size * size, kv_size * kv_size
         out.append(LayerCost(_join(path, "attn"), self.attention_macs(size), 0,
                              n * self.heads * self.key_dim + m * (self.key_dim + self.value_dim),
-                             n * self.heads * self.value_dim, (size, size, self.heads * self.value_dim), kind="dense"))
-        out += p["output"].layers(size, _join(path, "output"))[0]
+                             n * self.heads * self.value_dim, (size, size, self.heads * self.value_dim),
+                             layer_kind=LayerKind.LINEAR))
+        out += p["output"].layer_costs(size, _join(path, "output"))[0]
         if self.layer_scale is not None:
             out.append(scale_cost(self.c_out, _join(path, "gamma")))
         return out, size
@@ -710,7 +683,7 @@ class GlobalPoolSpec(Block):
     def build(self, rngs):
         return GlobalPool()
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         return [], 1
 
     def describe(self):
@@ -748,7 +721,7 @@ class ShuffleV1Spec(Block):
     def build(self, rngs):
         return ShuffleV1Unit(self, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         return _run(self.parts(), size, path)
 
     def describe(self):
@@ -810,7 +783,7 @@ class ShuffleV2Spec(Block):
     def build(self, rngs):
         return ShuffleV2Unit(self, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         branch1, branch2 = self.branches()
         left, _ = _run(branch1, size, _join(path, "branch1"))
         right, out = _run(branch2, size, _join(path, "branch2"))
@@ -863,10 +836,10 @@ class FireSpec(Block):
     def build(self, rngs):
         return Fire(self, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         (n1, squeeze), (n2, e1), (n3, e3) = self.parts()
-        layers, size = squeeze.layers(size, _join(path, n1))
-        return layers + e1.layers(size, _join(path, n2))[0] + e3.layers(size, _join(path, n3))[0], size
+        layers, size = squeeze.layer_costs(size, _join(path, n1))
+        return layers + e1.layer_costs(size, _join(path, n2))[0] + e3.layer_costs(size, _join(path, n3))[0], size
 
     def describe(self):
         return f"fire {self.squeeze}/{self.expand1x1}/{self.expand3x3}"
@@ -909,12 +882,12 @@ class XceptionBlockSpec(Block):
     def build(self, rngs):
         return XceptionBlock(self, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         parts = self.parts()
         seps = parts[:len(self.widths)]
         layers, out = _run(seps, size, path)
         if self.down:
-            shortcut, out = parts[-1][1].layers(size, _join(path, "shortcut"))
+            shortcut, out = parts[-1][1].layer_costs(size, _join(path, "shortcut"))
             layers += shortcut
         return layers, out
 
@@ -1006,7 +979,7 @@ class DownsampleSpec(Block):
     def build(self, rngs):
         return Downsample(self, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         conv = conv2d_cost(size, size, self.c_in, self.c_out, 2, 2, "VALID", bias=True, name=_join(path, "conv"))
         return [norm_cost(self.c_in, _join(path, "norm")), conv], conv.output_shape[0]
 
@@ -1017,7 +990,7 @@ class DownsampleSpec(Block):
 class Downsample(nnx.Module):
     def __init__(self, spec: DownsampleSpec, *, rngs: nnx.Rngs):
         self.norm = nnx.LayerNorm(spec.c_in, epsilon=1e-6, rngs=rngs)
-        self.conv = _layer(nnx.Conv, spec.c_in, spec.c_out, (2, 2), strides=2, padding="VALID", rngs=rngs)
+        self.conv = new_layer(nnx.Conv, spec.c_in, spec.c_out, (2, 2), strides=2, padding="VALID", rngs=rngs)
 
     def __call__(self, x):
         return self.conv(self.norm(x))
@@ -1040,7 +1013,7 @@ class PoolSpec(Block):
     def build(self, rngs):
         return Pool(self)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         if self.ceil:
             return [], -(-(size - self.window) // self.stride) + 1
         pad = self.padding[0] if isinstance(self.padding, tuple) else self.padding
@@ -1082,7 +1055,7 @@ class ClassifierSpec(Block):
     def build(self, rngs):
         return Classifier(self, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         if self.conv:
             conv = conv2d_cost(size, size, self.c_in, self.classes, 1, bias=True, name=_join(path, "conv"))
             return [conv], 1
@@ -1101,14 +1074,14 @@ class ClassifierSpec(Block):
 
 class Classifier(nnx.Module):
     def __init__(self, spec: ClassifierSpec, *, rngs: nnx.Rngs):
-        self.conv = _layer(nnx.Conv, spec.c_in, spec.classes, (1, 1), rngs=rngs) if spec.conv else None
+        self.conv = new_layer(nnx.Conv, spec.c_in, spec.classes, (1, 1), rngs=rngs) if spec.conv else None
         self.norm = nnx.LayerNorm(spec.c_in, epsilon=1e-6, rngs=rngs) if spec.norm == "layer" else None
-        self.hidden = (_layer(nnx.Linear, spec.c_in, spec.hidden, rngs=rngs)
+        self.hidden = (new_layer(nnx.Linear, spec.c_in, spec.hidden, rngs=rngs)
                        if spec.hidden and not spec.conv else None)
         self.hidden_act = spec.hidden_act
         self.dropout = nnx.Dropout(spec.dropout, rngs=rngs) if spec.dropout > 0 and not spec.conv else None
         c = spec.hidden or spec.c_in
-        self.fc = None if spec.conv else _layer(nnx.Linear, c, spec.classes, use_bias=spec.bias, rngs=rngs)
+        self.fc = None if spec.conv else new_layer(nnx.Linear, c, spec.classes, use_bias=spec.bias, rngs=rngs)
 
     def __call__(self, x):
         if self.conv is not None:
@@ -1215,15 +1188,15 @@ class RepConvSpec(Block):
     def build(self, rngs):
         return RepConv(self, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         out = []
         for name, spec in self.parts():
-            layers, new = spec.layers(size, _join(path, name))
+            layers, new = spec.layer_costs(size, _join(path, name))
             out += layers
         if self.form == "train" and self.has_identity:
             out.append(norm_cost(self.c_out, _join(path, "identity")))
         if self.se is not None:
-            out += self.se.layers(_join(path, "se"))
+            out += self.se.layer_costs(_join(path, "se"))
         return out, new
 
     def describe(self):
@@ -1282,7 +1255,7 @@ class RepViTMlpSpec(Block):
     def build(self, rngs):
         return RepViTMlp(self, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         return _run(self.parts(), size, path)
 
     def describe(self):
@@ -1324,13 +1297,13 @@ class RepViTBlockSpec(Block):
     def build(self, rngs):
         return RepViTBlock(self, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         parts = self.parts()
         out, size = _run(parts[:-1], size, path)
         if self.form == "train":
             out.append(norm_cost(self.dim, _join(path, "token_mixer.bn")))
         if self.se is not None:
-            out += self.se.layers(_join(path, "se"))
+            out += self.se.layer_costs(_join(path, "se"))
         more, size = _run(parts[-1:], size, path)
         return out + more, size
 
@@ -1388,7 +1361,7 @@ class RepViTDownsampleSpec(Block):
     def build(self, rngs):
         return RepViTDownsample(self, rngs=rngs)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         return _run(self.parts(), size, path)
 
     def describe(self):
@@ -1419,7 +1392,7 @@ class NormLinearClassifierSpec(Block):
     def __post_init__(self):
         _check_form(self.form)
 
-    def layers(self, size, path):
+    def layer_costs(self, size, path):
         if self.form == "deploy":
             return [dense_cost(self.c_in, self.classes, name=_join(path, "fc"))], 1
         out = []
@@ -1438,7 +1411,7 @@ class NormLinearClassifierSpec(Block):
 class NormLinear(nnx.Module):
     def __init__(self, c_in: int, classes: int, *, rngs: nnx.Rngs):
         self.bn = nnx.BatchNorm(c_in, momentum=0.9, epsilon=1e-3, rngs=rngs)
-        self.l = _layer(nnx.Linear, c_in, classes, rngs=rngs)  # noqa: E741  (timm's name)
+        self.l = new_layer(nnx.Linear, c_in, classes, rngs=rngs)  # noqa: E741  (timm's name)
 
     def __call__(self, x):
         return self.l(self.bn(x))
@@ -1449,7 +1422,7 @@ class NormLinearClassifier(nnx.Module):
         train = spec.form == "train"
         self.head = NormLinear(spec.c_in, spec.classes, rngs=rngs) if train else None
         self.head_dist = NormLinear(spec.c_in, spec.classes, rngs=rngs) if train and spec.distillation else None
-        self.fc = None if train else _layer(nnx.Linear, spec.c_in, spec.classes, rngs=rngs)
+        self.fc = None if train else new_layer(nnx.Linear, spec.c_in, spec.classes, rngs=rngs)
 
     def __call__(self, x):
         x = jnp.mean(x, axis=(1, 2))

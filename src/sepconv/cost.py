@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable, Sequence, Union
 
+from .kinds import LayerKind, classify
+
 IntPair = Union[int, Sequence[int]]
 Padding = Union[str, int, Sequence]
 
@@ -48,6 +50,7 @@ __all__ = [
     "total_cost",
     "valid_taps",
     "tap_count",
+    "scatter_tap_count",
     "memory_access_cost_1x1",
     "memory_access_lower_bound",
 ]
@@ -59,8 +62,10 @@ class LayerCost:
 
     ``macs``: multiply-accumulates; ``params``: weights (+ biases);
     ``input_activations``/``output_activations``: element counts of the input
-    and output feature maps; ``kind``: ``conv``, ``dense``, ``norm`` (a normalization
-    layer's scale and shift) or ``scale`` (a learned per-channel scale, ConvNeXt's layer scale).
+    and output feature maps; ``layer_kind``: the ``LayerKind`` (``sepconv.kinds``), the vocabulary
+    the counter's ``OpRecord.kind`` uses (``depthwise``, ``pointwise``, ``full``, ``grouped``,
+    ``linear``, ``norm``, ``scale``). ``kind`` is its family: ``conv``, ``dense``, ``norm`` (a
+    normalization layer's scale and shift) or ``scale`` (a learned per-channel scale, ConvNeXt's).
     """
 
     name: str
@@ -69,7 +74,12 @@ class LayerCost:
     input_activations: int
     output_activations: int
     output_shape: tuple = ()
-    kind: str = "conv"
+    layer_kind: LayerKind = LayerKind.FULL
+
+    @property
+    def kind(self) -> str:
+        """``layer_kind.family``: ``conv``, ``dense``, ``norm`` or ``scale``."""
+        return self.layer_kind.family
 
     @property
     def flops(self) -> int:
@@ -81,9 +91,10 @@ class LayerCost:
 class NetworkCost:
     """The closed-form cost of a whole network: its layers in order, and their totals.
 
-    ``params`` follows the published tables (convolution and FC weights and biases, learned
-    scales; no normalization parameters); ``params_trainable`` adds the normalization layers' scale
-    and shift (torchvision's and Keras's trainable count).
+    ``params_excluding_norm`` follows the published tables (convolution and FC weights and biases,
+    learned scales; no normalization parameters); ``params_trainable`` adds the normalization layers'
+    scale and shift (torchvision's and Keras's trainable count). The counter's ``CountResult`` has
+    the same two names. ``params`` is the old name of ``params_excluding_norm``.
     """
 
     layers: tuple
@@ -98,22 +109,29 @@ class NetworkCost:
         return 2 * self.macs
 
     @property
+    def params_excluding_norm(self) -> int:
+        return sum(layer.params for layer in self.layers if layer.layer_kind is not LayerKind.NORM)
+
+    @property
     def params(self) -> int:
-        return sum(layer.params for layer in self.layers if layer.kind != "norm")
+        """Old name of ``params_excluding_norm``, kept for the chapters (``CountResult.params`` is the
+        trainable count: prefer the explicit names)."""
+        return self.params_excluding_norm
 
     @property
     def params_trainable(self) -> int:
         return sum(layer.params for layer in self.layers)
 
     def select(self, *, prefix: str | None = None, kind: str | None = None) -> "NetworkCost":
-        """The layers whose name starts with ``prefix`` and/or whose kind is ``kind``."""
+        """The layers whose name starts with ``prefix`` and/or whose kind is ``kind``: a ``LayerKind``
+        (``"depthwise"``) or a family (``"conv"``)."""
         return NetworkCost(tuple(layer for layer in self.layers
                                  if (prefix is None or layer.name == prefix or layer.name.startswith(prefix + "."))
-                                 and (kind is None or layer.kind == kind)))
+                                 and (kind is None or kind in (layer.layer_kind, layer.kind))))
 
     def costed(self) -> "NetworkCost":
         """Only the layers that multiply-accumulate (convolutions and FC layers), as the counter lists them."""
-        return NetworkCost(tuple(layer for layer in self.layers if layer.kind in ("conv", "dense")))
+        return NetworkCost(tuple(layer for layer in self.layers if layer.layer_kind.multiplies))
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -125,14 +143,14 @@ class NetworkCost:
 def norm_cost(channels: int, name: str = "norm") -> LayerCost:
     """A normalization layer over ``channels``: no MACs, a scale and a shift per channel."""
     channels = _positive_int("channels", channels)
-    return LayerCost(name, 0, 2 * channels, channels, channels, (channels,), kind="norm")
+    return LayerCost(name, 0, 2 * channels, channels, channels, (channels,), LayerKind.NORM)
 
 
 def scale_cost(channels: int, name: str = "scale") -> LayerCost:
     """A learned per-channel scale (ConvNeXt's layer scale): no MACs in the papers' convention,
     ``channels`` parameters."""
     channels = _positive_int("channels", channels)
-    return LayerCost(name, 0, channels, channels, channels, (channels,), kind="scale")
+    return LayerCost(name, 0, channels, channels, channels, (channels,), LayerKind.SCALE)
 
 
 def total_cost(layers: Iterable[LayerCost], name: str = "total") -> LayerCost:
@@ -267,6 +285,7 @@ def conv2d_cost(height: int, width: int, in_channels: int, out_channels: int,
         input_activations=height * width * in_channels,
         output_activations=out_h * out_w * out_channels,
         output_shape=(out_h, out_w, out_channels),
+        layer_kind=classify((kh, kw), groups, in_channels, out_channels),
     )
 
 
@@ -318,7 +337,7 @@ def dense_cost(in_features: int, out_features: int, bias: bool = True, name: str
         input_activations=in_features,
         output_activations=out_features,
         output_shape=(out_features,),
-        kind="dense",
+        layer_kind=LayerKind.LINEAR,
     )
 
 
@@ -398,6 +417,19 @@ def tap_count(size: int, kernel: int, stride: int, lo: int, hi: int, dilation: i
     return count
 
 
+def scatter_tap_count(size: int, kernel: int, stride: int, lo: int, dilation: int, input_dilation: int) -> int:
+    """Pairs ``(input value i, tap k)`` of one dimension that meet on the stride's grid: output position
+    ``(i * input_dilation + lo - k * dilation) / stride`` an integer. ``size * kernel`` at stride 1 (each
+    input value meets every tap: a transposed convolution); with a stride, the pairs it skips are not
+    products. The output's range is not asked (a transposed convolution's cropped border still counts,
+    as PyTorch and fvcore count one)."""
+    if size <= 0 or kernel <= 0:
+        return 0
+    if stride == 1:
+        return size * kernel
+    return sum(_congruent(0, size - 1, input_dilation, (k * dilation - lo) % stride, stride) for k in range(kernel))
+
+
 def memory_access_cost_1x1(height: int, width: int, in_channels: int, out_channels: int,
                            groups: int = 1) -> int:
     """Memory access cost of a 1x1 (group) convolution, ShuffleNet v2 sec. 2 (G1, G2).
@@ -415,9 +447,10 @@ def memory_access_cost_1x1(height: int, width: int, in_channels: int, out_channe
     return height * width * (c1 + c2) + c1 * c2 // groups
 
 
-def memory_access_lower_bound(height: int, width: int, flops: int) -> float:
+def memory_access_lower_bound(height: int, width: int, macs: int) -> float:
     """ShuffleNet v2 eq. (1): a 1x1 convolution with ``B = h w c1 c2`` multiply-accumulates makes at
-    least ``2 sqrt(h w B) + B / (h w)`` memory accesses, with equality when ``c1 = c2``."""
+    least ``2 sqrt(h w B) + B / (h w)`` memory accesses, with equality when ``c1 = c2``. (The paper
+    calls ``B`` the FLOPs; it is the multiply-accumulates ``h w c1 c2``, hence ``macs``.)"""
     hw = _positive_int("height", height) * _positive_int("width", width)
-    b = _positive_int("flops", flops)
+    b = _positive_int("macs", macs)
     return 2 * math.sqrt(hw * b) + b / hw

@@ -12,11 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .blocks import ConvBN, DepthwiseSeparable, relu6
+from .blocks import ConvBN, ConvNormAct, DepthwiseSeparable, relu6
 from .compat import variable_value
 
-__all__ = ["SeparableConv", "separable_to_standard_kernel", "randomize_batchnorm", "ConvBN", "DepthwiseSeparable",
-           "relu6"]
+__all__ = ["SeparableConv", "separable_to_standard_kernel", "randomize_batchnorm", "ConvNormAct", "ConvBN",
+           "DepthwiseSeparable", "relu6"]
 
 
 class SeparableConv(nnx.Module):

@@ -34,7 +34,7 @@ from importlib import resources
 from typing import Mapping
 
 __all__ = ["PublishedValue", "Record", "published_table", "table_info", "table_names",
-           "matches", "check_table", "published_accuracy", "records_table"]
+           "matches", "check_table", "published_accuracy", "records_table", "CheckpointRow", "checkpoint_row"]
 
 UNITS = {"1": Decimal(1), "K": Decimal(10**3), "M": Decimal(10**6), "B": Decimal(10**9), "%": Decimal("0.01"),
          "Mi": Decimal(2**20), "Gi": Decimal(2**30)}
@@ -83,6 +83,39 @@ class Record:
         if isinstance(self.computed, Fraction):
             d["computed"] = str(self.computed)
         return d
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    """What a TF-slim checkpoint's name says: the registered ``model``, its width multiplier ``alpha``,
+    its input ``resolution``, and whether it is a V3 ``minimalistic`` network."""
+
+    model: str
+    alpha: float
+    resolution: int
+    minimalistic: bool = False
+
+
+_CHECKPOINT_MODELS = {("mobilenet", "v1"): "mobilenet_v1", ("mobilenet", "v2"): "mobilenet_v2",
+                      ("mobilenet", "v3", "large"): "mobilenet_v3_large",
+                      ("mobilenet", "v3", "small"): "mobilenet_v3_small"}
+
+
+def checkpoint_row(row: str) -> CheckpointRow:
+    """The one decoder of the checkpoint tables' row labels, TF-slim's checkpoint names:
+    ``MobileNet_v1_{alpha}_{resolution}``, ``mobilenet_v2_{alpha}_{resolution}``,
+    ``mobilenet_v3_{large|small}[_minimalistic]_{alpha}_{resolution}``. Another label is a
+    ``ValueError`` naming it."""
+    parts = str(row).split("_")
+    minimalistic = "minimalistic" in parts
+    head = tuple(p.lower() for p in parts[:-2] if p != "minimalistic")
+    try:
+        alpha, resolution = float(parts[-2]), int(parts[-1])
+    except (IndexError, ValueError):
+        alpha = resolution = None
+    if head not in _CHECKPOINT_MODELS or alpha is None or (minimalistic and head[-1] not in ("large", "small")):
+        raise ValueError(f"not a checkpoint row label (such as mobilenet_v2_1.0_224): {row!r}")
+    return CheckpointRow(_CHECKPOINT_MODELS[head], alpha, resolution, minimalistic)
 
 
 def _data_file(name: str):

@@ -111,9 +111,9 @@ def accuracy(model: nnx.Module, x, y, batch: int = 256) -> float:
 @functools.lru_cache(maxsize=None)
 def _shifted_step(graphdef, learning_rate: float):
     """``(optimizer, step)`` for models of ``graphdef``: one Adam step on a pure function of the
-    parameters, with every depthwise convolution as shifted multiply-adds (``fast_depthwise``).
+    parameters, with every depthwise convolution as shifted multiply-adds (``transforms.shifts``).
     Cached, so models of one architecture (several seeds) share one compiled step."""
-    from .fast_depthwise import depthwise_by_shifts
+    from .transforms.shifts import depthwise_by_shifts
 
     def forward(params, rest, x):
         model = nnx.merge(graphdef, params, rest)
@@ -215,22 +215,24 @@ def _stack(trees):
 
 def _fast_training(fn):
     """``fn`` with depthwise convolutions as shifted multiply-adds, 1x1 convolutions as matrix products
-    and other full convolutions as im2col and a matrix product (``fast_depthwise``'s rewrites): the
+    and other full convolutions as im2col and a matrix product (``transforms.fast_inference``'s rewrites): the
     same function, and under ``jax.vmap`` over models a batched matrix product, where XLA CPU would
     run the models' convolutions as one grouped convolution, its slow path."""
-    from . import fast_depthwise as fd
+    from .transforms.fast_inference import im2col_matmul, is_channels_last_conv, is_pointwise, pointwise_matmul
+    from .transforms.rewrite import rewrite_equations
+    from .transforms.shifts import is_depthwise, shifted_equation
 
     def full(eqn):
         p = eqn.params
-        return (fd._channels_last_conv(eqn) and p["feature_group_count"] == 1 and p["batch_group_count"] == 1
+        return (is_channels_last_conv(eqn) and p["feature_group_count"] == 1 and p["batch_group_count"] == 1
                 and all(d == 1 for d in p["lhs_dilation"]))
 
     def apply(eqn, x, w):
-        if fd.is_depthwise(eqn):
-            return [fd._rewritten_conv(eqn, x, w)]
-        return [fd._pointwise_matmul(eqn, x, w) if fd.is_pointwise(eqn) else fd._im2col_matmul(eqn, x, w)]
+        if is_depthwise(eqn):
+            return [shifted_equation(eqn, x, w)]
+        return [pointwise_matmul(eqn, x, w) if is_pointwise(eqn) else im2col_matmul(eqn, x, w)]
 
-    return fd.rewrite_equations(fn, lambda eqn: fd.is_depthwise(eqn) or full(eqn), apply)
+    return rewrite_equations(fn, lambda eqn: is_depthwise(eqn) or full(eqn), apply)
 
 
 @functools.lru_cache(maxsize=None)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Callable
 
 from . import cost
-from .published import Record, check_table, table_names
+from .kinds import LayerKind
+from .published import Record, check_table, checkpoint_row, table_names
 
 __all__ = ["COMPUTERS", "validate", "mobilenet_v1_table3", "v1_cost", "layer_type"]
 
@@ -22,7 +23,7 @@ def _rows(named: dict) -> dict:
     out = {}
     for row, layers in named.items():
         layers = layers if isinstance(layers, cost.NetworkCost) else cost.NetworkCost(tuple(layers))
-        out[(row, "macs")], out[(row, "params")] = layers.macs, layers.params
+        out[(row, "macs")], out[(row, "params")] = layers.macs, layers.params_excluding_norm
     return out
 
 
@@ -50,13 +51,16 @@ def v1_cost(alpha: float = 1.0, resolution: int = 224, classes: int = 1000, spec
     return resolve_mobilenet_v1(MOBILENET_V1 if spec is None else spec, alpha, resolution, classes).cost()
 
 
+#: MobileNet Table 2's layer types by ``LayerKind``: "Conv DW 3x3" (``dw``), "Conv 1x1" (``pw``),
+#: "Conv 3x3" (``conv``), "Fully Connected" (``fc``); ``norm`` holds no weights of the table.
+TABLE2_TYPES = {LayerKind.DEPTHWISE: "dw", LayerKind.POINTWISE: "pw", LayerKind.FULL: "conv",
+                LayerKind.GROUPED: "conv", LayerKind.LINEAR: "fc", LayerKind.NORM: "norm"}
+
+
 def layer_type(layer) -> str:
-    """``conv``, ``dw``, ``pw``, ``fc`` or ``norm``: a MobileNet v1 layer's type, from its module path."""
-    if layer.kind == "norm":
-        return "norm"
-    if layer.name.startswith("head."):
-        return "fc"
-    return {"conv_dw": "dw", "conv_pw": "pw"}.get(layer.name.split(".")[-2], "conv")
+    """``conv``, ``dw``, ``pw``, ``fc`` or ``norm``: a MobileNet v1 layer's type in Table 2's words,
+    from its ``LayerKind`` (``TABLE2_TYPES``)."""
+    return TABLE2_TYPES[layer.layer_kind]
 
 
 def mobilenet_v1_type_shares(alpha: float = 1.0, resolution: int = 224, classes: int = 1000,
@@ -114,7 +118,7 @@ def mobilenet_v1_table8() -> dict:
 def mobilenet_v1_planet(final_layer: int = 10_000_000) -> dict:
     """Sec. 4.5: the MobileNet body plus a final layer of ``final_layer`` weights (the text's '10 million')."""
     body = v1_cost().select(prefix="features")
-    return {("body", "params"): body.params, ("PlaNet MobileNet", "params"): body.params + final_layer,
+    return {("body", "params"): body.params_excluding_norm, ("PlaNet MobileNet", "params"): body.params_excluding_norm + final_layer,
             ("PlaNet MobileNet", "macs"): body.macs + final_layer}
 
 
@@ -130,8 +134,8 @@ def mobilenet_v1_checkpoints() -> dict:
 
     out = {}
     for value in published_table("mobilenet_v1_checkpoints"):
-        _, _, alpha, resolution = value.row.split("_")
-        network = v1_cost(float(alpha), int(resolution), 1001)
+        row = checkpoint_row(value.row)
+        network = v1_cost(row.alpha, row.resolution, 1001)
         out[(value.row, "macs")], out[(value.row, "params")] = network.macs, network.params_trainable
     return out
 
@@ -154,8 +158,8 @@ def mobilenet_v2_checkpoints() -> dict:
 
     rows = {}
     for value in published_table("mobilenet_v2_checkpoints"):
-        _, _, alpha, resolution = value.row.split("_")
-        rows[value.row] = model_cost("mobilenet_v2", alpha=float(alpha), resolution=int(resolution), classes=1001)
+        row = checkpoint_row(value.row)
+        rows[value.row] = model_cost(row.model, alpha=row.alpha, resolution=row.resolution, classes=1001)
     return _rows(rows)
 
 
@@ -166,9 +170,9 @@ def mobilenet_v3_checkpoints(classes: int = 1001) -> dict:
 
     out = {}
     for row in dict.fromkeys(value.row for value in published_table("mobilenet_v3_checkpoints")):
-        parts = row.split("_")  # mobilenet_v3_{large|small}[_minimalistic]_{alpha}_{resolution}
-        result = count_model(f"mobilenet_v3_{parts[2]}", alpha=float(parts[-2]), resolution=int(parts[-1]),
-                             minimal="minimalistic" in parts, convention="keras", classes=classes)
+        name = checkpoint_row(row)
+        result = count_model(name.model, alpha=name.alpha, resolution=name.resolution, minimal=name.minimalistic,
+                             convention="keras", classes=classes)
         out[(row, "macs")], out[(row, "params")] = result.macs, result.params_excluding_norm
     return out
 
@@ -213,7 +217,7 @@ def mobilenet_v1_table9() -> dict:
     out = _rows({"0.50 MobileNet-160": v1_cost(0.5, 160)})
     squeezenet = model_cost("squeezenet1_0", resolution=227)
     out[("Squeezenet", "macs")] = squeezenet.macs
-    out[("Squeezenet", "params")] = squeezenet.params
+    out[("Squeezenet", "params")] = squeezenet.params_excluding_norm
     return out
 
 
@@ -375,7 +379,7 @@ def mobileone_paper() -> dict:
     out = {}
     for v in ("s0", "s1", "s2", "s3", "s4"):
         network = model_cost(f"mobileone_{v}", form="deploy")
-        out[(f"MobileOne-{v.upper()}", "params")] = network.params
+        out[(f"MobileOne-{v.upper()}", "params")] = network.params_excluding_norm
         out[(f"MobileOne-{v.upper()}", "macs")] = network.macs
     return out
 
@@ -387,7 +391,7 @@ def repvit_readme() -> dict:
     for v in ("m0_9", "m1_0", "m1_1"):
         row = f"RepViT-{v[0].upper()}{v[1:].replace('_', '.')}"
         network = model_cost(f"repvit_{v}", form="deploy")
-        out[(row, "params")], out[(row, "macs")] = network.params, network.macs
+        out[(row, "params")], out[(row, "macs")] = network.params_excluding_norm, network.macs
     out[("RepViT-M0.9 (train form)", "params")] = model_cost("repvit_m0_9", form="train").params_trainable
     return out
 
@@ -403,7 +407,7 @@ def timm_reparam_counts() -> dict:
             network = model_cost(name, form=form)
             row = f"{name} {form}"
             out[(row, "params")] = network.params_trainable
-            out[(row, "params_batchnorm")] = network.params_trainable - network.params
+            out[(row, "params_batchnorm")] = network.params_trainable - network.params_excluding_norm
             out[(row, "macs")] = network.macs
     return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .registry import Option
+from .catalog import Option
 
 __all__ = ["Conv", "check_resolution", "check_classes", "ALPHA"]
 

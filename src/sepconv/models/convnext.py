@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..blocks import ClassifierSpec, ConvNeXtBlockSpec, ConvSpec, DownsampleSpec
 from .common import check_classes, check_resolution
 from .network import ResolvedNetwork
-from .registry import register_model
+from .catalog import register_model
 
 __all__ = ["CONVNEXT_TINY", "resolve_convnext"]
 

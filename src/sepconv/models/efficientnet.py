@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ..blocks import ClassifierSpec, ConvSpec, MBConvSpec, SqueezeExciteSpec
 from .common import check_classes, check_resolution
 from .network import ResolvedNetwork
-from .registry import register_model
+from .catalog import register_model
 from .rounding import make_divisible
 
 __all__ = ["Stage", "EFFICIENTNET_B0", "EFFICIENTNET_V2_S", "COMPOUND", "resolve_efficientnet",

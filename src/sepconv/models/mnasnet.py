@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..blocks import ClassifierSpec, ConvSpec, MBConvSpec
 from .common import Conv, check_classes, check_resolution
 from .network import ResolvedNetwork
-from .registry import Option, register_model
+from .catalog import Option, register_model
 from .rounding import make_divisible
 
 __all__ = ["Stack", "MNASNET_B1", "WIDTHS", "resolve_mnasnet"]

@@ -14,7 +14,7 @@ from typing import Sequence
 from ..blocks import ClassifierSpec, ConvSpec, SeparableSpec
 from .common import ALPHA, Conv, check_classes, check_resolution
 from .network import ResolvedNetwork
-from .registry import register_model
+from .catalog import register_model
 from .rounding import v1_depth
 
 __all__ = ["Conv", "DepSepConv", "MOBILENET_V1", "MOBILENET_V1_AS_PRINTED", "resolve_mobilenet_v1", "full_conv_twin"]

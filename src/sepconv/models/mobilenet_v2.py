@@ -18,7 +18,7 @@ from typing import Sequence
 from ..blocks import ClassifierSpec, ConvSpec, MBConvSpec
 from .common import ALPHA, Conv, check_classes, check_resolution
 from .network import ResolvedNetwork
-from .registry import register_model
+from .catalog import register_model
 from .rounding import make_divisible
 
 __all__ = ["Conv", "Bottleneck", "MOBILENET_V2", "resolve_mobilenet_v2", "bottleneck_macs", "head_channels"]

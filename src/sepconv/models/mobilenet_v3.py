@@ -29,7 +29,7 @@ from fractions import Fraction
 from ..blocks import ClassifierSpec, ConvSpec, MBConvSpec, SqueezeExciteSpec
 from .common import ALPHA, check_classes, check_resolution
 from .network import ResolvedNetwork
-from .registry import Option, register_model
+from .catalog import Option, register_model
 from .rounding import make_divisible
 
 __all__ = ["Bneck", "CONVENTIONS", "MOBILENET_V3_LARGE", "MOBILENET_V3_SMALL", "minimalistic", "v3_widths",

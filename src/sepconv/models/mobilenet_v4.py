@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from ..blocks import ClassifierSpec, ConvSpec, GlobalPoolSpec, MobileMQASpec, UIBSpec, fused_ib
 from .common import Conv, check_classes, check_resolution
 from .network import ResolvedNetwork
-from .registry import register_model
+from .catalog import register_model
 from .rounding import make_divisible
 
 __all__ = ["FusedIB", "UIB", "MQA", "MOBILENET_V4", "resolve_mobilenet_v4"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ..blocks import FORMS, ClassifierSpec, RepConvSpec, SqueezeExciteSpec
 from .common import check_classes, check_resolution
 from .network import ResolvedNetwork
-from .registry import Option, register_model
+from .catalog import Option, register_model
 
 __all__ = ["Stage", "MOBILEONE", "MOBILEONE_VARIANTS", "FORM", "mobileone_width", "resolve_mobileone"]
 

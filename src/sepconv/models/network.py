@@ -23,9 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ..blocks import Block, ClassifierSpec, building_shapes
+from ..blocks import Block, ClassifierSpec
 from ..compat import replaced, set_variable_value, variable_value
 from ..cost import NetworkCost
+from ..shapes_only import building_shapes
 
 __all__ = ["ResolvedNetwork", "Network", "materialize"]
 
@@ -48,7 +49,7 @@ class ResolvedNetwork:
         """``(input size, output size)`` of every block at ``resolution``."""
         out, size = [], self.resolution
         for i, block in enumerate(self.blocks):
-            _, new = block.layers(size, f"features.{i}")
+            _, new = block.layer_costs(size, f"features.{i}")
             out.append((size, new))
             size = new
         return out
@@ -57,9 +58,9 @@ class ResolvedNetwork:
         """Closed-form cost of every parameterized layer, named by its module path."""
         layers, size = [], self.resolution
         for i, block in enumerate(self.blocks):
-            block_layers, size = block.layers(size, f"features.{i}")
+            block_layers, size = block.layer_costs(size, f"features.{i}")
             layers += block_layers
-        layers += self.head.layers(size, "head")[0]
+        layers += self.head.layer_costs(size, "head")[0]
         return NetworkCost(tuple(layers))
 
     def module(self, rngs: nnx.Rngs) -> "Network":
@@ -71,7 +72,7 @@ class ResolvedNetwork:
         What ``nnx.eval_shape`` gives, built faster: the module is constructed once under
         ``jax.eval_shape``, split there, and its state's shapes merged back outside (one split and one
         merge instead of ``nnx.eval_shape``'s extraction contexts, half the time for a large
-        EfficientNet); repeated layers are copies and kernels zeros (``blocks.building_shapes``).
+        EfficientNet); repeated layers are copies and kernels zeros (``shapes_only.building_shapes``).
         """
         parts = []
 
@@ -204,7 +205,7 @@ def materialize(abstract: nnx.Module, seed: int = 0) -> nnx.Module:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from .registry import SEED
+    from .catalog import SEED
 
     seed = SEED.check(seed)
     nodes = list(nnx.iter_graph(abstract))

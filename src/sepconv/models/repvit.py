@@ -19,7 +19,7 @@ from ..blocks import (NormLinearClassifierSpec, RepViTBlockSpec, RepViTDownsampl
 from .common import check_classes, check_resolution
 from .mobileone import FORM
 from .network import ResolvedNetwork
-from .registry import register_model
+from .catalog import register_model
 
 __all__ = ["REPVIT_VARIANTS", "repvit_se_channels", "resolve_repvit"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..blocks import ClassifierSpec, ConvSpec, PoolSpec, ShuffleV1Spec
 from .common import check_classes, check_resolution
 from .network import ResolvedNetwork
-from .registry import Option, register_model
+from .catalog import Option, register_model
 
 __all__ = ["SHUFFLENET_V1_CHANNELS", "SHUFFLENET_V1_REPEATS", "resolve_shufflenet_v1"]
 

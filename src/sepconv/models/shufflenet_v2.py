@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..blocks import ClassifierSpec, ConvSpec, PoolSpec, ShuffleV2Spec
 from .common import check_classes, check_resolution
 from .network import ResolvedNetwork
-from .registry import Option, register_model
+from .catalog import Option, register_model
 
 __all__ = ["SHUFFLENET_V2_WIDTHS", "STAGE_REPEATS", "resolve_shufflenet_v2"]
 

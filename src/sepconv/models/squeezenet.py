@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..blocks import ClassifierSpec, ConvSpec, FireSpec, PoolSpec
 from .common import check_classes, check_resolution
 from .network import ResolvedNetwork
-from .registry import register_model
+from .catalog import register_model
 
 __all__ = ["SQUEEZENET", "POOL", "resolve_squeezenet"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..blocks import ClassifierSpec, ConvSpec, SeparableSpec, XceptionBlockSpec
 from .common import check_classes, check_resolution
 from .network import ResolvedNetwork
-from .registry import register_model
+from .catalog import register_model
 
 __all__ = ["resolve_xception"]
 

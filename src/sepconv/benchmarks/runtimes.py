@@ -1,0 +1,216 @@
+"""One network, the runtimes people deploy with: latency side by side, in interleaved rounds.
+
+The same MobileNet (224x224, float32, the same MACs) timed as
+
+- ``JAX, as traced``: our Flax model jitted as written (BatchNorm separate, depthwise layers as
+  XLA's grouped convolution);
+- ``JAX, shifts``: the same with depthwise layers as shifted multiply-adds (chapter 6);
+- ``JAX, inference``: BatchNorm folded, depthwise layers as shifted multiply-adds, 1x1 layers and the
+  stem as matrix products (``transforms.fold_batchnorm`` + ``transforms.fast_inference``), a batch
+  computed ``MICRO_BATCH`` images at a time (``transforms.micro_batched``);
+- ``ONNX Runtime, ours``: the folded model exported by ``jax2onnx``, run on ONNX Runtime's CPU
+  provider (its graph optimizations on, as shipped), and ``ONNX Runtime, ours int8``: that graph
+  quantized by ONNX Runtime's ``quantize_static`` (``transforms.onnx_export.quantize_onnx``; int8 weights per
+  channel, all 8 bits, uint8 activations calibrated on eight random inputs, which sets the speed, not
+  accuracy);
+- for MobileNet v2, torchvision's model: ``PyTorch eager`` (channels-last, inference mode),
+  ``torch.compile`` (Inductor, the channels-last model) and ``ONNX Runtime, torchvision`` (exported by
+  ``torch.onnx.export``).
+
+- ``LiteRT (XNNPACK), Keras``: keras.applications' model of the same architecture converted to a LiteRT
+  flat buffer by ``tools/keras_to_tflite.py`` (TensorFlow's converter, in an environment that has it;
+  the book does not install TensorFlow) and run by ``ai-edge-litert`` with its default XNNPACK
+  delegate; given as ``tflite=DIR`` (``bench --tflite DIR``), skipped otherwise.
+
+Every runtime uses the machine's cores as it does by default. PyTorch and torchvision are not
+dependencies of the book: install them to include their rows (they are skipped otherwise, and the
+result says so). torchvision's wheels on PyPI are CUDA builds whose compiled operators (``nms`` and
+the like, which no classification model uses) do not load beside a CPU-only PyTorch; ``_torchvision``
+imports the pure-Python models without them.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import types
+from typing import TypedDict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .harness import interleaved, time_ratios
+
+__all__ = ["RUNTIME_RATIOS", "RuntimeRow", "runtime_comparison"]
+
+#: Images per step of ``JAX, inference`` on a batch: few enough that a step's activations stay in cache.
+MICRO_BATCH = 2
+
+#: The comparisons the chapter reports, as (numerator, denominator) labels.
+RUNTIME_RATIOS = (("JAX, inference", "torch.compile"), ("JAX, inference", "PyTorch eager"),
+                  ("ONNX Runtime, ours", "ONNX Runtime, torchvision"), ("JAX, inference", "ONNX Runtime, ours"),
+                  ("JAX, as traced", "JAX, inference"), ("ONNX Runtime, ours int8", "ONNX Runtime, ours"),
+                  ("JAX, inference", "LiteRT (XNNPACK), Keras"), ("ONNX Runtime, ours", "LiteRT (XNNPACK), Keras"))
+
+
+class RuntimeRow(TypedDict):
+    """One row of ``runtimes.json``: a network at a batch and resolution timed in ``rounds`` rounds; per
+    program the rounds (``times``), their median (``seconds``) and, for the JAX and ONNX programs, the
+    largest difference from the model as traced (``errors``); per comparison of ``RUNTIME_RATIOS`` the
+    rounds' ratios and their median."""
+
+    model: str
+    batch: int
+    resolution: int
+    rounds: int
+    times: dict
+    seconds: dict
+    ratio: dict
+    ratios: dict
+    errors: dict
+
+
+def _torchvision():
+    """``(torch, torchvision)`` or ``None`` when PyTorch is not installed (see the module docstring)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if "torchvision" not in sys.modules:
+        try:
+            import torchvision
+        except RuntimeError:  # a CUDA build of torchvision beside a CPU-only torch
+            for name in [n for n in sys.modules if n.startswith("torchvision")]:
+                del sys.modules[name]
+            sys.modules["torchvision._meta_registrations"] = types.ModuleType("torchvision._meta_registrations")
+            import torchvision
+    return torch, sys.modules["torchvision"]
+
+
+def _jax_programs(name: str, batch: int, resolution: int = 224) -> dict:
+    from ..counter import pure_module
+    from ..transforms.batchnorm import fold_batchnorm
+    from ..transforms.onnx_export import export_onnx, onnx_session, quantize_onnx
+    from ..transforms.streaming import micro_batched
+    from ..transforms.fast_inference import fast_inference
+    from ..transforms.shifts import depthwise_by_shifts
+    from ..layers import randomize_batchnorm
+    from ..models import build_model
+
+    model = randomize_batchnorm(build_model(name, resolution=resolution), seed=0)
+    folded = fold_batchnorm(model)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, resolution, resolution, 3)), jnp.float32)
+    fn, state = pure_module(model, flat=True)
+    fast, fast_state = pure_module(folded, flat=True)
+    programs = {"JAX, as traced": (jax.jit(fn), (state, x)),
+                "JAX, shifts": (jax.jit(depthwise_by_shifts(fn)), (state, x)),
+                "JAX, inference": (jax.jit(micro_batched(fast_inference(fast), min(batch, MICRO_BATCH))),
+                                   (fast_state, x))}
+    proto = export_onnx(folded, x.shape, name)
+    _, run = onnx_session(proto)
+    programs["ONNX Runtime, ours"] = (run, (np.asarray(x),))
+    reference = np.asarray(programs["JAX, as traced"][0](state, x))
+    errors = {label: float(np.max(np.abs(np.asarray(f(*a)) - reference))) for label, (f, a) in programs.items()}
+    calibration = np.random.default_rng(1).normal(size=(8 * batch, resolution, resolution, 3))
+    _, run_int8 = onnx_session(quantize_onnx(proto, calibration, reduce_range=False))  # speed only: 8 bits
+    programs["ONNX Runtime, ours int8"] = (run_int8, (np.asarray(x),))
+    return programs, errors, reference, np.asarray(x)
+
+
+def _torch_programs(name: str, batch: int, x_nhwc: np.ndarray) -> dict:
+    found = _torchvision()
+    if found is None or name != "mobilenet_v2":
+        return {}
+    torch, torchvision = found
+    from ..transforms.onnx_export import onnx_session
+
+    import onnx
+
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)().eval()
+    x = torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2)))
+    buffer = io.BytesIO()
+    torch.onnx.export(model, (x,), buffer, dynamo=False, opset_version=17, input_names=["x"])
+    _, run_onnx = onnx_session(onnx.load_from_string(buffer.getvalue()))
+    last = model.to(memory_format=torch.channels_last)
+    x_last = x.contiguous(memory_format=torch.channels_last)
+    compiled = torch.compile(last)
+
+    def eager(x):
+        with torch.inference_mode():
+            return last(x).numpy()
+
+    def inductor(x):
+        with torch.inference_mode():
+            return compiled(x).numpy()
+
+    return {"PyTorch eager": (eager, (x_last,)), "torch.compile": (inductor, (x_last,)),
+            "ONNX Runtime, torchvision": (run_onnx, (x.numpy(),))}
+
+
+def _litert_program(folder, name: str, batch: int, x_nhwc: np.ndarray) -> dict:
+    import os
+
+    path = os.path.join(str(folder), f"{name}_b{batch}.tflite")
+    if folder is None or not os.path.exists(path):
+        return {}
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
+    interpreter.allocate_tensors()
+    source, target = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+
+    def run(x):
+        interpreter.set_tensor(source, x)
+        interpreter.invoke()
+        return interpreter.get_tensor(target)
+
+    return {"LiteRT (XNNPACK), Keras": (run, (np.ascontiguousarray(x_nhwc, np.float32),))}
+
+
+def _litert_missing(folder) -> str | None:
+    if folder is None:
+        return "no converted models given (tools/keras_to_tflite.py, then bench --tflite DIR)"
+    try:
+        import ai_edge_litert  # noqa: F401
+    except ImportError:
+        return "ai-edge-litert not installed"
+    return None
+
+
+def runtime_comparison(networks=("mobilenet_v2", "mobilenet_v1"), batches=(1, 32), rounds: int = 7,
+                       repeats: int = 10, batched_repeats: int = 3, tflite=None, resolution: int = 224,
+                       log=print) -> dict:
+    """Per network and batch, every program of the module docstring timed in ``rounds`` interleaved
+    rounds (median of ``repeats`` calls, ``batched_repeats`` above batch 1): ``{"rows": [...],
+    "skipped": why a row is missing}``. Each row: ``seconds`` (median over rounds), ``ratios`` per
+    comparison of ``RUNTIME_RATIOS`` (one per round) and ``errors``: each JAX and ONNX program's
+    largest absolute difference from the model as traced (same weights and input)."""
+    from ..transforms.onnx_export import missing_runtime
+
+    problem = missing_runtime()
+    if problem:
+        raise RuntimeError(problem)
+    skipped = {} if _torchvision() else {"PyTorch": "torch and torchvision not installed"}
+    if _litert_missing(tflite):
+        skipped["LiteRT"] = _litert_missing(tflite)
+        tflite = None
+    rows = []
+    for name in networks:
+        for batch in batches:
+            programs, errors, _, x = _jax_programs(name, batch, resolution)
+            if resolution == 224:  # the converted and the torchvision models are fixed at 224 pixels
+                programs.update(_torch_programs(name, batch, x))
+                programs.update(_litert_program(tflite, name, batch, x))
+            times = interleaved(programs, rounds, repeats if batch == 1 else batched_repeats)
+            ratios, medians = time_ratios(times, RUNTIME_RATIOS)
+            row = {"model": name, "batch": batch, "resolution": resolution, "rounds": rounds, "times": times,
+                   "seconds": {label: float(np.median(t)) for label, t in times.items()},
+                   "ratio": medians, "ratios": ratios, "errors": errors}
+            rows.append(row)
+            log(f"{name} batch {batch}: " + ", ".join(f"{k} {t * 1e3 / batch:.1f}" for k, t in row["seconds"].items())
+                + " ms/image")
+            for key, ratio in row["ratio"].items():
+                log(f"    {key} = {ratio:.2f} (rounds {min(ratios[key]):.2f} to {max(ratios[key]):.2f})")
+    return {"rows": rows, "skipped": skipped}

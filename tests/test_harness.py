@@ -1,0 +1,72 @@
+"""The timing harness (``sepconv.benchmarks.harness``): expected values derived by hand. No test asserts a speed."""
+
+import jax.numpy as jnp
+import pytest
+
+from sepconv.benchmarks.harness import (compare_ratios, interleaved, paired_comparison, sign_test_p, time_call,
+                                        time_ratios)
+
+
+def test_time_call_runs_warmups_then_timed_calls():
+    calls = []
+
+    def fn(x):
+        calls.append(1)
+        return x + 1
+
+    timing = time_call(fn, jnp.ones(3), warmup=1, repeats=4)
+    assert len(calls) == 5 and timing.repeats == 4
+    assert 0 < timing.p10_s <= timing.median_s <= timing.p90_s
+
+
+def test_interleaved_times_every_program_once_per_round():
+    order = []
+
+    def program(label):
+        def fn(x):
+            order.append(label)
+            return x
+        return fn
+
+    times = interleaved({"a": (program("a"), (jnp.ones(2),)), "b": (program("b"), (jnp.ones(2),))},
+                        rounds=3, repeats=2, warmup=2)
+    assert {label: len(t) for label, t in times.items()} == {"a": 3, "b": 3}
+    # round 1: 2 warm-ups and 2 timed calls per program; later rounds: 1 warm-up and 2 timed calls, a then b
+    assert order == ["a"] * 4 + ["b"] * 4 + (["a"] * 3 + ["b"] * 3) * 2
+
+
+def test_time_ratios_by_hand():
+    times = {"a": [2.0, 3.0, 1.0], "b": [1.0, 4.0, 2.0]}
+    ratios, medians = time_ratios(times, (("a", "b"), ("b", "a"), ("a", "missing")))
+    assert list(ratios) == ["a / b", "b / a"]  # a pair with an untimed program is left out
+    assert ratios["a / b"] == [2.0, 0.75, 0.5] and medians["a / b"] == 0.75
+    assert ratios["b / a"] == pytest.approx([0.5, 4 / 3, 2.0]) and medians["b / a"] == pytest.approx(4 / 3)
+
+
+@pytest.mark.parametrize("wins, n, expected", [
+    (7, 7, 2 / 2 ** 7),                      # the most uneven split of 7: 2 * C(7, 0) / 2^7 = 0.015625
+    (0, 7, 2 / 2 ** 7),
+    (3, 9, 2 * (1 + 9 + 36 + 84) / 2 ** 9),  # 2 * (C(9,0) + C(9,1) + C(9,2) + C(9,3)) / 512 = 0.5078125
+    (1, 2, 1.0),                             # 2 * (1 + 2) / 4 = 1.5, capped at 1
+    (1, 1, 1.0),
+])
+def test_sign_test_by_hand(wins, n, expected):
+    assert sign_test_p(wins, n) == pytest.approx(expected)
+
+
+def test_ratios_alone_give_the_same_comparison_as_times():
+    a, b = [1.0, 2.0, 4.0, 1.0, 1.0, 1.0, 1.0], [2.0, 1.0, 8.0, 3.0, 3.0, 3.0, 3.0]
+    from_times = paired_comparison(a, b, "a", "b")
+    from_ratios = compare_ratios([2.0, 0.5, 2.0, 3.0, 3.0, 3.0, 3.0], "a", "b")
+    assert from_times == from_ratios
+    # 6 of 7 rounds won by a: p = 2 * (C(7,0) + C(7,1)) / 128 = 0.125, not below 0.05
+    assert (from_ratios.wins_a, from_ratios.p, from_ratios.faster) == (6, 0.125, None)
+    assert from_ratios.wording() == "a and b cannot be told apart (a faster in 6 of 7 rounds, sign test p = 0.12)"
+    seven = compare_ratios([1.5] * 7, "ours", "theirs")
+    assert seven.verdict == "faster" and seven.wording() == "ours is faster in 7 of 7 rounds (sign test p = 0.016)"
+
+
+@pytest.mark.parametrize("ratios", [[], [1.0, -2.0], [float("nan")], [[1.0, 2.0]]])
+def test_compare_ratios_refuses_bad_rounds_in_one_line(ratios):
+    with pytest.raises(ValueError, match="positive, finite round ratios"):
+        compare_ratios(ratios)
