@@ -42,14 +42,15 @@ def test_mobilenet_v3_large_exports_the_operators_of_its_table():
     # one: 1 + 2 * 9 + 1 + 1 = 21. ReLU: the first bottleneck (no expansion: its depthwise layer), the
     # other five RE bottlenecks twice, and inside each of the 8 squeeze-and-excite modules (the rows
     # marked SE: 3 x 40, 2 x 112, 3 x 160): 1 + 10 + 8 = 19; each SE ends in a hard sigmoid (8) and
-    # averages its input (8), and the head averages once more (9 spatial means).
+    # averages its input (8), and the head averages once more (9 spatial means, each a GlobalAveragePool).
     model = deploy.fold_batchnorm(randomize_batchnorm(build_model("mobilenet_v3_large", resolution=96), seed=0))
     x = uniform(0, (2, 96, 96, 3))
     raw = deploy.export_onnx(model, x.shape, named=False)
     named = deploy.export_onnx(model, x.shape)
     ops = _ops(named)
-    assert (ops["HardSwish"], ops["Relu"], ops["HardSigmoid"], ops["ReduceMean"]) == (21, 19, 8, 9)
-    assert not {"Max", "Min", "Div", "ReduceSum", "Expand"} & set(ops)
+    assert (ops["HardSwish"], ops["Relu"], ops["HardSigmoid"], ops["GlobalAveragePool"]) == (21, 19, 8, 9)
+    assert not {"Max", "Min", "Div", "ReduceSum", "ReduceMean", "Expand"} & set(ops)
+    assert ops["Flatten"] == 1  # the classifier's mean drops the spatial axes, the squeeze-and-excite ones keep them
     assert ops["Mul"] == 8  # the SE gates' products with their inputs, nothing else
     assert _ops(raw)["Conv"] == ops["Conv"] == 62 and _products(raw) == _products(named)  # same MACs
     _, run_raw = deploy.onnx_session(raw)
