@@ -102,15 +102,39 @@ def test_jax_layers_of_a_tiny_network():
     kinds = [str(at.equation_kind(eqn)) for eqn, _, _ in layers]
     assert kinds == ["full"] + ["depthwise", "pointwise"] * 5 + ["linear"]
     assert layers[0][1].shape == (2, 16, 16, 3) and layers[-1][2].shape == (256, 10)
-    # each layer's program alone computes what the layer computes in the network
-    for eqn, lhs, rhs in layers:
-        expected = np.asarray(eqn.primitive.bind(lhs, rhs, **eqn.params))
-        np.testing.assert_allclose(np.asarray(at._layer_program(eqn)(lhs, rhs)), expected, rtol=1e-4,
-                                   atol=1e-4 * np.abs(expected).max())
+    # the scoped program is fast_inference's, and every multiplying layer's steps carry its kind
     import jax
 
-    result = at.jax_kind_times(jax.jit(fn), (state, x), layers, rounds=2, repeats=1)
-    assert result["rounds"] == 2 and [layer["kind"] for layer in result["layers"]] == kinds
-    for r in range(2):  # the kinds add up to the whole program's time, "other" being the rest
-        assert sum(result["kinds"][k][r] for k in at.KINDS) == pytest.approx(result["total"][r])
-    assert result["kinds"]["grouped"] == [0.0, 0.0]
+    from sepconv.transforms.fast_inference import fast_inference
+
+    expected = np.asarray(jax.jit(fast_inference(fn))(state, x))
+    scoped = jax.jit(at.scoped_program(fn))
+    np.testing.assert_allclose(np.asarray(scoped(state, x)), expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+    steps = at.step_kinds(scoped.lower(state, x).compile().as_text())
+    assert {"full", "depthwise", "pointwise", "linear"} <= set(steps.values()) <= set(at.KINDS)
+    result = at.xla_kind_times(fn, (state, x), runs=2)
+    assert result["runs"] == 2 and result["steps_per_run"] > 0
+    for kind in ("full", "depthwise", "pointwise", "linear"):
+        assert result["median"][kind] > 0, kind
+    assert result["median"]["grouped"] == 0.0
+    assert sum(result["median"][k] for k in at.KINDS) == pytest.approx(result["median"]["total"])
+
+
+def test_step_kinds_of_a_written_module():
+    # a compiled module's text as XLA writes it: the fusion's body holds the scope, the copy does not
+    hlo = """HloModule jit_fn
+
+%fused_computation (param_0: f32[4,8], param_1: f32[8,2]) -> f32[4,2] {
+  %param_0 = f32[4,8]{1,0} parameter(0)
+  %param_1 = f32[8,2]{1,0} parameter(1)
+  ROOT %dot.1 = f32[4,2]{1,0} dot(%param_0, %param_1), lhs_contracting_dims={1}, rhs_contracting_dims={0}, metadata={op_name="jit(fn)/sepconv_layer_pointwise/dot_general"}
+}
+
+ENTRY %main (x: f32[4,8], w: f32[8,2]) -> f32[4,2] {
+  %x = f32[4,8]{1,0} parameter(0), metadata={op_name="x"}
+  %w = f32[8,2]{1,0} parameter(1), metadata={op_name="w"}
+  %copy.3 = f32[4,8]{1,0} copy(%x), metadata={op_name="jit(fn)/add"}
+  ROOT %ynn_fusion = f32[4,2]{1,0} fusion(%copy.3, %w), kind=kCustom, calls=%fused_computation, metadata={op_name="jit(fn)/dot_general"}
+}
+"""
+    assert at.step_kinds(hlo) == {"copy.3": "other", "ynn_fusion": "pointwise"}

@@ -34,7 +34,7 @@ def main():
         result = onnx_export_comparison(args.networks, rounds=args.rounds)
         print("wrote", save_result(out, "onnx_export", {**result, "machine": note}))
     if args.only in (None, "attribution"):
-        rows = [layer_attribution(name, rounds=max(3, args.rounds // 2)) for name in args.networks]
+        rows = [layer_attribution(name, rounds=args.rounds) for name in args.networks]
         print("wrote", save_result(out, "attribution", {"rows": rows, "machine": {**note, "load_end": machine_load()}}))
 
 

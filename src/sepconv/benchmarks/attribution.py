@@ -9,21 +9,21 @@
   on ONNX Runtime in interleaved rounds;
 - ``onnx_kind_times``: ONNX Runtime's per-operator profile (``SessionOptions.enable_profiling``,
   parsed by ``parse_onnx_profile``) summed per layer kind;
-- ``jax_kind_times``: the same breakdown of our fastest program (``JAX, inference`` of
-  ``benchmarks.runtimes``): each multiplying layer's rewritten program (``fast_equation``) jitted
-  alone on the input it sees in the network, every layer and the whole program timed in
-  interleaved rounds;
+- ``xla_kind_times``: the same breakdown of our fastest program (``JAX, inference`` of
+  ``benchmarks.runtimes`` at batch 1), from XLA's own trace of it (``jax.profiler``): XLA CPU records
+  each step of the compiled program it runs, and each layer's computation is compiled inside a named
+  scope (``scoped_program``) that tells which kind of layer a step belongs to (``step_kinds``);
 - ``layer_attribution``: the two side by side for one network.
 
 Kinds are ``sepconv.kinds``' multiplying kinds (``depthwise``, ``pointwise``, ``full``, ``linear``,
 ``grouped``) read from each layer's shapes; ``other`` is the rest of the run: the whole run's time
 less the layers'. In ONNX Runtime that is the operators that do not multiply (layout conversions,
 squeeze-and-excitation's mean and product, the activations it did not fuse) and the session's own
-overhead; in JAX the layers' biases and activations (ONNX Runtime fuses those into the convolution
-kernels, where they count as the layer's time), the residual additions and squeeze-and-excitation
-outside its two 1x1 layers. A layer timed alone in JAX is compiled alone: what XLA fuses across
-layers in the whole program is not in the per-layer times, so ``other`` can come out small, even
-negative.
+overhead; in JAX the steps XLA did not fuse into a layer's (the padding a shifted depthwise layer
+reads, activations left on their own, the residual additions, squeeze-and-excitation's mean and
+product) and the dispatch. A bias or activation fused into a layer's step counts as the layer's,
+on both sides. The per-kind times of a profile are means over its runs, taken while profiling;
+the whole programs are also timed unprofiled in interleaved rounds, the one comparison of speed.
 
 Every result notes the machine's load (``os.getloadavg``) before and after it ran. Nothing here
 asserts a speed.
@@ -34,6 +34,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import tempfile
 
 import jax
@@ -44,7 +45,8 @@ from ..kinds import LayerKind, classify, equation_kind
 from .harness import interleaved, paired_comparison, time_ratios
 
 __all__ = ["KINDS", "operator_counts", "optimized_graph", "onnx_structure", "onnx_operator_kind",
-           "parse_onnx_profile", "onnx_kind_times", "layer_inputs", "jax_kind_times", "layer_attribution",
+           "parse_onnx_profile", "onnx_kind_times", "layer_inputs", "scoped_program", "step_kinds", "parse_xla_trace",
+           "xla_kind_times", "layer_attribution",
            "onnx_export_comparison", "machine_load"]
 
 #: The rows of an attribution, in order: the multiplying kinds, then everything else.
@@ -197,39 +199,101 @@ def layer_inputs(fn, *args) -> list:
     return seen
 
 
-def _layer_program(eqn):
-    """One layer alone as ``fast_inference`` computes it (``fast_equation``), jitted."""
+SCOPE = "sepconv_layer_"
+
+
+def scoped_program(fn):
+    """``fast_inference(fn)`` with each multiplying layer's rewritten computation (``fast_equation``; a
+    matrix product as traced) inside ``jax.named_scope(SCOPE + kind)``: XLA keeps the scope in the
+    ``op_name`` of every instruction it compiles from the layer, which is how ``xla_kind_times`` finds
+    the layer kind of each step of the compiled program. The same function as ``fast_inference(fn)``."""
     from ..transforms.fast_inference import fast_equation
+    from ..transforms.rewrite import rewrite_equations
 
-    if eqn.primitive.name == "dot_general":
-        return jax.jit(lambda x, w: eqn.primitive.bind(x, w, **eqn.params))
-    return jax.jit(lambda x, w: fast_equation(eqn, x, w)[0])
+    def scoped(eqn, x, w):
+        with jax.named_scope(SCOPE + equation_kind(eqn).value):
+            if eqn.primitive.name == "dot_general":
+                return [eqn.primitive.bind(x, w, **eqn.params)]
+            return fast_equation(eqn, x, w)
+
+    return rewrite_equations(fn, _multiplies, scoped)
 
 
-def jax_kind_times(whole, whole_args: tuple, layers: list, rounds: int = 5, repeats: int = 10) -> dict:
-    """Time ``whole(*whole_args)`` (the network's program) and each of ``layers`` (``layer_inputs`` of
-    it) alone in ``rounds`` interleaved rounds: ``{"rounds", "total": [seconds per round], "kinds": {kind:
-    [seconds per round]}, "layers": [{"kind", "seconds"}], "dispatch": [seconds per round]}``. Each call
-    of a jitted program costs JAX's dispatch besides its computation, which for the network's small
-    layers is a large part of their time: a program that computes nothing on the first layer's
-    arguments (``dispatch``) is timed in the same rounds, and a layer's time is its program's less that.
-    A round's ``other`` is its total less the sum of its layers."""
-    programs = {"whole": (whole, whole_args),
-                "dispatch": (jax.jit(lambda x, w: x.reshape(-1)[0]), tuple(layers[0][1:]))}
-    kinds = []
-    for i, (eqn, x, w) in enumerate(layers):
-        programs[f"layer {i}"] = (_layer_program(eqn), (x, w))
-        kinds.append(equation_kind(eqn).value)
-    times = interleaved(programs, rounds, repeats)
-    per_kind = {kind: [0.0] * rounds for kind in KINDS}
-    for i, kind in enumerate(kinds):
-        times[f"layer {i}"] = [t - d for t, d in zip(times[f"layer {i}"], times["dispatch"])]
-        for r, t in enumerate(times[f"layer {i}"]):
-            per_kind[kind][r] += t
-    per_kind["other"] = [t - sum(per_kind[k][r] for k in KINDS if k != "other") for r, t in enumerate(times["whole"])]
-    return {"rounds": rounds, "total": times["whole"], "kinds": per_kind, "dispatch": times["dispatch"],
-            "median": {**{k: float(np.median(v)) for k, v in per_kind.items()}, "total": float(np.median(times["whole"]))},
-            "layers": [{"kind": k, "seconds": float(np.median(times[f"layer {i}"]))} for i, k in enumerate(kinds)]}
+def step_kinds(hlo: str) -> dict:
+    """``{instruction name: kind}`` for the steps of a compiled module's entry computation (its text,
+    ``compiled.as_text()``): a step's kind is the ``SCOPE`` kind named most often in the ``op_name`` of the
+    step and of the computations it calls (a fusion's body), ``other`` where none is named (a layer's
+    bias and activation fused into its step count as the layer's, as ONNX Runtime fuses them)."""
+    computations, current = {}, None
+    for line in hlo.splitlines():
+        head = re.match(r"(?:ENTRY )?%(\S+) \(", line)
+        if head and not line.startswith(" "):
+            current = "ENTRY" if line.startswith("ENTRY") else head.group(1)
+            computations[current] = []
+        elif current is not None and line.startswith("  "):
+            computations[current].append(line)
+
+    def named(lines, depth=0):
+        text = "\n".join(lines)
+        found = collections.Counter(re.findall(SCOPE + r"([a-z]+)", text))
+        if depth < 4:
+            for callee in re.findall(r"(?:calls|to_apply|body|condition)=%([\w.-]+)", text):
+                found += named(computations.get(callee, []), depth + 1)
+        return found
+
+    kinds_of = {}
+    for line in computations.get("ENTRY", []):
+        step = re.match(r"\s*(?:ROOT )?%(\S+) = ", line)
+        if step and " parameter(" not in line and " constant(" not in line:
+            found = named([line])
+            kinds_of[step.group(1)] = found.most_common(1)[0][0] if found else "other"
+    return kinds_of
+
+
+def parse_xla_trace(path, kinds_of: dict) -> dict:
+    """Seconds per kind summed over an XLA CPU trace (``jax.profiler``'s ``.xplane.pb``): each event named
+    after an entry step of ``kinds_of`` (``step_kinds``; XLA CPU records one per step it runs) adds its
+    duration to the step's kind; ``steps`` counts the events."""
+    from jax.profiler import ProfileData
+
+    seconds = dict.fromkeys(KINDS, 0.0)
+    steps = 0
+    for plane in ProfileData.from_file(str(path)).planes:
+        for line in plane.lines:
+            for event in line.events:
+                kind = kinds_of.get(event.name)
+                if kind is not None:
+                    seconds[kind] += event.duration_ns * 1e-9
+                    steps += 1
+    return {"seconds": seconds, "steps": steps}
+
+
+def xla_kind_times(fn, args: tuple, runs: int = 20) -> dict:
+    """Our fastest program (``scoped_program`` of ``fn``, jitted) run ``runs`` times under ``jax.profiler``
+    after a warm-up: per kind, the mean seconds per run its steps took (``parse_xla_trace``), and the
+    median wall time of a run (``total``, ``harness.time_call``); ``other`` is the steps outside every
+    multiplying layer and the run's time outside every step (dispatch, waiting)."""
+    import glob
+
+    from .harness import time_call
+
+    program = jax.jit(scoped_program(fn))
+    kinds_of = step_kinds(program.lower(*args).compile().as_text())
+    jax.block_until_ready(program(*args))
+    with tempfile.TemporaryDirectory() as folder:
+        jax.profiler.start_trace(folder)
+        try:
+            for _ in range(runs):
+                jax.block_until_ready(program(*args))
+        finally:
+            jax.profiler.stop_trace()
+        (path,) = glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)
+        trace = parse_xla_trace(path, kinds_of)
+    total = time_call(program, *args, warmup=1, repeats=runs).median_s
+    per_run = {kind: t / runs for kind, t in trace["seconds"].items()}
+    per_run["other"] = total - sum(per_run[k] for k in KINDS if k != "other")
+    return {"runs": runs, "steps_per_run": trace["steps"] / runs, "median": {**per_run, "total": total},
+            "step_kinds": dict(collections.Counter(kinds_of.values()))}
 
 
 def _network(name: str, batch: int, resolution: int, seed: int = 0):
@@ -242,42 +306,38 @@ def _network(name: str, batch: int, resolution: int, seed: int = 0):
     return folded, x
 
 
-def layer_attribution(name: str, batch: int = 1, resolution: int = 224, rounds: int = 5, repeats: int = 10,
-                      runs: int = 20, log=print) -> dict:
-    """Per layer kind, ONNX Runtime's time (``onnx_kind_times`` of our export, ``runs`` profiled runs) and
-    our fastest JAX program's (``jax_kind_times`` of ``fast_inference`` of the folded model, micro-batched as
-    ``benchmarks.runtimes`` runs it), with each side's layer count per kind and the machine's load."""
+def layer_attribution(name: str, resolution: int = 224, rounds: int = 7, repeats: int = 10, runs: int = 20,
+                      log=print) -> dict:
+    """One network at batch 1, side by side: per layer kind, ONNX Runtime's time (``onnx_kind_times`` of our
+    export, ``runs`` profiled runs) and our fastest JAX program's (``xla_kind_times``: ``fast_inference`` of
+    the folded model, which at batch 1 is ``JAX, inference`` of ``benchmarks.runtimes``); the layers per kind
+    (``layer_inputs``); both programs unprofiled in ``rounds`` interleaved rounds (``times``, the ratio JAX /
+    ONNX Runtime per round and the sign test's wording); the machine's load before and after."""
     from ..counter import pure_module
     from ..transforms.fast_inference import fast_inference
-    from ..transforms.onnx_export import export_onnx
-    from ..transforms.streaming import micro_batched
-    from .runtimes import MICRO_BATCH
+    from ..transforms.onnx_export import export_onnx, onnx_session
 
     load = machine_load()
-    folded, x = _network(name, batch, resolution)
+    folded, x = _network(name, 1, resolution)
     fn, state = pure_module(folded, flat=True)
-    layers = layer_inputs(fn, state, x[:min(batch, MICRO_BATCH)])
-    whole = jax.jit(micro_batched(fast_inference(fn), min(batch, MICRO_BATCH)))
+    counts = collections.Counter(equation_kind(eqn).value for eqn, _, _ in layer_inputs(fn, state, x))
     proto = export_onnx(folded, x.shape, name)
+    programs = {"ONNX Runtime": (onnx_session(proto)[1], (np.asarray(x),)),
+                "JAX, inference": (jax.jit(fast_inference(fn)), (state, x))}
+    times = interleaved(programs, rounds, repeats)
+    comparison = paired_comparison(times["JAX, inference"], times["ONNX Runtime"], "JAX, inference", "ONNX Runtime")
     onnx_times = onnx_kind_times(proto, np.asarray(x), runs=runs)
-    jax_times = jax_kind_times(whole, (state, x), layers, rounds=rounds, repeats=repeats)
-    if batch > MICRO_BATCH:  # each layer was timed on one micro-batch; the program runs batch / MICRO_BATCH of them
-        scale = batch // MICRO_BATCH
-        for kind, t in jax_times["kinds"].items():
-            if kind != "other":
-                jax_times["kinds"][kind] = [v * scale for v in t]
-        jax_times["kinds"]["other"] = [t - sum(jax_times["kinds"][k][r] for k in KINDS if k != "other")
-                                       for r, t in enumerate(jax_times["total"])]
-        jax_times["median"].update({k: float(np.median(v)) for k, v in jax_times["kinds"].items()})
-    counts = collections.Counter(layer["kind"] for layer in jax_times["layers"])
-    row = {"model": name, "batch": batch, "resolution": resolution,
+    jax_times = xla_kind_times(fn, (state, x), runs=runs)
+    row = {"model": name, "batch": 1, "resolution": resolution,
            "layers": {kind: counts.get(kind, 0) for kind in KINDS if kind != "other"},
-           "onnx": {k: onnx_times[k] for k in ("runs", "total", "kinds", "median", "operators")},
-           "jax": {k: jax_times[k] for k in ("rounds", "total", "kinds", "median", "dispatch")},
+           "onnx": {"runs": onnx_times["runs"], "median": onnx_times["median"],
+                    "operators": {op: float(np.median(t)) for op, t in onnx_times["operators"].items()}},
+           "jax": jax_times, "rounds": rounds, "times": times,
+           "ratios": [j / o for j, o in zip(times["JAX, inference"], times["ONNX Runtime"])],
+           "wording": comparison.wording(),
            "load": {"before": load, "after": machine_load()}}
-    log(f"{name} batch {batch}: " + ", ".join(
-        f"{k} {row['onnx']['median'][k] * 1e3:.2f} / {row['jax']['median'][k] * 1e3:.2f}" for k in (*KINDS, "total"))
-        + " ms (ONNX Runtime / JAX)")
+    log(f"{name}: " + ", ".join(f"{k} {row['onnx']['median'][k] * 1e3:.2f} / {row['jax']['median'][k] * 1e3:.2f}"
+                                for k in (*KINDS, "total")) + f" ms (ONNX Runtime / JAX); {row['wording']}")
     return row
 
 
