@@ -118,6 +118,7 @@ def test_jax_layers_of_a_tiny_network():
         assert result["median"][kind] > 0, kind
     assert result["median"]["grouped"] == 0.0
     assert sum(result["median"][k] for k in at.KINDS) == pytest.approx(result["median"]["total"])
+    assert result["wall"] > 0 and result["median"]["other"] >= 0
 
 
 def test_step_kinds_of_a_written_module():
@@ -134,7 +135,11 @@ ENTRY %main (x: f32[4,8], w: f32[8,2]) -> f32[4,2] {
   %x = f32[4,8]{1,0} parameter(0), metadata={op_name="x"}
   %w = f32[8,2]{1,0} parameter(1), metadata={op_name="w"}
   %copy.3 = f32[4,8]{1,0} copy(%x), metadata={op_name="jit(fn)/add"}
-  ROOT %ynn_fusion = f32[4,2]{1,0} fusion(%copy.3, %w), kind=kCustom, calls=%fused_computation, metadata={op_name="jit(fn)/dot_general"}
+  %ynn_fusion = f32[4,2]{1,0} fusion(%copy.3, %w), kind=kCustom, calls=%fused_computation, metadata={op_name="jit(fn)/dot_general"}
+  %bitcast.1 = f32[8]{0} bitcast(%ynn_fusion)
+  ROOT %dot.2 = f32[1,10]{1,0} dot(%bitcast.1, %w), lhs_contracting_dims={0}, rhs_contracting_dims={0}
 }
 """
-    assert at.step_kinds(hlo) == {"copy.3": "other", "ynn_fusion": "pointwise"}
+    assert at.step_kinds(hlo) == {"copy.3": "other", "ynn_fusion": "pointwise", "bitcast.1": "other", "dot.2": "other"}
+    # a product XLA left unnamed takes the kind of the only layer whose output has its size and last dimension
+    assert at.step_kinds(hlo, {(10, 10): "linear", (4, 2): "full"})["dot.2"] == "linear"

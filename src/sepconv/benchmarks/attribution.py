@@ -21,7 +21,7 @@ less the layers'. In ONNX Runtime that is the operators that do not multiply (la
 squeeze-and-excitation's mean and product, the activations it did not fuse) and the session's own
 overhead; in JAX the steps XLA did not fuse into a layer's (the padding a shifted depthwise layer
 reads, activations left on their own, the residual additions, squeeze-and-excitation's mean and
-product) and the dispatch. A bias or activation fused into a layer's step counts as the layer's,
+product); the JAX total is the time inside the compiled program's steps. A bias or activation fused into a layer's step counts as the layer's,
 on both sides. The per-kind times of a profile are means over its runs, taken while profiling;
 the whole programs are also timed unprofiled in interleaved rounds, the one comparison of speed.
 
@@ -45,7 +45,8 @@ from ..kinds import LayerKind, classify, equation_kind
 from .harness import interleaved, paired_comparison, time_ratios
 
 __all__ = ["KINDS", "operator_counts", "optimized_graph", "onnx_structure", "onnx_operator_kind",
-           "parse_onnx_profile", "onnx_kind_times", "layer_inputs", "scoped_program", "step_kinds", "parse_xla_trace",
+           "parse_onnx_profile", "onnx_kind_times", "layer_inputs", "scoped_program", "step_kinds", "product_kinds",
+           "parse_xla_trace",
            "xla_kind_times", "layer_attribution",
            "onnx_export_comparison", "machine_load"]
 
@@ -219,11 +220,15 @@ def scoped_program(fn):
     return rewrite_equations(fn, _multiplies, scoped)
 
 
-def step_kinds(hlo: str) -> dict:
+def step_kinds(hlo: str, products: dict | None = None) -> dict:
     """``{instruction name: kind}`` for the steps of a compiled module's entry computation (its text,
     ``compiled.as_text()``): a step's kind is the ``SCOPE`` kind named most often in the ``op_name`` of the
     step and of the computations it calls (a fusion's body), ``other`` where none is named (a layer's
-    bias and activation fused into its step count as the layer's, as ONNX Runtime fuses them)."""
+    bias and activation fused into its step count as the layer's, as ONNX Runtime fuses them).
+
+    XLA drops the metadata of some matrix products it rewrites (a one-row product becomes a ``dot`` with
+    no ``op_name``): an unnamed ``dot`` or ``convolution`` step takes the kind ``products`` gives its
+    output's ``(size, last dimension)`` (``product_kinds`` of the program's layers), where it gives one."""
     computations, current = {}, None
     for line in hlo.splitlines():
         head = re.match(r"(?:ENTRY )?%(\S+) \(", line)
@@ -246,8 +251,23 @@ def step_kinds(hlo: str) -> dict:
         step = re.match(r"\s*(?:ROOT )?%(\S+) = ", line)
         if step and " parameter(" not in line and " constant(" not in line:
             found = named([line])
-            kinds_of[step.group(1)] = found.most_common(1)[0][0] if found else "other"
+            kind = found.most_common(1)[0][0] if found else "other"
+            product = re.match(r"\s*(?:ROOT )?%\S+ = \w+\[([\d,]*)\]\S* (?:dot|convolution)\(", line)
+            if not found and product and products:
+                shape = [int(d) for d in product.group(1).split(",") if d]
+                kind = products.get((int(np.prod(shape)), shape[-1] if shape else 1), kind)
+            kinds_of[step.group(1)] = kind
     return kinds_of
+
+
+def product_kinds(layers: list) -> dict:
+    """``{(output size, last dimension): kind}`` of ``layer_inputs``' layers, for the shapes only one kind
+    of layer produces (``step_kinds`` reads it)."""
+    seen: dict = {}
+    for eqn, _, _ in layers:
+        shape = eqn.outvars[0].aval.shape
+        seen.setdefault((int(np.prod(shape)), shape[-1]), set()).add(equation_kind(eqn).value)
+    return {key: kinds.pop() for key, kinds in seen.items() if len(kinds) == 1}
 
 
 def parse_xla_trace(path, kinds_of: dict) -> dict:
@@ -270,15 +290,16 @@ def parse_xla_trace(path, kinds_of: dict) -> dict:
 
 def xla_kind_times(fn, args: tuple, runs: int = 20) -> dict:
     """Our fastest program (``scoped_program`` of ``fn``, jitted) run ``runs`` times under ``jax.profiler``
-    after a warm-up: per kind, the mean seconds per run its steps took (``parse_xla_trace``), and the
-    median wall time of a run (``total``, ``harness.time_call``); ``other`` is the steps outside every
-    multiplying layer and the run's time outside every step (dispatch, waiting)."""
+    after a warm-up: per kind, the mean seconds per run its steps took (``parse_xla_trace``; ``other``:
+    the steps outside every multiplying layer), their sum (``total``: the time inside steps, which
+    leaves out dispatch and adds up steps XLA ran side by side), and the median wall time of an
+    unprofiled run (``wall``, ``harness.time_call``)."""
     import glob
 
     from .harness import time_call
 
     program = jax.jit(scoped_program(fn))
-    kinds_of = step_kinds(program.lower(*args).compile().as_text())
+    kinds_of = step_kinds(program.lower(*args).compile().as_text(), product_kinds(layer_inputs(fn, *args)))
     jax.block_until_ready(program(*args))
     with tempfile.TemporaryDirectory() as folder:
         jax.profiler.start_trace(folder)
@@ -289,10 +310,10 @@ def xla_kind_times(fn, args: tuple, runs: int = 20) -> dict:
             jax.profiler.stop_trace()
         (path,) = glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)
         trace = parse_xla_trace(path, kinds_of)
-    total = time_call(program, *args, warmup=1, repeats=runs).median_s
+    wall = time_call(program, *args, warmup=1, repeats=runs).median_s
     per_run = {kind: t / runs for kind, t in trace["seconds"].items()}
-    per_run["other"] = total - sum(per_run[k] for k in KINDS if k != "other")
-    return {"runs": runs, "steps_per_run": trace["steps"] / runs, "median": {**per_run, "total": total},
+    return {"runs": runs, "steps_per_run": trace["steps"] / runs,
+            "median": {**per_run, "total": sum(per_run.values())}, "wall": wall,
             "step_kinds": dict(collections.Counter(kinds_of.values()))}
 
 
