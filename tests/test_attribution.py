@@ -143,3 +143,31 @@ ENTRY %main (x: f32[4,8], w: f32[8,2]) -> f32[4,2] {
     assert at.step_kinds(hlo) == {"copy.3": "other", "ynn_fusion": "pointwise", "bitcast.1": "other", "dot.2": "other"}
     # a product XLA left unnamed takes the kind of the only layer whose output has its size and last dimension
     assert at.step_kinds(hlo, {(10, 10): "linear", (4, 2): "full"})["dot.2"] == "linear"
+
+
+def test_shipped_attribution_and_export_results_hold_what_the_chapter_reads():
+    from sepconv.benchmarks import load_results
+
+    results = load_results("cpu-cpu")
+    export = {r["model"]: r for r in results["onnx_export"]["rows"]}
+    assert set(export) == {"mobilenet_v3_large", "mobilenet_v2"}
+    for row in export.values():
+        assert set(row["times"]) == {"ours, as exported", "ours", "torchvision"}
+        assert all(len(t) == row["rounds"] for t in row["times"].values())
+        assert row["named_error"] < 1e-5 and row["named_argmax_same"] and len(row["load"]["before"]) == 3
+        for graph in row["structure"].values():
+            assert graph["nodes"] == [sum(graph["exported"].values()), sum(graph["optimized"].values())]
+    attribution = {r["model"]: r for r in results["attribution"]["rows"]}
+    assert set(attribution) == {"mobilenet_v3_large", "mobilenet_v2"}
+    # the layers per kind, from the networks' tables: MobileNet v2 (arXiv 1801.04381, Table 2): the stem,
+    # 17 bottlenecks each with a depthwise layer, 16 with an expansion, 17 projections and the last 1x1
+    # conv (34 pointwise), one classifier; MobileNetV3-Large (Table 1): 15 bottlenecks, 14 expansions + 15
+    # projections + 2 x 8 squeeze-and-excite layers + the 960 head conv (46 pointwise), two linear layers
+    assert attribution["mobilenet_v2"]["layers"] == {"depthwise": 17, "pointwise": 34, "full": 1, "grouped": 0,
+                                                     "linear": 1}
+    assert attribution["mobilenet_v3_large"]["layers"] == {"depthwise": 15, "pointwise": 46, "full": 1,
+                                                           "grouped": 0, "linear": 2}
+    for row in attribution.values():
+        for side in ("onnx", "jax"):
+            assert set(at.KINDS) | {"total"} <= set(row[side]["median"])
+        assert len(row["times"]["ONNX Runtime"]) == len(row["ratios"]) == row["rounds"]
