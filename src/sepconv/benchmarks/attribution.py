@@ -21,9 +21,10 @@ less the layers'. In ONNX Runtime that is the operators that do not multiply (la
 squeeze-and-excitation's mean and product, the activations it did not fuse) and the session's own
 overhead; in JAX the steps XLA did not fuse into a layer's (the padding a shifted depthwise layer
 reads, activations left on their own, the residual additions, squeeze-and-excitation's mean and
-product); the JAX total is the time inside the compiled program's steps. A bias or activation fused into a layer's step counts as the layer's,
-on both sides. The per-kind times of a profile are means over its runs, taken while profiling;
-the whole programs are also timed unprofiled in interleaved rounds, the one comparison of speed.
+product); the JAX total is the time inside the compiled program's steps. A bias or activation fused
+into a layer's step counts as the layer's, on both sides. The per-kind times of a profile are taken
+while profiling (ONNX Runtime: medians over its runs; XLA: means over its runs); the whole programs
+are also timed unprofiled in interleaved rounds, the one comparison of speed.
 
 Every result notes the machine's load (``os.getloadavg``) before and after it ran. Nothing here
 asserts a speed.
