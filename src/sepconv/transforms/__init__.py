@@ -12,7 +12,7 @@ computes the same thing another way.
 """
 
 from .batchnorm import batchnorm_affine, fold_batchnorm  # noqa: F401
-from .onnx_export import export_onnx, missing_runtime, onnx_session, quantize_onnx  # noqa: F401
+from .onnx_export import export_onnx, missing_runtime, named_operators, onnx_session, quantize_onnx  # noqa: F401
 from .quantize import activation_ranges, quantized, symmetric_grid, weight_ranges  # noqa: F401
 from .rewrite import rewrite_equations  # noqa: F401
 from .shifts import depthwise_by_shifts  # noqa: F401
