@@ -12,7 +12,7 @@ fences: the question, whose numbers are the given data), other fenced blocks (co
   links and URLs, headings (section titles);
 - a sentence that cites a paper ({cite}`...`) or names a published table by number ("the paper's Table 4
   prints 70.6"): it quotes published numbers, with their source;
-- references to numbered things: "Table 3", "Tables 1-4", "eq. (2)", "sec. 3.2", "chapter 6", "step 2",
+- references to numbered things: "Table 3", "Tables 1-4", "eq. (2)", "sec. 3.2", "chapter 7", "step 2",
   "arXiv 1905.02244v5", a year (1900-2099);
 - names with digits in them: v1, G2, B0, float32, int8, top-1, ResNet-50, and shapes such as 3x3, 224x224
   or 7x7x1024 (given data: a layer's or an input's shape); a network named by its width multiplier

@@ -70,7 +70,7 @@ def site():
 SLOWEST_FIRST = ("tests/test_assignments.py", "tests/test_other_cpu.py", "chapters/09_deployment.ipynb",
                  "chapters/05_training.ipynb", "tests/test_models.py", "tests/test_deploy.py",
                  "tests/test_browser.py", "tests/test_keras_reference.py", "tests/test_fast_depthwise.py",
-                 "tests/test_bench.py", "tests/test_training.py", "chapters/07_relatives.ipynb", "tests/test_cli.py")
+                 "tests/test_bench.py", "tests/test_training.py", "chapters/06_relatives.ipynb", "tests/test_cli.py")
 
 
 def pytest_collection_modifyitems(items):

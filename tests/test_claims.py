@@ -87,8 +87,8 @@ def test_sources_name_files_the_repository_has():
 
 
 def _plant(tmp_path, markdown: str, glue_name: str | None = None) -> Path:
-    """A copy of chapter 6 with one markdown cell appended (and one glued value, if named)."""
-    source = ROOT / "chapters" / "06_latency.ipynb"
+    """A copy of chapter 7 with one markdown cell appended (and one glued value, if named)."""
+    source = ROOT / "chapters" / "07_latency.ipynb"
     nb = json.loads(source.read_text())
     nb["cells"].append({"cell_type": "markdown", "metadata": {}, "source": markdown})
     if glue_name:
@@ -105,7 +105,7 @@ SOLUTION = "```{{exercise}}\n:label: planted\nTime both runtimes at batch 1.\n``
 
 
 def _new_flags(path):
-    """The flags of the planted cells only (those after chapter 6's own)."""
+    """The flags of the planted cells only (those after chapter 7's own)."""
     original = len(json.loads((ROOT / "chapters" / path.name).read_text())["cells"])
     return [f for f in claims.check_notebook(path, root=path.parents[1]) if f.cell >= original]
 

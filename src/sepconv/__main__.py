@@ -230,7 +230,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--tflite", metavar="DIR", help="folder of LiteRT models written by tools/keras_to_tflite.py "
                                                    "(times LiteRT with XNNPACK; needs ai-edge-litert)")
     b.add_argument("--device", choices=("gpu", "tpu", "cpu"),
-                   help="run the accelerator experiments of chapters 6, 8 and 9 on this JAX device instead "
+                   help="run the accelerator experiments of chapters 7, 8 and 9 on this JAX device instead "
                         "(about 5 minutes on one GPU; with --quick, tiny sizes: a dry run); --only then names "
                         "experiments of bench.DEVICE_EXPERIMENTS")
     b.set_defaults(run=_bench)

@@ -124,7 +124,7 @@ def attainable(intensity: float, accelerator: str, unit: str, precision: str) ->
     return min(peak(accelerator, unit, precision), intensity * bandwidth(accelerator))
 
 
-#: The layers of chapter 6 (``sepconv.benchmarks.layers.layer_benchmarks``): kind and, per MobileNet v1 stage, (size, channels).
+#: The layers of chapter 7 (``sepconv.benchmarks.layers.layer_benchmarks``): kind and, per MobileNet v1 stage, (size, channels).
 BOOK_LAYERS = ("depthwise 3x3", "pointwise 1x1", "standard 3x3")
 
 

@@ -7,7 +7,7 @@ expansion ratio ``e`` in {3, 6} (``CHOICES``): ``6^5 = 7776`` networks. The piec
 * ``network(choices)``: the ``ResolvedNetwork`` of one point of the space;
 * a latency lookup table (FBNet, Wu et al. 2019, sec. 3.2): the latency of every block choice at its
   stage's shape, plus the fixed stem and head, either *measured* on this machine (``measure_table``,
-  interleaved rounds, ``sepconv.bench.interleaved``) or *modelled* by the roofline of chapter 6
+  interleaved rounds, ``sepconv.bench.interleaved``) or *modelled* by the roofline of chapter 7
   (``roofline_table``: ``sum max(2 MACs / P, bytes / B)`` over the block's layers, for peaks ``P``, ``B``);
   a network's predicted latency is the sum of its entries (``predict``);
 * MnasNet's reward (Tan et al. 2019, eq. 2): ``ACC(m) x (LAT(m) / T)^w``, with ``w = alpha`` when

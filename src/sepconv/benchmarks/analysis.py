@@ -24,7 +24,7 @@ def _by_shape(layers: list[dict], kind: str) -> dict:
 
 
 def depthwise_shares(layers: list[dict]) -> dict:
-    """Chapter 6's reading of ``layers.json``: the depthwise layers' highest ``intensity``, the best
+    """Chapter 7's reading of ``layers.json``: the depthwise layers' highest ``intensity``, the best
     fraction of its roofline the grouped depthwise convolution reaches (``best_grouped``), and the
     depthwise layer's mean share of a separable pair (depthwise + pointwise at one shape) in MACs
     (``share_macs``) and in time (``share_time``; ``share_time_shifts`` with shifted multiply-adds)."""
@@ -49,7 +49,7 @@ def shift_speedups(layers: list[dict]) -> list[dict]:
             for (size, c), g in grouped.items()]
 
 
-#: ShuffleNet v2's four guidelines (sec. 2), as chapter 6 titles its tables.
+#: ShuffleNet v2's four guidelines (sec. 2), as chapter 7 titles its tables.
 GUIDELINE_TITLES = {"G1": "equal channel widths minimize memory access cost (same MACs)",
                     "G2": "group convolutions raise memory access cost (same MACs)",
                     "G3": "network fragmentation reduces parallelism",
@@ -57,7 +57,7 @@ GUIDELINE_TITLES = {"G1": "equal channel widths minimize memory access cost (sam
 
 
 def guideline_label(key: str, row: dict) -> str:
-    """A variant's name in the tables and sentences of chapter 6 (``key``: ``"G1"`` ... ``"G4"``)."""
+    """A variant's name in the tables and sentences of chapter 7 (``key``: ``"G1"`` ... ``"G4"``)."""
     if key == "G1":
         return f"c1:c2 = {row['ratio']}"
     if key == "G2":
@@ -73,7 +73,7 @@ def compare_variants(key: str, a: dict, b: dict) -> Comparison:
 
 
 def guideline_rows(guidelines: dict) -> list[str]:
-    """Chapter 6's table of ``guidelines.json``: per guideline its title, then per variant its MACs,
+    """Chapter 7's table of ``guidelines.json``: per guideline its title, then per variant its MACs,
     memory accesses, time relative to the first row, and the rounds the first row won."""
     lines = []
     for key, title in GUIDELINE_TITLES.items():
@@ -165,7 +165,7 @@ def ratio_comparisons(rows: list[dict], name=lambda label: label) -> dict:
 
 
 def latency_fit(models: list[dict], layer_counts: dict) -> dict:
-    """Chapter 6's exercise: latency fitted as ``a * roofline estimate + b * layers`` by least squares,
+    """Chapter 7's exercise: latency fitted as ``a * roofline estimate + b * layers`` by least squares,
     per measured latency (``"grouped conv"``, ``"shifts"``): ``(a, b)`` and Spearman's rho of the fit
     against the measurement. ``layer_counts`` maps ``(model, alpha)`` to the number of costed layers."""
     from scipy.stats import spearmanr

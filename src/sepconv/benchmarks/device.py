@@ -1,4 +1,4 @@
-"""The experiments of chapters 6, 8 and 9 on an accelerator (``python -m sepconv bench --device gpu``)."""
+"""The experiments of chapters 7, 8 and 9 on an accelerator (``python -m sepconv bench --device gpu``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from .training_step import training_step
 
 __all__ = ["DEVICE_EXPERIMENTS", "DEVICE_SIZES", "device_run", "platform_device"]
 
-#: The experiments of ``device_run``: those of chapters 6 (layers, guidelines, models), 8 (successors) and 9
+#: The experiments of ``device_run``: those of chapters 7 (layers, guidelines, models), 8 (successors) and 9
 #: (training), plus the layers at a batch of 32 in float32 and in bfloat16 (where matrix units engage).
 DEVICE_EXPERIMENTS = ("peaks", "layers", "layers_batch", "layers_bf16", "guidelines", "models", "successors", "training")
 
@@ -46,7 +46,7 @@ def platform_device(platform: str):
 
 def device_run(platform: str = "gpu", out: Path | None = None, tiny: bool = False, log=print,
                only: tuple[str, ...] | None = None) -> Path:
-    """The layer, network and training experiments of chapters 6, 8 and 9 on the first ``platform``
+    """The layer, network and training experiments of chapters 7, 8 and 9 on the first ``platform``
     device JAX has, at the sizes of ``DEVICE_FULL`` (``tiny``: ``DEVICE_TINY``, the seconds-long dry
     run), written as JSON into ``out`` (default: this device's folder under ``user_results_root()``),
     beside a ``device.json`` holding the device's name, the versions, the date and the sizes used."""

@@ -1,4 +1,4 @@
-"""Chapter 6's layers: standard, depthwise (two ways) and pointwise convolutions at MobileNet shapes,
+"""Chapter 7's layers: standard, depthwise (two ways) and pointwise convolutions at MobileNet shapes,
 each beside its roofline."""
 
 from __future__ import annotations

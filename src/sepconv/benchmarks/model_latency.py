@@ -1,4 +1,4 @@
-"""Chapter 6's networks: batch-1 latency of MobileNet v1/v2 variants beside their MACs, bytes moved and
+"""Chapter 7's networks: batch-1 latency of MobileNet v1/v2 variants beside their MACs, bytes moved and
 roofline estimate."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .roofline import roofline_seconds, traffic_and_macs
 
 __all__ = ["MODEL_VARIANTS", "ModelLatency", "model_latencies"]
 
-#: The variants chapter 6 times: ``(network, width, resolution)``.
+#: The variants chapter 7 times: ``(network, width, resolution)``.
 MODEL_VARIANTS = tuple([("mobilenet_v1", a, r) for a in (0.25, 0.5, 0.75, 1.0) for r in (128, 160, 224)]
                        + [("mobilenet_v2", a, r) for a in (0.35, 0.5, 0.75, 1.0, 1.4) for r in (128, 160, 224)])
 

@@ -4,7 +4,7 @@ The same MobileNet (224x224, float32, the same MACs) timed as
 
 - ``JAX, as traced``: our Flax model jitted as written (BatchNorm separate, depthwise layers as
   XLA's grouped convolution);
-- ``JAX, shifts``: the same with depthwise layers as shifted multiply-adds (chapter 6);
+- ``JAX, shifts``: the same with depthwise layers as shifted multiply-adds (chapter 7);
 - ``JAX, inference``: BatchNorm folded, depthwise layers as shifted multiply-adds, 1x1 layers and the
   stem as matrix products (``transforms.fold_batchnorm`` + ``transforms.fast_inference``), a batch
   computed ``MICRO_BATCH`` images at a time (``transforms.micro_batched``);

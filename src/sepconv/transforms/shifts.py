@@ -8,7 +8,7 @@ A ``K x K`` depthwise convolution does ``K^2`` multiply-adds per output element:
 input, each scaled by one tap of the kernel and summed, XLA fuses it into one
 element-wise loop that streams the input: a memory-bound computation running
 near memory bandwidth. XLA CPU's grouped convolution (``feature_group_count =
-C``) instead runs far below it (chapter 6 measures both).
+C``) instead runs far below it (chapter 7 measures both).
 
 ``depthwise_by_shifts(fn)`` rewrites a traced function: each depthwise
 ``conv_general_dilated`` of ``fn`` becomes that sum, everything else runs as
