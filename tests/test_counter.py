@@ -32,7 +32,7 @@ def test_counter_matches_closed_form_and_bruteforce(c):
                                       (c["stride"],) * 2, c["padding"], (c["dilation"],) * 2, c["groups"])
     assert counted.macs == c["batch"] * closed.macs == c["batch"] * brute
     assert counted.macs_excluding_padding == c["batch"] * brute_real
-    assert counted.params_trainable == counted.params_excluding_norm == closed.params_excluding_norm
+    assert counted.params_trainable == counted.params_excluding_norm == closed.params
     assert counted.complete
 
 

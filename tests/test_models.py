@@ -129,7 +129,8 @@ def test_closed_form_equals_the_counted_module_layer_by_layer(name, options):
     assert counted.complete
     assert _per_layer(counted) == {layer.name: layer.macs for layer in closed.costed()}
     assert counted.macs == closed.macs
-    assert counted.params_excluding_norm == closed.params_excluding_norm and counted.params_trainable == closed.params_trainable
+    assert counted.params_excluding_norm == closed.params_excluding_norm
+    assert counted.params_trainable == closed.params_trainable
 
 
 @settings(max_examples=6)
@@ -310,7 +311,8 @@ def test_shufflenet_v1_units_and_errors():
 
 def test_shufflenet_v2_conventions_differ_only_in_the_stride_2_units():
     torch, megvii = resolve_model("shufflenet_v2"), resolve_model("shufflenet_v2", convention="megvii")
-    differing = [(a, b) for a, b in zip(torch.blocks, megvii.blocks) if a.layer_costs(28, "x") != b.layer_costs(28, "x")]
+    differing = [(a, b) for a, b in zip(torch.blocks, megvii.blocks)
+                 if a.layer_costs(28, "x") != b.layer_costs(28, "x")]
     # only where c_out != 2 c_in: the first unit of stage 2 (24 -> 116); later stages double their input
     assert [(a.stride, a.c_in, a.c_out) for a, _ in differing] == [(2, 24, 116)]
     for a, b in differing:
