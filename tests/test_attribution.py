@@ -8,7 +8,7 @@ import pytest
 
 from sepconv import deploy
 from sepconv.benchmarks import attribution as at
-from sepconv.counter import pure_module
+from sepconv.interop import pure_module
 from sepconv.layers import randomize_batchnorm
 from sepconv.training import tiny_mobilenet
 from draws import uniform

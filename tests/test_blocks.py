@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from sepconv.blocks import (ConvBN, ConvNormAct, ConvSpec, FireSpec, MBConvSpec, SeparableSpec, SqueezeExciteSpec,
+from sepconv import blocks
+from sepconv.blocks import (ConvNormAct, ConvSpec, FireSpec, MBConvSpec, SeparableSpec, SqueezeExciteSpec,
                             channel_shuffle, ceil_pool_padding)
 from sepconv.compat import variable_value
 from sepconv.shapes_only import building_shapes
@@ -62,10 +63,11 @@ def test_kinds_and_descriptions():
     assert ConvSpec(8, 16, 1).layer_kind == "pointwise" and ConvSpec(8, 8, 5, groups=2).layer_kind == "grouped"
 
 
-def test_the_old_names_still_answer():
-    spec = SeparableSpec(8, 16)
-    assert spec.layers(6, "b") == spec.layer_costs(6, "b")
-    assert ConvBN is ConvNormAct
+def test_each_name_means_one_thing():
+    # the aliases are gone: a spec's costs are ``layer_costs`` (not "layers"), and the convolution
+    # module that may build a LayerNorm is ``ConvNormAct`` (not "ConvBN")
+    assert not hasattr(SeparableSpec(8, 16), "layers")
+    assert not hasattr(blocks, "ConvBN") and "ConvBN" not in blocks.__all__
 
 
 def test_conv_norm_act_builds_the_norm_its_spec_names():

@@ -14,8 +14,9 @@ from jax import lax
 
 from sepconv import deploy
 from sepconv.benchmarks import SHIPPED_RESULTS
-from sepconv.blocks import ConvBN, ConvSpec
-from sepconv.counter import count, pure_module
+from sepconv.blocks import ConvNormAct, ConvSpec
+from sepconv.counter import count
+from sepconv.interop import pure_module
 from sepconv.transforms.fast_inference import fast_inference, is_narrow_conv, is_pointwise
 from sepconv.layers import randomize_batchnorm
 from sepconv.models import build_model
@@ -34,7 +35,7 @@ def _outputs(model, x):
 
 def test_folding_one_channel_by_hand():
     """gamma 2, beta 0.5, mean 1, variance 3, eps 1e-3 and a single weight 0.25 (chapter 9's exercise)."""
-    layer = ConvBN(ConvSpec(1, 1, 1, act=None), rngs=nnx.Rngs(0))
+    layer = ConvNormAct(ConvSpec(1, 1, 1, act=None), rngs=nnx.Rngs(0))
     layer.conv.kernel[...] = jnp.full((1, 1, 1, 1), 0.25)
     layer.bn.scale[...], layer.bn.bias[...] = jnp.array([2.0]), jnp.array([0.5])
     layer.bn.mean[...], layer.bn.var[...] = jnp.array([1.0]), jnp.array([3.0])

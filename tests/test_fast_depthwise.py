@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax import lax
 
-from sepconv.counter import count, count_macs, pure_module, sub_jaxprs
+from sepconv.counter import count, count_macs, sub_jaxprs
+from sepconv.interop import pure_module
 from sepconv.transforms.shifts import REWRITTEN_NAME, depthwise_by_shifts, is_depthwise
 from sepconv.layers import randomize_batchnorm
 from sepconv.models import build_model

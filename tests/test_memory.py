@@ -5,7 +5,7 @@ from sepconv.counter import count
 from sepconv.layers import randomize_batchnorm
 import math
 
-from sepconv.counter import pure_module
+from sepconv.interop import pure_module
 from sepconv.memory import block_output_shapes, compiled_memory, materialized_by_resolution
 from sepconv.transforms.streaming import streamed_inverted_residual
 from sepconv.models import build_model, resolve_model

@@ -129,7 +129,8 @@ def test_closed_form_equals_the_counted_module_layer_by_layer(name, options):
     assert counted.complete
     assert _per_layer(counted) == {layer.name: layer.macs for layer in closed.costed()}
     assert counted.macs == closed.macs
-    assert counted.params_excluding_norm == closed.params and counted.params == closed.params_trainable
+    assert counted.params_excluding_norm == closed.params_excluding_norm
+    assert counted.params_trainable == closed.params_trainable
 
 
 @settings(max_examples=6)
@@ -138,7 +139,7 @@ def test_closed_form_equals_counted_model_at_any_width_and_resolution(alpha, res
     for name in ("mobilenet_v1", "mobilenet_v2"):
         closed = model_cost(name, alpha=alpha, resolution=resolution, classes=10)
         counted = count_model(name, alpha=alpha, resolution=resolution, classes=10)
-        assert (counted.macs, counted.params_excluding_norm) == (closed.macs, closed.params)
+        assert (counted.macs, counted.params_excluding_norm) == (closed.macs, closed.params_excluding_norm)
 
 
 def test_v2_bottleneck_formula_matches_the_blocks():
@@ -162,7 +163,7 @@ def test_v1_as_printed_changes_only_the_last_layers():
     printed = resolve_mobilenet_v1(MOBILENET_V1_AS_PRINTED)
     used = resolve_mobilenet_v1(MOBILENET_V1)
     assert printed.sizes()[-1] == (7, 4) and used.sizes()[-1] == (7, 7)
-    assert printed.cost().params == used.cost().params
+    assert printed.cost().params_excluding_norm == used.cost().params_excluding_norm
 
 
 def test_residuals_only_where_shapes_allow():
@@ -192,7 +193,7 @@ def test_every_model_runs_at_its_minimum_resolution_and_is_fully_costed(name):
     x = jnp.zeros((2, low, low, 3))
     assert nnx.jit(lambda m, x: m(x))(model, x).shape == (2, 7)
     result = count(model, x)
-    assert result.complete and result.macs > 0 and result.params > 0
+    assert result.complete and result.macs > 0 and result.params_trainable > 0
     assert result.macs == 2 * model_cost(name, classes=7, resolution=low).macs
 
 
@@ -310,7 +311,8 @@ def test_shufflenet_v1_units_and_errors():
 
 def test_shufflenet_v2_conventions_differ_only_in_the_stride_2_units():
     torch, megvii = resolve_model("shufflenet_v2"), resolve_model("shufflenet_v2", convention="megvii")
-    differing = [(a, b) for a, b in zip(torch.blocks, megvii.blocks) if a.layers(28, "x") != b.layers(28, "x")]
+    differing = [(a, b) for a, b in zip(torch.blocks, megvii.blocks)
+                 if a.layer_costs(28, "x") != b.layer_costs(28, "x")]
     # only where c_out != 2 c_in: the first unit of stage 2 (24 -> 116); later stages double their input
     assert [(a.stride, a.c_in, a.c_out) for a, _ in differing] == [(2, 24, 116)]
     for a, b in differing:
@@ -318,8 +320,8 @@ def test_shufflenet_v2_conventions_differ_only_in_the_stride_2_units():
         assert (left_torch.c_out, left_megvii.c_out) == (a.c_out // 2, a.c_in)  # the authors keep all c_in channels
         assert b.branches()[1][-1][1].c_out == a.c_out - a.c_in  # and their main branch makes the rest
     # the authors' final FC layer has no bias
-    assert torch.cost().select(prefix="head").params == 1024 * 1000 + 1000
-    assert megvii.cost().select(prefix="head").params == 1024 * 1000
+    assert torch.cost().select(prefix="head").params_excluding_norm == 1024 * 1000 + 1000
+    assert megvii.cost().select(prefix="head").params_excluding_norm == 1024 * 1000
 
 
 def test_xception_flows():
@@ -354,7 +356,7 @@ def test_ceil_mode_pooling_sizes():
         pool = blocks.PoolSpec("max", 3, 2, ceil=True)
         x = normal(0, (1, n, n, 2))
         y = pool.build(None)(x)
-        assert y.shape[1] == expected == pool.layers(n, "p")[1]
+        assert y.shape[1] == expected == pool.layer_costs(n, "p")[1]
         assert float(y[0, 0, 0, 0]) == float(jnp.max(x[0, :3, :3, 0]))
 
 

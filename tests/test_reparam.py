@@ -10,7 +10,8 @@ from flax import nnx
 from jax import lax
 
 from sepconv import blocks, reparam
-from sepconv.counter import count, pure_module
+from sepconv.counter import count
+from sepconv.interop import pure_module
 from sepconv.layers import randomize_batchnorm
 from sepconv.models.network import materialize
 from draws import normal

@@ -14,7 +14,7 @@ from draws import normal
 
 
 def _macs_params(spec, size):
-    layers, out = spec.layers(size, "")
+    layers, out = spec.layer_costs(size, "")
     costed = [l for l in layers if l.kind in ("conv", "dense")]
     return sum(l.macs for l in costed), sum(l.params for l in costed), out
 
@@ -129,11 +129,11 @@ def test_closed_form_equals_the_counter_layer_by_layer(spec):
     per_path = {}
     for op in counted.ops:
         per_path[op.path] = per_path.get(op.path, 0) + op.total_macs
-    layers, _ = spec.layers(size, "")
+    layers, _ = spec.layer_costs(size, "")
     closed = {l.name.lstrip("."): l.macs for l in layers if l.kind in ("conv", "dense")}
     assert per_path == closed
     params = sum(l.params for l in layers)
-    assert counted.params == params
+    assert counted.params_trainable == params
 
 
 def test_mobile_mqa_attention_macs_by_hand():
@@ -141,7 +141,7 @@ def test_mobile_mqa_attention_macs_by_hand():
     # 2 heads, d_k = d_v = 8: q k^T is 2*64*16*8 MACs and softmax(.) v as many
     spec = MobileMQASpec(32, 32, heads=2, key_dim=8, value_dim=8, kv_stride=2)
     assert spec.attention_macs(8) == 2 * 64 * 16 * 8 * 2
-    layers = {l.name: l for l in spec.layers(8, "b")[0]}
+    layers = {l.name: l for l in spec.layer_costs(8, "b")[0]}
     # one key and one value shared by the heads: 32 -> 8 each, against 32 -> 2*8 for the queries
     assert layers["b.key.conv"].params == layers["b.value.conv"].params == 32 * 8
     assert layers["b.query.conv"].params == 32 * 16

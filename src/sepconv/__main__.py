@@ -232,7 +232,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--device", choices=("gpu", "tpu", "cpu"),
                    help="run the accelerator experiments of chapters 7, 8 and 9 on this JAX device instead "
                         "(about 5 minutes on one GPU; with --quick, tiny sizes: a dry run); --only then names "
-                        "experiments of bench.DEVICE_EXPERIMENTS")
+                        "experiments of sepconv.benchmarks.device.DEVICE_EXPERIMENTS")
     b.set_defaults(run=_bench)
     return top
 

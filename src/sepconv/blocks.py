@@ -5,7 +5,7 @@ activation): what one row of a paper's table becomes once a width rule and a res
 applied (``sepconv.models``). Each spec has two readers, and only these two:
 
 * ``build(rngs)``: the Flax NNX module that computes the block;
-* ``layer_costs(size, path)`` (old name ``layers``): the block's closed-form cost for a ``size x size``
+* ``layer_costs(size, path)``: the block's closed-form cost for a ``size x size``
   input, one ``LayerCost`` per parameterized layer, named by the module path the counter reports
   (``features.3.conv_dw.conv``), and the output size.
 
@@ -30,7 +30,7 @@ from .shapes_only import construct, new_layer
 from .cost import LayerCost, conv2d_cost, conv_output_size, dense_cost, norm_cost, scale_cost
 
 __all__ = ["ACTIVATIONS", "activation", "relu6", "channel_shuffle", "ceil_pool_padding",
-           "ConvSpec", "ConvNormAct", "ConvBN", "SeparableSpec", "DepthwiseSeparable", "SqueezeExciteSpec",
+           "ConvSpec", "ConvNormAct", "SeparableSpec", "DepthwiseSeparable", "SqueezeExciteSpec",
            "SqueezeExcite",
            "NormSpec", "PixelLinearSpec", "InvertedBottleneck", "UniversalInvertedBottleneck", "UIBSpec", "fused_ib",
            "MBConvSpec", "InvertedResidual", "MobileMQASpec", "MobileMQA", "GlobalPoolSpec", "GlobalPool", "ShuffleV1Spec", "ShuffleV1Unit", "ShuffleV2Spec", "ShuffleV2Unit",
@@ -84,10 +84,6 @@ class Block:
 
     def layer_costs(self, size: int, path: str) -> tuple[list[LayerCost], int]:
         raise NotImplementedError
-
-    def layers(self, size: int, path: str) -> tuple[list[LayerCost], int]:
-        """The old name of ``layer_costs`` (it returns costs, not layers), kept for the chapters."""
-        return self.layer_costs(size, path)
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -180,11 +176,6 @@ class ConvNormAct(nnx.Module):
         if self.norm is not None:
             x = self.norm(x)
         return activation(self.act)(x)
-
-
-#: The old name of ``ConvNormAct`` (it may build a LayerNorm, not only a BatchNorm), kept for code that
-#: imports it (``deploy``, ``reparam``, ``layers``).
-ConvBN = ConvNormAct
 
 
 # ----------------------------------------------------------------------------------------------------

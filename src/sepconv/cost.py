@@ -94,7 +94,7 @@ class NetworkCost:
     ``params_excluding_norm`` follows the published tables (convolution and FC weights and biases,
     learned scales; no normalization parameters); ``params_trainable`` adds the normalization layers'
     scale and shift (torchvision's and Keras's trainable count). The counter's ``CountResult`` has
-    the same two names. ``params`` is the old name of ``params_excluding_norm``.
+    the same two names.
     """
 
     layers: tuple
@@ -111,12 +111,6 @@ class NetworkCost:
     @property
     def params_excluding_norm(self) -> int:
         return sum(layer.params for layer in self.layers if layer.layer_kind is not LayerKind.NORM)
-
-    @property
-    def params(self) -> int:
-        """Old name of ``params_excluding_norm``, kept for the chapters (``CountResult.params`` is the
-        trainable count: prefer the explicit names)."""
-        return self.params_excluding_norm
 
     @property
     def params_trainable(self) -> int:

@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .blocks import ConvBN, ConvNormAct, DepthwiseSeparable, relu6
+from .blocks import ConvNormAct, DepthwiseSeparable, relu6
 from .compat import variable_value
 
-__all__ = ["SeparableConv", "separable_to_standard_kernel", "randomize_batchnorm", "ConvNormAct", "ConvBN",
+__all__ = ["SeparableConv", "separable_to_standard_kernel", "randomize_batchnorm", "ConvNormAct",
            "DepthwiseSeparable", "relu6"]
 
 

@@ -20,7 +20,7 @@ one convolution (Ding et al. 2021, RepVGG, sec. 3.3):
 The array functions work in float64 on NumPy arrays (Flax's ``HWIO`` kernels:
 ``(K, K, C_in / groups, C_out)``); ``reparameterize(model)`` applies them to every reparameterizable
 block of a model (``blocks.RepConv``, ``RepViTTokenMixer``, ``NormLinearClassifier``) after chapter 9's
-``fold_batchnorm`` has folded every ``ConvBN``, and returns a copy in the deploy form: the same
+``fold_batchnorm`` has folded every ``ConvNormAct``, and returns a copy in the deploy form: the same
 function, with the structure and cost of ``form="deploy"``.
 """
 
@@ -118,7 +118,7 @@ def _set(variable, value) -> None:
 
 
 def _conv_kernel_bias(conv_bn) -> tuple[np.ndarray, np.ndarray]:
-    """Kernel and bias of a ``ConvBN`` whose BatchNorm has been folded (``fold_batchnorm``)."""
+    """Kernel and bias of a ``ConvNormAct`` whose BatchNorm has been folded (``fold_batchnorm``)."""
     conv = conv_bn.conv
     bias = conv.bias[...] if conv.bias is not None else None
     return _array(conv.kernel[...]), bias
@@ -161,7 +161,7 @@ def _fuse_classifier(node: NormLinearClassifier) -> None:
 
 
 def reparameterize(model: nnx.Module) -> nnx.Module:
-    """A copy of ``model`` (eval mode) in the deploy form: every ``ConvBN`` folded (chapter 9's
+    """A copy of ``model`` (eval mode) in the deploy form: every ``ConvNormAct`` folded (chapter 9's
     ``fold_batchnorm``), then every reparameterizable block's branches merged into one convolution and
     every BatchNorm-Linear head into one Linear layer (module docstring). The original is unchanged."""
     model = fold_batchnorm(model)

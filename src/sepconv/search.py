@@ -123,7 +123,7 @@ def roofline_table(peaks: dict, resolution: int = RESOLUTION, classes: int = 10)
 
     table = {}
     for key, (spec, size, _) in _entries(resolution, classes).items():
-        layers = spec.cost().layers if isinstance(spec, ResolvedNetwork) else spec.layers(size, "")[0]
+        layers = spec.cost().layers if isinstance(spec, ResolvedNetwork) else spec.layer_costs(size, "")[0]
         ops = [(l.macs, 4 * (l.input_activations + l.params + l.output_activations)) for l in layers
                if l.kind in ("conv", "dense")]
         table[key] = roofline_seconds(ops, peaks)
@@ -138,7 +138,7 @@ def measure_table(resolution: int = RESOLUTION, classes: int = 10, rounds: int =
     import jax.numpy as jnp
 
     from .bench import interleaved
-    from .counter import pure_module
+    from .interop import pure_module
 
     entries = _entries(resolution, classes)
     groups = [["stem", "head"]] + [[(i, c) for c in CHOICES] for i in range(len(STAGES))]
@@ -194,7 +194,7 @@ def search(latency_table: dict, target: float, alpha: float = -0.07, beta: float
     proxies = {}
     for i, (size, c) in enumerate(stage_inputs(resolution)):
         for choice in CHOICES:
-            proxies[(i, choice)] = block(i, choice, resolution).layers(size, "")
+            proxies[(i, choice)] = block(i, choice, resolution).layer_costs(size, "")
     fixed = network(CHOICES[:1] * len(STAGES), resolution).cost()
     fixed_macs = sum(l.macs for l in fixed.layers if not l.name.startswith(tuple(f"features.{i + 1}."
                                                                                    for i in range(len(STAGES)))))

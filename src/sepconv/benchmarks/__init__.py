@@ -9,7 +9,8 @@
 - ``analysis``: what the chapters conclude from stored results (pure functions of the JSON);
 - experiments: ``layers``, ``guidelines``, ``successors``, ``model_latency``, ``training_step``,
   ``keras`` (our models against keras.applications), ``runtimes`` (ONNX Runtime, PyTorch, LiteRT),
-  ``device`` (an accelerator run); ``run`` runs them all.
+  ``device`` (an accelerator run), ``attribution`` (where one network's time goes, layer kind by
+  layer kind, in ONNX Runtime and in our fastest JAX program); ``run`` runs them all.
 
 Imports flow one way: the experiments use the harness, never the reverse. Nothing here asserts a
 speed: benchmarks report ratios against a peer measured in the same run, on the same machine,

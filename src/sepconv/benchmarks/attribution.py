@@ -335,7 +335,7 @@ def layer_attribution(name: str, resolution: int = 224, rounds: int = 7, repeats
     the folded model, which at batch 1 is ``JAX, inference`` of ``benchmarks.runtimes``); the layers per kind
     (``layer_inputs``); both programs unprofiled in ``rounds`` interleaved rounds (``times``, the ratio JAX /
     ONNX Runtime per round and the sign test's wording); the machine's load before and after."""
-    from ..counter import pure_module
+    from ..interop import pure_module
     from ..transforms.fast_inference import fast_inference
     from ..transforms.onnx_export import export_onnx, onnx_session
 

@@ -51,7 +51,7 @@ def keras_comparison(batches=(1, 32), rounds: int = 9, repeats: int = 10, batche
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import keras
 
-    from ..counter import pure_module
+    from ..interop import pure_module
     from ..models import build_model
 
     if keras.backend.backend() != "jax":

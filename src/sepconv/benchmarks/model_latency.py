@@ -41,7 +41,7 @@ def model_latencies(peaks: dict, repeats: int = 15, variants=None) -> list[Model
 
     The estimate sums, over every convolution and matmul, ``max(2 MACs / peak_flops, bytes / bandwidth)``.
     """
-    from ..counter import pure_module
+    from ..interop import pure_module
     from ..models import build_model
 
     if variants is None:

@@ -89,7 +89,7 @@ def _torchvision():
 
 
 def _jax_programs(name: str, batch: int, resolution: int = 224) -> dict:
-    from ..counter import pure_module
+    from ..interop import pure_module
     from ..transforms.batchnorm import fold_batchnorm
     from ..transforms.onnx_export import export_onnx, onnx_session, quantize_onnx
     from ..transforms.streaming import micro_batched

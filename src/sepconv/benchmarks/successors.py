@@ -43,7 +43,8 @@ def successor_blocks(peaks: dict, rounds: int = 7, repeats: int = 10, stages=FUS
     from flax import nnx
 
     from ..blocks import ConvSpec, MBConvSpec
-    from ..counter import count, pure_module
+    from ..counter import count
+    from ..interop import pure_module
 
     def program(spec, size, channels, shifts=False):
         module = spec.build(nnx.Rngs(0))

@@ -38,11 +38,11 @@ The package, one job a module: ``records`` (``OpRecord``, ``CountResult``), ``ru
 the convolution and matrix-product rules, the lists of primitives), ``values`` (sizes, nested
 jaxprs), ``walk`` (pass 1), ``tally`` (pass 2), ``prune`` (dead code), ``liveness`` (activation
 memory), ``dependence`` and ``roles`` (roles in a gradient), ``training_step`` (``count_training``),
-``scopes`` (module paths), ``modules`` (parameter counts, pure functions), ``trace`` (``count``),
+``scopes`` (module paths), ``modules`` (parameter counts), ``trace`` (``count``),
 ``printing`` (CSV, text).
 """
 
-from .modules import parameter_counts, pure_module
+from .modules import parameter_counts
 from .printing import TOTAL_PATH, report_text, result_csv
 from .records import CountResult, OpRecord, PrimitiveCount
 from .roles import ROLES
@@ -53,6 +53,6 @@ from .training_step import count_training
 from .values import sub_jaxprs
 
 __all__ = ["count", "count_macs", "count_training", "CountResult", "OpRecord", "PrimitiveCount", "parameter_counts",
-           "pure_module", "sub_jaxprs", "Rules", "RULES", "register_cost_rule", "register_call_rule", "COST_RULES",
+           "sub_jaxprs", "Rules", "RULES", "register_cost_rule", "register_call_rule", "COST_RULES",
            "CALL_RULES", "ZERO_MAC_PRIMITIVES", "CALL_PRIMITIVES", "JIT_PRIMITIVES", "conv_record", "dot_record",
            "ROLES", "TOTAL_PATH", "result_csv", "report_text"]

@@ -1,16 +1,15 @@
-"""NNX modules as the counter reads them: their parameter counts, and a module as a pure function."""
+"""NNX modules as the counter reads them: their parameter counts (a module as a pure function is
+``sepconv.interop.pure_module``)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
 
-import jax
 import numpy as np
 
 from ..compat import variable_value
 
-__all__ = ["parameter_counts", "pure_module"]
+__all__ = ["parameter_counts"]
 
 
 def _value_size(variable) -> int:
@@ -36,23 +35,3 @@ def parameter_counts(model) -> tuple[int, int]:
             if isinstance(node, norm_types):
                 norm += own
     return total, total - norm
-
-
-def pure_module(module, flat: bool = False) -> tuple[Callable, Any]:
-    """``(fn, state)`` with ``fn(state, *args) == module(*args)``: an NNX module as a pure function of its state.
-
-    With ``flat`` the state is a plain list of arrays, as Keras's ``stateless_call`` takes its
-    variables: flattening an NNX ``State`` costs a fraction of a millisecond per call, which
-    timings of small models would otherwise include.
-    """
-    from flax import nnx
-
-    graphdef, state = nnx.split(module)
-    leaves, treedef = jax.tree_util.tree_flatten(state)
-
-    def fn(state, *args, **kwargs):
-        if flat:
-            state = jax.tree_util.tree_unflatten(treedef, state)
-        return nnx.merge(graphdef, state)(*args, **kwargs)
-
-    return fn, (leaves if flat else state)

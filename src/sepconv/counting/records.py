@@ -89,12 +89,6 @@ class CountResult:
         return 2 * self.macs
 
     @property
-    def params(self) -> int | None:
-        """Old name of ``params_trainable`` (every parameter, normalization layers' included), kept for
-        the chapters; ``NetworkCost.params`` counts without them, so prefer the explicit names."""
-        return self.params_trainable
-
-    @property
     def complete(self) -> bool:
         return not self.uncosted
 

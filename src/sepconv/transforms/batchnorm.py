@@ -6,7 +6,7 @@ sec. 3.2):
 
     w'[..., c] = w[..., c] * g_c,   b'_c = beta_c + (b_c - mu_c) * g_c
 
-``fold_batchnorm`` returns a copy of a model in which every ``ConvBN`` is one convolution with a
+``fold_batchnorm`` returns a copy of a model in which every ``ConvNormAct`` is one convolution with a
 bias: the same function (to float rounding), one pass over the output fewer. LayerNorm (ConvNeXt)
 normalizes with statistics of each input and does not fold.
 """
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ..blocks import ConvBN
+from ..blocks import ConvNormAct
 
 __all__ = ["batchnorm_affine", "fold_batchnorm"]
 
@@ -32,11 +32,11 @@ def batchnorm_affine(bn, xp=jnp) -> tuple:
 
 
 def fold_batchnorm(model: nnx.Module) -> nnx.Module:
-    """A copy of ``model`` (eval mode) with each ``ConvBN``'s BatchNorm folded into its convolution
+    """A copy of ``model`` (eval mode) with each ``ConvNormAct``'s BatchNorm folded into its convolution
     (module docstring); the original is unchanged."""
     model = nnx.clone(model)
     for _, node in nnx.iter_graph(model):
-        if isinstance(node, ConvBN) and node.bn is not None:
+        if isinstance(node, ConvNormAct) and node.bn is not None:
             bn, conv = node.bn, node.conv
             value = lambda v: np.asarray(v[...], np.float64)  # noqa: E731  (fold in float64, store float32)
             g, bias = batchnorm_affine(bn, np)

@@ -59,8 +59,8 @@ def quantization_study(models: dict, folded: dict, functions: dict, x_test, y_te
     """Every model of ``folded`` (``{(activation, seed): model}``, ``models`` the same before folding)
     at each configuration (ReLU models: ``RELU_CONFIGS``), with activation ranges calibrated on
     ``calibration``; ``functions[activation]`` is the pure function ``fn(state, x)`` of that
-    architecture (``counter.pure_module(model, flat=True)[0]``)."""
-    from ..counter import pure_module
+    architecture (``interop.pure_module(model, flat=True)[0]``)."""
+    from ..interop import pure_module
 
     def compiled(fn, kw, act):
         return jax.jit(lambda state, x, ranges: quantized(fn, ranges if act else None, **kw)(state, x))
