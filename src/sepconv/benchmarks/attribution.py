@@ -46,7 +46,8 @@ from ..kinds import LayerKind, classify, equation_kind
 from .harness import interleaved, paired_comparison, time_ratios
 
 __all__ = ["KINDS", "operator_counts", "optimized_graph", "onnx_structure", "onnx_operator_kind",
-           "parse_onnx_profile", "onnx_kind_times", "layer_inputs", "scoped_program", "step_kinds", "product_kinds",
+           "parse_onnx_profile", "onnx_kind_times", "layer_inputs", "scoped_program", "compiled_text", "step_kinds",
+           "product_kinds",
            "parse_xla_trace",
            "xla_kind_times", "layer_attribution",
            "onnx_export_comparison", "machine_load"]
@@ -221,6 +222,20 @@ def scoped_program(fn):
     return rewrite_equations(fn, _multiplies, scoped)
 
 
+def compiled_text(program, *args) -> str:
+    """The optimized HLO text of the jitted ``program`` at ``args``, with its own metadata (the ``op_name``
+    that ``step_kinds`` reads). JAX's persistent compilation cache (``JAX_COMPILATION_CACHE_DIR``) keys a
+    program without its metadata, so it would hand back the executable of the same computation compiled
+    earlier without the scopes (``fast_inference(fn)``'s): this one compilation keys the metadata too.
+    Call it before the program's first run (which would otherwise fetch that executable and keep it)."""
+    keyed = jax.config.jax_compilation_cache_include_metadata_in_key
+    jax.config.update("jax_compilation_cache_include_metadata_in_key", True)
+    try:
+        return program.lower(*args).compile().as_text()
+    finally:
+        jax.config.update("jax_compilation_cache_include_metadata_in_key", keyed)
+
+
 def step_kinds(hlo: str, products: dict | None = None) -> dict:
     """``{instruction name: kind}`` for the steps of a compiled module's entry computation (its text,
     ``compiled.as_text()``): a step's kind is the ``SCOPE`` kind named most often in the ``op_name`` of the
@@ -300,7 +315,7 @@ def xla_kind_times(fn, args: tuple, runs: int = 20) -> dict:
     from .harness import time_call
 
     program = jax.jit(scoped_program(fn))
-    kinds_of = step_kinds(program.lower(*args).compile().as_text(), product_kinds(layer_inputs(fn, *args)))
+    kinds_of = step_kinds(compiled_text(program, *args), product_kinds(layer_inputs(fn, *args)))
     jax.block_until_ready(program(*args))
     with tempfile.TemporaryDirectory() as folder:
         jax.profiler.start_trace(folder)
