@@ -9,21 +9,15 @@ expected table, each row a score or a one-line reason, whatever its neighbours d
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 
-from sepconv.assignments import build
-from sepconv.grading import GradingError, code_cells, grade, grade_folder
+from sepconv.grading import GradingError, grade, grade_folder
 from sepconv.grading.sandbox import _works, mode
 
-from submissions import notebook
+from submissions import build_target, notebook, solution_sources
 
-ROOT = Path(__file__).resolve().parents[1]
-#: Assignment 8 as it was when these attacks were written (its answers and 12 points are what they forge),
-#: kept in tests/grader_target/ so that the course's assignments can change without them.
-MASTER = ROOT / "tests" / "grader_target" / "08_deployment.ipynb"
 #: Without a PID namespace or a user of its own, a submission's kill(-1) reaches every process of the grader's
 #: user, this test run included: the attacks run only where the sandbox contains them.
 pytestmark = pytest.mark.skipif(mode() == "plain", reason="the plain sandbox (no root, no namespaces) does not "
@@ -189,13 +183,13 @@ while time.time() < end:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    return build(MASTER, tmp_path_factory.mktemp("attacks") / "dist")
+    return build_target(tmp_path_factory.mktemp("attacks") / "dist")
 
 
 @pytest.fixture(scope="module")
 def solution_answers(built):
     """The solutions' code cells, pasted into a fresh notebook (no otter metadata, another kernel)."""
-    return [source for _, source in code_cells(built.solutions)]
+    return solution_sources(built)
 
 
 def test_each_attack_scores_nothing_and_is_named(built, tmp_path):

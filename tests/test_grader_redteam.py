@@ -11,13 +11,11 @@ import subprocess
 import sys
 import time
 from functools import partial
-from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
 
-from sepconv.assignments import build
 from sepconv.grading import code_cells, grade, grade_folder, table
 from sepconv.grading.evaluate import NotPlain, decode
 from sepconv.grading.sandbox import _works, mode
@@ -27,10 +25,6 @@ import submissions
 #: the red team's submissions carry no otter metadata (answers pasted into a fresh notebook)
 notebook = partial(submissions.notebook, otter=False)
 
-ROOT = Path(__file__).resolve().parents[1]
-#: Assignment 8 as it was when these attacks were written (its answers and 12 points are what they forge),
-#: kept in tests/grader_target/ so that the course's assignments can change without them.
-MASTER = ROOT / "tests" / "grader_target" / "08_deployment.ipynb"
 pytestmark = pytest.mark.skipif(mode() == "plain", reason="the plain sandbox does not contain a submission")
 
 WRONG = """\
@@ -45,12 +39,12 @@ w_folded, b_folded = np.zeros((3, 3, 1, 8)), np.zeros(8)
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    return build(MASTER, tmp_path_factory.mktemp("redteam") / "dist")
+    return submissions.build_target(tmp_path_factory.mktemp("redteam") / "dist")
 
 
 @pytest.fixture(scope="module")
 def solutions(built):
-    return [source for _, source in code_cells(built.solutions)]
+    return submissions.solution_sources(built)
 
 
 def test_empty_arrays_do_not_pass_allclose_tests(built, tmp_path):
