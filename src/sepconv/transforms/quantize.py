@@ -173,10 +173,6 @@ class WeightRange:
     zeroed: int
 
 
-def _kind(module) -> str:
-    return module_kind(module)
-
-
 def weight_ranges(model: nnx.Module) -> list[WeightRange]:
     """One ``WeightRange`` per convolution and dense layer of ``model`` (int8), named by module path."""
     rows = []
@@ -188,7 +184,7 @@ def weight_ranges(model: nnx.Module) -> list[WeightRange]:
         norm = max(np.linalg.norm(w), 1e-30)
         q_tensor, q_channel = symmetric_grid(w, "tensor"), symmetric_grid(w, "channel")
         zeroed = int(np.sum(np.all(q_tensor.reshape(-1, w.shape[-1]) == 0, axis=0)))
-        rows.append(WeightRange(".".join(str(p) for p in path), _kind(node), w.shape[-1],
+        rows.append(WeightRange(".".join(str(p) for p in path), module_kind(node), w.shape[-1],
                                 float(per_channel.max() / max(np.median(per_channel), 1e-30)),
                                 float(np.linalg.norm(q_tensor - w) / norm), float(np.linalg.norm(q_channel - w) / norm),
                                 zeroed))
