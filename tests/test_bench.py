@@ -52,6 +52,23 @@ def test_quick_run_writes_every_result(tmp_path):
         assert [r["memory_accesses"] for r in guidelines[key]] == sorted(r["memory_accesses"] for r in guidelines[key])
 
 
+def test_stored_training_comparison_holds_both_processes_and_both_batches():
+    """``tools/training_bench.py``'s rows: each batch in a default process and in one that keeps freed
+    memory, PyTorch's step timed in the same rounds, the ratios the rounds' times divided, and
+    ``training.json`` the first row."""
+    results = bench.load_results("cpu-cpu")
+    rows = results["training_comparison"]["rows"]
+    assert {(r["batch"], r["allocator"]) for r in rows} == {(b, a) for b in (16, 32)
+                                                          for a in ("default", "freed memory kept")}
+    for row in rows:
+        assert set(row["times"]) == {"forward", "training step", "PyTorch eager"}
+        assert len({len(t) for t in row["times"].values()}) == 1  # every program in every round
+        step, torch = row["times"]["training step"], row["times"]["PyTorch eager"]
+        assert row["ratios"]["training step / PyTorch eager"] == pytest.approx([a / b for a, b in zip(step, torch)])
+        assert row["predicted"] == pytest.approx(sum(row["macs"].values()) / row["macs"]["forward"])
+    assert results["training"] == rows[0]
+
+
 def test_stored_results_are_complete_and_name_their_device():
     results = bench.load_results()
     assert {"device", "peaks", "layers", "guidelines", "models", "keras"} <= set(results)

@@ -25,9 +25,15 @@ def _depthwise_convs(fn, *args) -> int:
     return walk(jax.make_jaxpr(fn)(*args).jaxpr)
 
 
-@settings(max_examples=25, deadline=None)  # each example compiles two programs
+def _grads(fn, x, w, seed=7):
+    """Gradients of ``<fn(x, w), g>`` with respect to ``x`` and ``w`` (``g`` drawn once), compiled."""
+    g = normal(seed, jax.eval_shape(fn, x, w).shape)
+    return jax.jit(jax.grad(lambda x, w: jnp.vdot(fn(x, w), g), argnums=(0, 1)))(x, w)
+
+
+@settings(max_examples=20, deadline=None)  # each example compiles four programs
 @given(size=st.integers(1, 12), channels=st.integers(2, 6), kernel=st.integers(1, 5), stride=st.integers(1, 3),
-       dilation=st.integers(1, 2), pad=st.tuples(st.integers(0, 3), st.integers(0, 3)), seed=st.integers(0, 99))
+       dilation=st.integers(1, 2), pad=st.tuples(st.integers(-1, 3), st.integers(0, 3)), seed=st.integers(0, 99))
 def test_matches_the_grouped_convolution(size, channels, kernel, stride, dilation, pad, seed):
     if size + sum(pad) < (kernel - 1) * dilation + 1:
         return  # no output: the convolution itself rejects it
@@ -40,6 +46,10 @@ def test_matches_the_grouped_convolution(size, channels, kernel, stride, dilatio
     # compiled, as it is used (run eagerly, every shifted slice would compile on its own)
     np.testing.assert_allclose(jax.jit(depthwise_by_shifts(conv))(x, w), jax.jit(conv)(x, w), rtol=1e-5, atol=1e-5)
     assert _depthwise_convs(depthwise_by_shifts(conv), x, w) == 0
+    # the written-out gradient (``_sum_of_taps_backward``), input and kernel, at any stride, dilation and
+    # padding (negative padding crops)
+    for got, expected in zip(_grads(depthwise_by_shifts(conv), x, w), _grads(conv, x, w)):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("dimension_numbers, x_shape, w_shape", [
@@ -59,6 +69,8 @@ def test_any_layout_and_number_of_spatial_dimensions(dimension_numbers, x_shape,
 
     # compiled, as it is used (run eagerly, every shifted slice would compile on its own)
     np.testing.assert_allclose(jax.jit(depthwise_by_shifts(conv))(x, w), jax.jit(conv)(x, w), rtol=1e-5, atol=1e-5)
+    for got, expected in zip(_grads(depthwise_by_shifts(conv), x, w), _grads(conv, x, w)):  # and the gradients
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_other_convolutions_are_left_alone():
@@ -127,3 +139,20 @@ def test_keras_models_are_rewritten_too():
     fast = depthwise_by_shifts(fn)
     np.testing.assert_allclose(jax.jit(fast)(trainable, fixed, x), jax.jit(fn)(trainable, fixed, x), atol=1e-6)
     assert _depthwise_convs(fn, trainable, fixed, x) == 17 and _depthwise_convs(fast, trainable, fixed, x) == 0
+
+
+def test_the_gradient_keeps_the_input_not_a_copy_per_tap():
+    """JAX's own derivative of the shifted sum keeps the K^2 shifted slices of the input for the kernel's
+    gradient; the written-out one keeps the input and the taps: the compiled gradient program of a 3x3
+    layer needs less scratch memory than three copies of its input (the slices alone would be nine)."""
+    x, w = normal(0, (4, 32, 32, 16), (3, 3, 1, 16))
+
+    def conv(x, w):
+        return lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        feature_group_count=16)
+
+    shifted = depthwise_by_shifts(conv)
+    g = normal(1, x.shape)
+    step = jax.jit(jax.grad(lambda x, w: jnp.vdot(shifted(x, w), g), argnums=(0, 1)))
+    temp = step.lower(x, w).compile().memory_analysis().temp_size_in_bytes
+    assert temp < 3 * x.nbytes, (temp, x.nbytes)

@@ -111,16 +111,17 @@ def accuracy(model: nnx.Module, x, y, batch: int = 256) -> float:
 @functools.lru_cache(maxsize=None)
 def _shifted_step(graphdef, learning_rate: float):
     """``(optimizer, step)`` for models of ``graphdef``: one Adam step on a pure function of the
-    parameters, with every depthwise convolution as shifted multiply-adds (``transforms.shifts``).
+    parameters, every convolution the way a CPU trains it fast (``transforms.fast_inference.fast_training``:
+    depthwise layers as shifted multiply-adds, the others as matrix products, gradients written out).
     Cached, so models of one architecture (several seeds) share one compiled step."""
-    from .transforms.shifts import depthwise_by_shifts
+    from .transforms.fast_inference import fast_training
 
     def forward(params, rest, x):
         model = nnx.merge(graphdef, params, rest)
         model.train()
         return model(x), nnx.state(model, nnx.Not(nnx.Param))
 
-    shifted = depthwise_by_shifts(forward)
+    shifted = fast_training(forward)
     optimizer = optax.adam(learning_rate)
 
     @jax.jit
@@ -213,28 +214,6 @@ def _stack(trees):
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
-def _fast_training(fn):
-    """``fn`` with depthwise convolutions as shifted multiply-adds, 1x1 convolutions as matrix products
-    and other full convolutions as im2col and a matrix product (``transforms.fast_inference``'s rewrites): the
-    same function, and under ``jax.vmap`` over models a batched matrix product, where XLA CPU would
-    run the models' convolutions as one grouped convolution, its slow path."""
-    from .transforms.fast_inference import im2col_matmul, is_channels_last_conv, is_pointwise, pointwise_matmul
-    from .transforms.rewrite import rewrite_equations
-    from .transforms.shifts import is_depthwise, shifted_equation
-
-    def full(eqn):
-        p = eqn.params
-        return (is_channels_last_conv(eqn) and p["feature_group_count"] == 1 and p["batch_group_count"] == 1
-                and all(d == 1 for d in p["lhs_dilation"]))
-
-    def apply(eqn, x, w):
-        if is_depthwise(eqn):
-            return [shifted_equation(eqn, x, w)]
-        return [pointwise_matmul(eqn, x, w) if is_pointwise(eqn) else im2col_matmul(eqn, x, w)]
-
-    return rewrite_equations(fn, lambda eqn: is_depthwise(eqn) or full(eqn), apply)
-
-
 @functools.lru_cache(maxsize=None)
 def _batched_programs(graphdef, learning_rate: float):
     """``(optimizer, epoch, predict)`` for a batch of models of ``graphdef`` (leading axis: the model).
@@ -244,15 +223,17 @@ def _batched_programs(graphdef, learning_rate: float):
     is the single model's step (``jax.vmap``): its own batch statistics, gradient and optimizer state.
     ``args`` are extra per-model inputs of the model's call (the ablation's switches), or ``()``.
     Every convolution runs the way a CPU runs it fast, and a batch of models batches well
-    (``_fast_training``)."""
+    (``transforms.fast_inference.fast_training``)."""
 
     def forward(params, rest, args, x, training):
         model = nnx.merge(graphdef, params, rest)
         model.train() if training else model.eval()
         return model(x, *args), nnx.state(model, nnx.Not(nnx.Param))
 
-    shifted_train = _fast_training(functools.partial(forward, training=True))
-    shifted_eval = _fast_training(functools.partial(forward, training=False))
+    from .transforms.fast_inference import fast_training
+
+    shifted_train = fast_training(functools.partial(forward, training=True))
+    shifted_eval = fast_training(functools.partial(forward, training=False))
     optimizer = optax.adam(learning_rate)
 
     def step(params, rest, opt_state, args, x, y):

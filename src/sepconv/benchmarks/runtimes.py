@@ -13,7 +13,8 @@ The same MobileNet (224x224, float32, the same MACs) timed as
   quantized by ONNX Runtime's ``quantize_static`` (``transforms.onnx_export.quantize_onnx``; int8 weights per
   channel, all 8 bits, uint8 activations calibrated on eight random inputs, which sets the speed, not
   accuracy);
-- for MobileNet v2, torchvision's model: ``PyTorch eager`` (channels-last, inference mode),
+- for the networks torchvision has (``TORCHVISION_NETWORKS``: MobileNet v2, MobileNetV3-Large,
+  EfficientNet-B0), torchvision's model: ``PyTorch eager`` (channels-last, inference mode),
   ``torch.compile`` (Inductor, the channels-last model) and ``ONNX Runtime, torchvision`` (exported by
   ``torch.onnx.export``).
 
@@ -118,9 +119,13 @@ def _jax_programs(name: str, batch: int, resolution: int = 224) -> dict:
     return programs, errors, reference, np.asarray(x)
 
 
+#: The networks torchvision has under the registry's name (it has no MobileNet v1).
+TORCHVISION_NETWORKS = ("mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0")
+
+
 def _torch_programs(name: str, batch: int, x_nhwc: np.ndarray) -> dict:
     found = _torchvision()
-    if found is None or name != "mobilenet_v2":
+    if found is None or name not in TORCHVISION_NETWORKS:
         return {}
     torch, torchvision = found
     from ..transforms.onnx_export import onnx_session

@@ -22,6 +22,7 @@ convolution it replaces, and a function counts the same before and after the rew
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Callable
 
@@ -47,39 +48,106 @@ def is_depthwise(eqn) -> bool:
     return is_depthwise_equation(eqn)
 
 
+def _window_slice(xp, offset, out_size, strides, dilation):
+    """The input values tap ``offset`` of the kernel meets at every output position: a strided slice of the
+    padded input ``xp`` in the canonical layout ``(N, *spatial, C)``."""
+    start = [0] + [o * d for o, d in zip(offset, dilation)] + [0]
+    limit = [xp.shape[0]] + [st + (n - 1) * s + 1 for st, n, s in zip(start[1:], out_size, strides)] + [xp.shape[-1]]
+    return lax.slice(xp, start, limit, [1, *strides, 1])
+
+
+def _geometry(x, kernel, strides, padding, dilation):
+    padded = [x.shape[1 + i] + lo + hi for i, (lo, hi) in enumerate(padding)]
+    out_size = [(padded[i] - (kernel[i] - 1) * dilation[i] - 1) // strides[i] + 1 for i in range(len(kernel))]
+    if min(out_size) < 1:
+        raise ValueError(f"kernel {list(kernel)} with dilation {tuple(dilation)} does not fit the padded input "
+                         f"{tuple([x.shape[0], *padded, x.shape[-1]])}")
+    return padded, out_size
+
+
+def _pad(x, padding):
+    return lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), *[(lo, hi, 0) for lo, hi in padding], (0, 0, 0)])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _sum_of_taps(x, taps, strides, padding, dilation):
+    """``y = sum_t slice_t(pad(x)) * taps[t]`` in the canonical layout: ``x`` is ``(N, *spatial, C)``, ``taps``
+    ``(*kernel, C)``, ``padding`` non-negative. Its gradient is written out (``_sum_of_taps_backward``)."""
+    _, out_size = _geometry(x, taps.shape[:-1], strides, padding, dilation)
+    return _shifted_sum(_pad(x, padding), taps, out_size, strides, dilation)
+
+
+def _shifted_sum(xp, taps, out_size, strides, dilation):
+    """``sum_t slice_t(xp) * taps[t]`` over the taps of ``taps`` (``(*kernel, C)``), ``xp`` already padded."""
+    total = None
+    for offset in itertools.product(*(range(k) for k in taps.shape[:-1])):
+        term = _window_slice(xp, offset, out_size, strides, dilation) * taps[offset]
+        total = term if total is None else total + term
+    return total
+
+
+def _sum_of_taps_forward(x, taps, strides, padding, dilation):
+    return _sum_of_taps(x, taps, strides, padding, dilation), (x, taps)
+
+
+def _sum_of_taps_backward(strides, padding, dilation, residuals, g):
+    """The gradient of ``_sum_of_taps`` from the saved input and taps alone:
+
+        dx = sum_t slice_t(spread(g)) * flipped(taps)[t]   (spread: ``stride - 1`` zeros between the values
+                                                          of g, padded so the result has x's shape)
+        dtaps[t, c] = sum_{n, positions} slice_t(pad(x))[..., c] * g[..., c]
+
+    JAX's own derivative of the forward keeps every ``slice_t(pad(x))`` (K^2 copies of the input) for the
+    weight gradient and reduces each in its own pass over memory; here the K^2 tap sums are one variadic
+    ``lax.reduce``, a single pass over ``x`` and ``g`` (XLA fuses the slices and products into it)."""
+    x, taps = residuals
+    kernel = taps.shape[:-1]
+    _, out_size = _geometry(x, kernel, strides, padding, dilation)
+    offsets = list(itertools.product(*(range(k) for k in kernel)))
+    # dx is the correlation of g, spread out by the stride (stride - 1 zeros between values), with the
+    # flipped taps, cropped to x: the forward's shifted sum again, at stride 1.
+    config = [(0, 0, 0)]
+    for i, (k, d, s, n) in enumerate(zip(kernel, dilation, strides, x.shape[1:-1])):
+        low = (k - 1) * d - padding[i][0]
+        config.append((low, n + (k - 1) * d - ((out_size[i] - 1) * s + 1) - low, s - 1))
+    config.append((0, 0, 0))
+    spread = lax.pad(g, jnp.zeros((), g.dtype), config)
+    flipped = taps[tuple(slice(None, None, -1) for _ in kernel)]
+    dx = _shifted_sum(spread, flipped, x.shape[1:-1], (1,) * len(kernel), dilation)
+    xp = _pad(x, padding)
+    acc = jnp.promote_types(g.dtype, jnp.float32)
+    products = tuple(_window_slice(xp, offset, out_size, strides, dilation).astype(acc) * g.astype(acc)
+                     for offset in offsets)
+    sums = lax.reduce(products, tuple(jnp.zeros((), acc) for _ in offsets),
+                      lambda a, b: tuple(u + v for u, v in zip(a, b)), tuple(range(g.ndim - 1)))
+    dtaps = jnp.stack(sums).reshape(taps.shape)
+    return dx.astype(x.dtype), dtaps.astype(taps.dtype)
+
+
+_sum_of_taps.defvjp(_sum_of_taps_forward, _sum_of_taps_backward)
+
+
 def shifted_depthwise_conv(x, w, *, window_strides, padding, rhs_dilation, dimension_numbers, out_dtype=None):
     """``sum_taps slice(pad(x)) * w[tap]``: what ``lax.conv_general_dilated`` computes for a depthwise
-    kernel, in the layouts ``dimension_numbers`` (a ``ConvDimensionNumbers``) gives."""
+    kernel, in the layouts ``dimension_numbers`` (a ``ConvDimensionNumbers``) gives. Its gradient is the
+    written-out one of ``_sum_of_taps_backward`` (one pass for the kernel's gradient)."""
     lhs_spec, rhs_spec, out_spec = dimension_numbers
     spatial = len(lhs_spec) - 2
-    config = [(0, 0, 0)] * x.ndim
-    for i in range(spatial):
-        config[lhs_spec[2 + i]] = (padding[i][0], padding[i][1], 0)
-    x = lax.pad(x, jnp.zeros((), x.dtype), config)
+    # The canonical layout (N, *spatial, C) and the kernel as (*spatial taps, C).
+    x = jnp.transpose(x, [lhs_spec[0], *lhs_spec[2:], lhs_spec[1]])
     kernel = [w.shape[rhs_spec[2 + i]] for i in range(spatial)]
-    out_size = [(x.shape[lhs_spec[2 + i]] - (kernel[i] - 1) * rhs_dilation[i] - 1) // window_strides[i] + 1
-                for i in range(spatial)]
-    if min(out_size) < 1:
-        raise ValueError(f"kernel {kernel} with dilation {tuple(rhs_dilation)} does not fit the padded input "
-                         f"{x.shape}")
-    # The kernel as (*spatial taps, C), broadcast against x at its channel axis.
     taps = jnp.transpose(w, [*rhs_spec[2:], rhs_spec[1], rhs_spec[0]]).reshape(*kernel, -1)
-    channel_shape = [1] * x.ndim
-    channel_shape[lhs_spec[1]] = taps.shape[-1]
-    total = None
-    for offset in itertools.product(*(range(k) for k in kernel)):
-        start, limit, strides = [0] * x.ndim, list(x.shape), [1] * x.ndim
-        for i, o in enumerate(offset):
-            d = lhs_spec[2 + i]
-            start[d] = o * rhs_dilation[i]
-            limit[d] = start[d] + (out_size[i] - 1) * window_strides[i] + 1
-            strides[d] = window_strides[i]
-        term = lax.slice(x, start, limit, strides) * taps[offset].reshape(channel_shape)
-        total = term if total is None else total + term
-    # Our result has logical dim k (batch, channel, spatial...) at position lhs_spec[k]; the output wants out_spec[k].
+    padding = [tuple(q) for q in padding]
+    if any(lo < 0 or hi < 0 for lo, hi in padding):  # negative padding crops: crop first, pad the rest
+        x = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), *[(min(lo, 0), min(hi, 0), 0) for lo, hi in padding],
+                                                (0, 0, 0)])
+        padding = [(max(lo, 0), max(hi, 0)) for lo, hi in padding]
+    total = _sum_of_taps(x, taps, tuple(window_strides), tuple(padding), tuple(rhs_dilation))
+    # Our result is canonical (batch, spatial..., channel); the output wants logical dim k at out_spec[k].
+    logical = [0, spatial + 1, *range(1, spatial + 1)]  # canonical position of logical dim k
     perm = [0] * x.ndim
     for k in range(x.ndim):
-        perm[out_spec[k]] = lhs_spec[k]
+        perm[out_spec[k]] = logical[k]
     if perm != list(range(x.ndim)):
         total = jnp.transpose(total, perm)
     return total.astype(out_dtype) if out_dtype is not None else total

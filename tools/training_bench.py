@@ -1,0 +1,68 @@
+"""Time our training step against PyTorch's, under both allocator settings, and store it beside the book's results.
+
+    python tools/training_bench.py [--out DIR] [--batches 16 32] [--rounds 5] [--note TEXT]
+
+Each (allocator setting, batch) runs ``sepconv.benchmarks.training_step`` (MobileNetV2, 224 px: forward
+pass in training mode, our step, and PyTorch eager's step when torch and torchvision are installed, in
+interleaved rounds) in a process of its own: the default one, and one started with
+``allocator.kept_environment()`` (glibc keeps freed memory; the setting is read when a process starts).
+Writes ``training_comparison.json`` (every row, with the machine's load average before and after) and
+``training.json`` (the row at the first batch under the default setting: what chapter 9 reads as the
+recorded step) into ``DIR`` (default: this device's folder of the shipped results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from sepconv.benchmarks import SHIPPED_RESULTS, device_info, results_dir
+from sepconv.benchmarks.allocator import kept_environment
+from sepconv.benchmarks.attribution import machine_load
+from sepconv.benchmarks.results import save_result
+
+CHILD = """
+import json, sys
+from sepconv.benchmarks.training_step import training_step
+print(json.dumps(training_step(batch=int(sys.argv[1]), rounds=int(sys.argv[2]), repeats=int(sys.argv[3]))))
+"""
+
+
+def measure(batch: int, rounds: int, repeats: int, keep: bool) -> dict:
+    """One ``training_step`` row, measured in a fresh process (``keep``: freed memory kept)."""
+    done = subprocess.run([sys.executable, "-c", CHILD, str(batch), str(rounds), str(repeats)], capture_output=True,
+                          text=True, env=kept_environment() if keep else None)
+    if done.returncode != 0:
+        sys.exit(f"training step at batch {batch} failed: {done.stderr.strip().splitlines()[-1]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--batches", nargs="+", type=int, default=[16, 32])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--note", default="", help="what else the machine ran (stored with the load average)")
+    args = parser.parse_args()
+    info = device_info()
+    out = args.out or results_dir(info, root=SHIPPED_RESULTS)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, load_before = [], machine_load()
+    for keep in (False, True):
+        for batch in args.batches:
+            row = measure(batch, args.rounds, args.repeats, keep)
+            rows.append(row)
+            print(f"batch {batch}, {row['allocator']}: " + ", ".join(
+                f"{key} {ratio:.2f}" for key, ratio in row["ratio"].items()), flush=True)
+    machine = {"cpu_model": info["cpu_model"], "cpu_count": info["cpu_count"], "note": args.note,
+               "load": {"before": load_before, "after": machine_load()}}
+    print("wrote", save_result(out, "training_comparison", {"rows": rows, "machine": machine}))
+    print("wrote", save_result(out, "training", rows[0]))
+
+
+if __name__ == "__main__":
+    main()
