@@ -238,13 +238,14 @@ def test_channel_product_gradient_is_the_two_products(x_shape):
 
 @pytest.mark.parametrize("name", ["mobilenet_v2", "efficientnet_b0"])
 def test_a_training_step_through_the_rewrites_has_the_same_gradient(name):
-    """The training step of ``fast_inference``'s rewrites (shifted depthwise layers, 1x1 layers and the
-    stem as products, each with its written-out gradient) has the gradient of the model as traced: every
+    """The training step through ``fast_training`` (shifted depthwise layers, 1x1 layers and the stem as
+    products, each with its written-out gradient) has the gradient of the model as traced: every
     parameter's, BatchNorm in training mode. In float64: at 32 pixels and a batch of 4, training-mode
     BatchNorm over a few values amplifies float32 rounding to 1e-3 of the largest gradient, which would
     hide a wrong term as small; in float64 the two agree to 1e-9."""
     import optax
 
+    from sepconv.transforms.fast_inference import fast_training
     from sepconv.transforms.rewrite import rewrite_equations
 
     with jax.enable_x64(True):
@@ -264,7 +265,7 @@ def test_a_training_step_through_the_rewrites_has_the_same_gradient(name):
             return jax.jit(jax.grad(loss))(params)
 
         plain = rewrite_equations(forward, lambda eqn: False, None)  # traced once, as the rewrites trace it
-        fast, reference = gradient(fast_inference(forward)), gradient(plain)
+        fast, reference = gradient(fast_training(forward)), gradient(plain)
         assert jax.tree.leaves(fast)[0].dtype == jnp.float64
         scale = max(float(np.abs(leaf).max()) for leaf in jax.tree.leaves(reference))
         for got, expected in zip(jax.tree.leaves(fast), jax.tree.leaves(reference)):

@@ -7,7 +7,7 @@ first time it is written. XLA CPU allocates each call's outputs and its scratch 
 does PyTorch's CPU allocator; ONNX Runtime and LiteRT plan their memory once. On the recording machine a
 jitted ``x * 2 + 1`` writing 64 MiB faulted 16,384 times per call (every page) and took 17 ms; with
 freed memory kept it faulted none and took 3 ms. Large buffers are a training step's (MobileNetV2 at batch
-16: 77 MiB per expanded activation), not inference's at batch 1, which reuses small blocks anyway.
+16: 74 MiB per expanded activation), not inference's at batch 1, which reuses small blocks anyway.
 
 ``kept_environment()`` is the environment of a process that keeps freed memory: glibc's tunables (read by
 the dynamic loader when the process starts, before any thread exists) for one arena shared by all threads
