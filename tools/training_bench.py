@@ -44,7 +44,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--batches", nargs="+", type=int, default=[16, 32])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)  # six rounds are the fewest a sign test can decide
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--note", default="", help="what else the machine ran (stored with the load average)")
     args = parser.parse_args()

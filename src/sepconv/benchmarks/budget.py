@@ -69,8 +69,9 @@ class Budget:
 #: The book's recorded run (``python -m sepconv bench``).
 FULL = Budget("full", repeats=20, matmul_size=2048, stream_megabytes=256, guideline_blocks=10, models=True,
               successors=Rounds(7, 10), keras=Rounds(9, 10, 3), keras_batches=(1, 32),
-              training=TrainingSize("mobilenet_v2", 16, 224, 5, 3), runtimes=Rounds(7, 10, 3),
-              runtime_networks=("mobilenet_v2", "mobilenet_v1"), runtime_resolution=224, runtime_batches=(1, 32))
+              training=TrainingSize("mobilenet_v2", 16, 224, 7, 3), runtimes=Rounds(7, 10, 3),
+              runtime_networks=("mobilenet_v2", "mobilenet_v1", "mobilenet_v3_large", "efficientnet_b0"),
+              runtime_resolution=224, runtime_batches=(1, 32))
 
 #: The quick run (``bench --quick``, and the tests): every experiment but the network latencies, tiny.
 QUICK = Budget("quick", repeats=5, matmul_size=512, stream_megabytes=16, guideline_blocks=2, models=False,

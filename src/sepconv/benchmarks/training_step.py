@@ -61,7 +61,7 @@ def _torch_step(name: str, batch: int, resolution: int, seed: int = 0):
     return step, (x, labels)
 
 
-def training_step(name: str = "mobilenet_v2", batch: int = 16, resolution: int = 224, rounds: int = 5,
+def training_step(name: str = "mobilenet_v2", batch: int = 16, resolution: int = 224, rounds: int = 7,
                   repeats: int = 3, with_torch: bool = True) -> TrainingStep:
     """A training step against a forward pass of the same network, interleaved: the forward pass in
     training mode (batch statistics) and ``jax.value_and_grad`` of the cross-entropy (no optimizer
