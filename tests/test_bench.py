@@ -122,3 +122,14 @@ def test_keras_comparison_times_four_programs_per_round():
             expected = [r["times"][a][i] / r["times"][b][i] for i in range(2)]
             assert ratios == pytest.approx(expected)
             assert r["ratio"][key] == pytest.approx((expected[0] + expected[1]) / 2)
+
+
+def test_a_recording_tool_writes_where_it_is_told_and_names_its_machine(tmp_path):
+    from sepconv.benchmarks.results import SHIPPED_RESULTS, machine_note, recording_folder, results_dir
+
+    folder = recording_folder(tmp_path / "run" / "cpu")
+    assert folder == tmp_path / "run" / "cpu" and folder.is_dir()
+    info = {"platform": "cpu", "device_kind": "cpu", "cpu_model": "Some CPU", "cpu_count": 2}
+    assert recording_folder(None, info) == results_dir(info, root=SHIPPED_RESULTS) == SHIPPED_RESULTS / "cpu-cpu"
+    assert machine_note("quiet", info, load=[1.0]) == {"cpu_model": "Some CPU", "cpu_count": 2, "note": "quiet",
+                                                       "load": [1.0]}

@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sepconv.benchmarks import SHIPPED_RESULTS, device_info, results_dir
 from sepconv.benchmarks.attribution import layer_attribution, machine_load, onnx_export_comparison
-from sepconv.benchmarks.results import save_result
+from sepconv.benchmarks.results import machine_note, recording_folder, save_result
 
 
 def main():
@@ -26,16 +25,14 @@ def main():
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--note", default="", help="what else the machine ran (stored with the load average)")
     args = parser.parse_args()
-    info = device_info()
-    out = args.out or results_dir(info, root=SHIPPED_RESULTS)
-    out.mkdir(parents=True, exist_ok=True)
-    note = {"cpu_model": info["cpu_model"], "cpu_count": info["cpu_count"], "note": args.note}
+    out = recording_folder(args.out)
     if args.only in (None, "onnx_export"):
         result = onnx_export_comparison(args.networks, rounds=args.rounds)
-        print("wrote", save_result(out, "onnx_export", {**result, "machine": note}))
+        print("wrote", save_result(out, "onnx_export", {**result, "machine": machine_note(args.note)}))
     if args.only in (None, "attribution"):
         rows = [layer_attribution(name, rounds=args.rounds) for name in args.networks]
-        print("wrote", save_result(out, "attribution", {"rows": rows, "machine": {**note, "load_end": machine_load()}}))
+        machine = machine_note(args.note, load_end=machine_load())
+        print("wrote", save_result(out, "attribution", {"rows": rows, "machine": machine}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Time our training step against PyTorch's, under both allocator settings, and store it beside the book's results.
 
-    python tools/training_bench.py [--out DIR] [--batches 16 32] [--rounds 5] [--note TEXT]
+    python tools/training_bench.py [--out DIR] [--batches 16 32] [--rounds 7] [--note TEXT]
 
 Each (allocator setting, batch) runs ``sepconv.benchmarks.training_step`` (MobileNetV2, 224 px: forward
 pass in training mode, our step, and PyTorch eager's step when torch and torchvision are installed, in
@@ -19,10 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sepconv.benchmarks import SHIPPED_RESULTS, device_info, results_dir
 from sepconv.benchmarks.allocator import kept_environment
 from sepconv.benchmarks.attribution import machine_load
-from sepconv.benchmarks.results import save_result
+from sepconv.benchmarks.results import machine_note, recording_folder, save_result
 
 CHILD = """
 import json, sys
@@ -48,9 +47,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--note", default="", help="what else the machine ran (stored with the load average)")
     args = parser.parse_args()
-    info = device_info()
-    out = args.out or results_dir(info, root=SHIPPED_RESULTS)
-    out.mkdir(parents=True, exist_ok=True)
+    out = recording_folder(args.out)
     rows, load_before = [], machine_load()
     for keep in (False, True):
         for batch in args.batches:
@@ -58,8 +55,7 @@ def main():
             rows.append(row)
             print(f"batch {batch}, {row['allocator']}: " + ", ".join(
                 f"{key} {ratio:.2f}" for key, ratio in row["ratio"].items()), flush=True)
-    machine = {"cpu_model": info["cpu_model"], "cpu_count": info["cpu_count"], "note": args.note,
-               "load": {"before": load_before, "after": machine_load()}}
+    machine = machine_note(args.note, load={"before": load_before, "after": machine_load()})
     print("wrote", save_result(out, "training_comparison", {"rows": rows, "machine": machine}))
     print("wrote", save_result(out, "training", rows[0]))
 

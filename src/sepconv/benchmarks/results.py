@@ -17,7 +17,7 @@ from pathlib import Path
 import jax
 
 __all__ = ["device_info", "SHIPPED_RESULTS", "user_results_root", "results_dir", "stored_devices", "load_results",
-           "save_result"]
+           "save_result", "recording_folder", "machine_note"]
 
 
 def _cpu_model() -> str:
@@ -58,6 +58,21 @@ def results_dir(info: dict | None = None, root: Path | None = None) -> Path:
     info = info or device_info()
     slug = re.sub(r"[^a-z0-9]+", "-", f"{info['platform']}-{info['device_kind']}".lower()).strip("-")
     return (root or user_results_root()) / slug
+
+
+def recording_folder(out: Path | None = None, info: dict | None = None) -> Path:
+    """Where a tool that records the book's results writes (``tools/*_bench.py``): ``out``, else this device's
+    folder of the shipped results (``results_dir`` under ``SHIPPED_RESULTS``); created."""
+    folder = Path(out) if out else results_dir(info, root=SHIPPED_RESULTS)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def machine_note(note: str, info: dict | None = None, **extra) -> dict:
+    """The machine a recorded result was measured on, stored beside it: its CPU model and core count, what
+    else it ran (``note``), and ``extra`` (the load averages a tool read)."""
+    info = info or device_info()
+    return {"cpu_model": info["cpu_model"], "cpu_count": info["cpu_count"], "note": note, **extra}
 
 
 def save_result(out: Path, name: str, value) -> Path:

@@ -1,7 +1,9 @@
 """Functions from program to program: each takes a JAX function (or a Flax model) and returns one that
 computes the same thing another way.
 
-- ``rewrite``: ``rewrite_equations``, the interpreter the others are built on;
+- ``rewrite``: ``rewrite_equations``, the interpreter the others are built on, and ``counted_call``, a
+  rewritten layer the counter costs as the convolution it replaces;
+- ``windows``: a convolution's padding, output size and per-tap input slices (channels last);
 - ``shifts``: depthwise convolutions as shifted multiply-adds (``depthwise_by_shifts``);
 - ``fast_inference``: every convolution as a CPU runs it fastest (``fast_inference.fast_inference``);
 - ``batchnorm``: BatchNorm as an affine map and folded into its convolution (``fold_batchnorm``);

@@ -11,7 +11,6 @@ MACs. ``fast_training(fn)`` is the training step's form: the products carry writ
 from __future__ import annotations
 
 import functools
-import itertools
 from typing import Callable
 
 import jax
@@ -19,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..counter import conv_record, register_call_rule
-from .rewrite import rewrite_equations
+from .rewrite import counted_call, rewrite_equations
 from .shifts import is_depthwise, shifted_equation
+from .windows import kernel_offsets, output_size, pad_spatial, window_slice
 
 __all__ = ["fast_inference", "fast_equation", "is_pointwise", "is_narrow_conv", "is_channels_last_conv",
            "IM2COL_MAX_CHANNELS", "pointwise_matmul", "im2col_matmul", "channel_product", "fast_training",
@@ -55,31 +54,28 @@ def is_pointwise(eqn) -> bool:
 IM2COL_MAX_CHANNELS = 16
 
 
-def is_narrow_conv(eqn) -> bool:
-    """Whether ``eqn`` is a full (one group) channels-last convolution with fewer than
-    ``IM2COL_MAX_CHANNELS`` input channels and no input dilation: a stem that ``fast_inference``
-    computes as im2col and one matrix product."""
-    if not is_channels_last_conv(eqn):
-        return False
-    p, rhs = eqn.params, eqn.invars[1].aval
-    return (p["feature_group_count"] == 1 and p["batch_group_count"] == 1 and rhs.shape[-2] < IM2COL_MAX_CHANNELS
+def is_full_channels_last_conv(eqn) -> bool:
+    """A full (one group) channels-last convolution without input dilation: what ``im2col_matmul`` computes."""
+    p = eqn.params
+    return (is_channels_last_conv(eqn) and p["feature_group_count"] == 1 and p["batch_group_count"] == 1
             and all(d == 1 for d in p["lhs_dilation"]))
+
+
+def is_narrow_conv(eqn) -> bool:
+    """Whether ``eqn`` is a full channels-last convolution (``is_full_channels_last_conv``) with fewer than
+    ``IM2COL_MAX_CHANNELS`` input channels: a stem, which ``fast_inference`` computes as broadcast
+    multiply-adds or im2col and one matrix product."""
+    return is_full_channels_last_conv(eqn) and eqn.invars[1].aval.shape[-2] < IM2COL_MAX_CHANNELS
 
 
 def _window_slices(eqn, x, kernel):
     """``[(offset, slice)]``: for each tap ``offset`` of the kernel, the input values it meets at every output
-    position (a strided slice of the padded channels-last input)."""
+    position (``windows.window_slice`` of the padded channels-last input)."""
     p = eqn.params
-    pads = [(0, 0)] + [tuple(q) for q in p["padding"]] + [(0, 0)]
-    x = lax.pad(x, jnp.zeros((), x.dtype), [(lo, hi, 0) for lo, hi in pads])
-    strides, dilation = p["window_strides"], p["rhs_dilation"]
-    out_size = [(x.shape[1 + i] - (kernel[i] - 1) * dilation[i] - 1) // strides[i] + 1 for i in range(len(kernel))]
-    slices = []
-    for offset in itertools.product(*(range(k) for k in kernel)):
-        start = [0] + [o * d for o, d in zip(offset, dilation)] + [0]
-        limit = [x.shape[0]] + [st + (o - 1) * s + 1 for st, o, s in zip(start[1:], out_size, strides)] + [x.shape[-1]]
-        slices.append((offset, lax.slice(x, start, limit, [1, *strides, 1])))
-    return slices
+    padding, strides, dilation = [tuple(q) for q in p["padding"]], p["window_strides"], p["rhs_dilation"]
+    _, out_size = output_size(x, kernel, strides, padding, dilation)
+    xp = pad_spatial(x, padding)
+    return [(offset, window_slice(xp, offset, out_size, strides, dilation)) for offset in kernel_offsets(kernel)]
 
 
 def im2col_matmul(eqn, x, w):
@@ -120,11 +116,7 @@ def broadcast_conv(eqn, x, w):
                 total = term if total is None else total + term
         return total.astype(out_dtype)
 
-    record = conv_record(eqn)
-    rewritten.__name__ = BROADCAST_NAME
-    call = jax.jit(rewritten)
-    register_call_rule(call.trace(x, w).jaxpr, lambda _eqn, record=record: record)
-    return call(x, w)
+    return counted_call(eqn, rewritten, BROADCAST_NAME, x, w)
 
 
 def is_broadcast_conv(eqn) -> bool:
@@ -185,13 +177,6 @@ def fast_equation(eqn, x, w) -> list:
     if is_narrow_conv(eqn):
         return [im2col_matmul(eqn, x, w)]
     return [eqn.primitive.bind(x, w, **eqn.params)]
-
-
-def is_full_channels_last_conv(eqn) -> bool:
-    """A full (one group) channels-last convolution without input dilation: what ``im2col_matmul`` computes."""
-    p = eqn.params
-    return (is_channels_last_conv(eqn) and p["feature_group_count"] == 1 and p["batch_group_count"] == 1
-            and all(d == 1 for d in p["lhs_dilation"]))
 
 
 def fast_training(fn: Callable) -> Callable:

@@ -23,16 +23,15 @@ convolution it replaces, and a function counts the same before and after the rew
 from __future__ import annotations
 
 import functools
-import itertools
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..counter import conv_record, register_call_rule
 from ..kinds import is_depthwise_equation
-from .rewrite import rewrite_equations
+from .rewrite import counted_call, rewrite_equations
+from .windows import kernel_offsets, output_size, pad_spatial, window_slice
 
 __all__ = ["depthwise_by_shifts", "is_depthwise", "shifted_depthwise_conv", "shifted_equation", "REWRITTEN_NAME"]
 
@@ -48,40 +47,19 @@ def is_depthwise(eqn) -> bool:
     return is_depthwise_equation(eqn)
 
 
-def _window_slice(xp, offset, out_size, strides, dilation):
-    """The input values tap ``offset`` of the kernel meets at every output position: a strided slice of the
-    padded input ``xp`` in the canonical layout ``(N, *spatial, C)``."""
-    start = [0] + [o * d for o, d in zip(offset, dilation)] + [0]
-    limit = [xp.shape[0]] + [st + (n - 1) * s + 1 for st, n, s in zip(start[1:], out_size, strides)] + [xp.shape[-1]]
-    return lax.slice(xp, start, limit, [1, *strides, 1])
-
-
-def _geometry(x, kernel, strides, padding, dilation):
-    padded = [x.shape[1 + i] + lo + hi for i, (lo, hi) in enumerate(padding)]
-    out_size = [(padded[i] - (kernel[i] - 1) * dilation[i] - 1) // strides[i] + 1 for i in range(len(kernel))]
-    if min(out_size) < 1:
-        raise ValueError(f"kernel {list(kernel)} with dilation {tuple(dilation)} does not fit the padded input "
-                         f"{tuple([x.shape[0], *padded, x.shape[-1]])}")
-    return padded, out_size
-
-
-def _pad(x, padding):
-    return lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), *[(lo, hi, 0) for lo, hi in padding], (0, 0, 0)])
-
-
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _sum_of_taps(x, taps, strides, padding, dilation):
     """``y = sum_t slice_t(pad(x)) * taps[t]`` in the canonical layout: ``x`` is ``(N, *spatial, C)``, ``taps``
     ``(*kernel, C)``, ``padding`` non-negative. Its gradient is written out (``_sum_of_taps_backward``)."""
-    _, out_size = _geometry(x, taps.shape[:-1], strides, padding, dilation)
-    return _shifted_sum(_pad(x, padding), taps, out_size, strides, dilation)
+    _, out_size = output_size(x, taps.shape[:-1], strides, padding, dilation)
+    return _shifted_sum(pad_spatial(x, padding), taps, out_size, strides, dilation)
 
 
 def _shifted_sum(xp, taps, out_size, strides, dilation):
     """``sum_t slice_t(xp) * taps[t]`` over the taps of ``taps`` (``(*kernel, C)``), ``xp`` already padded."""
     total = None
-    for offset in itertools.product(*(range(k) for k in taps.shape[:-1])):
-        term = _window_slice(xp, offset, out_size, strides, dilation) * taps[offset]
+    for offset in kernel_offsets(taps.shape[:-1]):
+        term = window_slice(xp, offset, out_size, strides, dilation) * taps[offset]
         total = term if total is None else total + term
     return total
 
@@ -102,8 +80,8 @@ def _sum_of_taps_backward(strides, padding, dilation, residuals, g):
     ``lax.reduce``, a single pass over ``x`` and ``g`` (XLA fuses the slices and products into it)."""
     x, taps = residuals
     kernel = taps.shape[:-1]
-    _, out_size = _geometry(x, kernel, strides, padding, dilation)
-    offsets = list(itertools.product(*(range(k) for k in kernel)))
+    _, out_size = output_size(x, kernel, strides, padding, dilation)
+    offsets = list(kernel_offsets(kernel))
     # dx is the correlation of g, spread out by the stride (stride - 1 zeros between values), with the
     # flipped taps, cropped to x: the forward's shifted sum again, at stride 1.
     config = [(0, 0, 0)]
@@ -114,9 +92,9 @@ def _sum_of_taps_backward(strides, padding, dilation, residuals, g):
     spread = lax.pad(g, jnp.zeros((), g.dtype), config)
     flipped = taps[tuple(slice(None, None, -1) for _ in kernel)]
     dx = _shifted_sum(spread, flipped, x.shape[1:-1], (1,) * len(kernel), dilation)
-    xp = _pad(x, padding)
+    xp = pad_spatial(x, padding)
     acc = jnp.promote_types(g.dtype, jnp.float32)
-    products = tuple(_window_slice(xp, offset, out_size, strides, dilation).astype(acc) * g.astype(acc)
+    products = tuple(window_slice(xp, offset, out_size, strides, dilation).astype(acc) * g.astype(acc)
                      for offset in offsets)
     sums = lax.reduce(products, tuple(jnp.zeros((), acc) for _ in offsets),
                       lambda a, b: tuple(u + v for u, v in zip(a, b)), tuple(range(g.ndim - 1)))
@@ -164,13 +142,7 @@ def shifted_equation(eqn, x, w):
     def rewritten(x, w):
         return shifted_depthwise_conv(x, w, **geometry)
 
-    record = conv_record(eqn)
-    rewritten.__name__ = REWRITTEN_NAME
-    call = jax.jit(rewritten)
-    # the counter's rule for this one call, found by the identity of its traced body (the very
-    # object the program's equation carries: ``call(x, w)`` below reuses the trace)
-    register_call_rule(call.trace(x, w).jaxpr, lambda _eqn, record=record: record)
-    return call(x, w)
+    return counted_call(eqn, rewritten, REWRITTEN_NAME, x, w)
 
 
 def depthwise_by_shifts(fn: Callable) -> Callable:
