@@ -139,3 +139,27 @@ def test_convolutions_are_counted_per_fusion_never_in_the_entry():
 
     assert convolutions_per_fusion(_FUSED) == [2, 1]
     assert convolutions_per_fusion(_ENTRY) == []  # the last fusion does not swallow the entry's convolutions
+
+
+def test_a_rewritten_program_keeps_each_operation_s_scope():
+    """``rewrite_equations`` evaluates each equation inside the name stack it was traced under, so the
+    compiled program's ``op_name``s still say which module an operation came from: the rewritten
+    convolution's and the untouched addition's alike."""
+    import re
+
+    from jax import lax
+
+    from sepconv.transforms.rewrite import rewrite_equations
+
+    def fn(x, w):
+        with jax.named_scope("block_a"):
+            y = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        with jax.named_scope("block_b"):
+            return y + 1.0
+
+    x, w = jnp.ones((1, 4, 4, 2)), jnp.ones((1, 1, 2, 3))
+    rewritten = rewrite_equations(fn, lambda eqn: eqn.primitive.name == "conv_general_dilated",
+                                  lambda eqn, x, w: [jnp.einsum("nhwc,cd->nhwd", x, w[0, 0])])
+    names = set(re.findall(r'op_name="([^"]+)"', jax.jit(rewritten).lower(x, w).compile().as_text()))
+    assert {"jit(fn)/block_a/nhwc,cd->nhwd/dot_general", "jit(fn)/block_b/add"} <= names
+    np.testing.assert_allclose(jax.jit(rewritten)(x, w), fn(x, w))

@@ -7,13 +7,16 @@
   build, the counter) or to do it a cheaper way (Keras's weight draws, ``bench.keras_application``).
 * ``is_drop_var``: whether a jaxpr output is dropped (``_``); jax 0.7.2 has ``DropVar`` in ``jax.core``
   only, later versions in ``jax.extend.core`` too.
+* ``equation_context``: re-enter the name stack (the ``jax.named_scope`` path) and traceback an equation
+  was traced under, as ``jax.core.eval_jaxpr`` does (``jax._src.source_info_util``, in every version
+  supported), or nothing where a version lacks it.
 """
 
 from __future__ import annotations
 
 import contextlib
 
-__all__ = ["variable_value", "set_variable_value", "replaced", "is_drop_var"]
+__all__ = ["variable_value", "set_variable_value", "replaced", "is_drop_var", "equation_context"]
 
 
 def variable_value(variable):
@@ -55,3 +58,18 @@ def is_drop_var(var) -> bool:
 
         drop = old_core.DropVar
     return isinstance(var, drop)
+
+
+def equation_context(eqn):
+    """A context in which work traced again for ``eqn`` keeps ``eqn``'s name stack (below the current one)
+    and traceback: what ``jax.core.eval_jaxpr`` enters for each equation it evaluates, so that a program
+    rewritten equation by equation keeps its ``jax.named_scope`` paths in the compiled ``op_name``s."""
+    try:
+        from jax._src import source_info_util
+    except ImportError:  # a version without it: the paths are lost, nothing else
+        return contextlib.nullcontext()
+    info = getattr(eqn, "source_info", None)
+    if info is None or not hasattr(source_info_util, "user_context"):
+        return contextlib.nullcontext()
+    return source_info_util.user_context(info.traceback,
+                                         name_stack=source_info_util.current_name_stack() + info.name_stack)

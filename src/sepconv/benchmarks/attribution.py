@@ -46,7 +46,8 @@ from ..kinds import LayerKind, classify, equation_kind
 from .harness import interleaved, paired_comparison, time_ratios
 
 __all__ = ["KINDS", "operator_counts", "optimized_graph", "onnx_structure", "onnx_operator_kind",
-           "parse_onnx_profile", "onnx_kind_times", "layer_inputs", "scoped_program", "compiled_text", "step_kinds",
+           "parse_onnx_profile", "onnx_kind_times", "layer_inputs", "scoped_program", "compiled_text", "step_texts",
+           "step_kinds",
            "product_kinds",
            "parse_xla_trace",
            "xla_kind_times", "layer_attribution",
@@ -236,15 +237,12 @@ def compiled_text(program, *args) -> str:
         jax.config.update("jax_compilation_cache_include_metadata_in_key", keyed)
 
 
-def step_kinds(hlo: str, products: dict | None = None) -> dict:
-    """``{instruction name: kind}`` for the steps of a compiled module's entry computation (its text,
-    ``compiled.as_text()``): a step's kind is the ``SCOPE`` kind named most often in the ``op_name`` of the
-    step and of the computations it calls (a fusion's body), ``other`` where none is named (a layer's
-    bias and activation fused into its step count as the layer's, as ONNX Runtime fuses them).
-
-    XLA drops the metadata of some matrix products it rewrites (a one-row product becomes a ``dot`` with
-    no ``op_name``): an unnamed ``dot`` or ``convolution`` step takes the kind ``products`` gives its
-    output's ``(size, last dimension)`` (``product_kinds`` of the program's layers), where it gives one."""
+def step_texts(hlo: str) -> dict:
+    """``{instruction name: text}`` for the steps of a compiled module's entry computation (its text,
+    ``compiled.as_text()``; parameters and constants left out; ``compiled.entry_steps`` gives their opcodes,
+    shapes and operands): each step's line followed by the lines of
+    the computations it calls (a fusion's body, four calls deep), which hold the ``op_name`` metadata of
+    the traced operations it computes."""
     computations, current = {}, None
     for line in hlo.splitlines():
         head = re.match(r"(?:ENTRY )?%(\S+) \(", line)
@@ -254,25 +252,39 @@ def step_kinds(hlo: str, products: dict | None = None) -> dict:
         elif current is not None and line.startswith("  "):
             computations[current].append(line)
 
-    def named(lines, depth=0):
+    def expanded(lines, depth=0):
         text = "\n".join(lines)
-        found = collections.Counter(re.findall(SCOPE + r"([a-z]+)", text))
         if depth < 4:
             for callee in re.findall(r"(?:calls|to_apply|body|condition)=%([\w.-]+)", text):
-                found += named(computations.get(callee, []), depth + 1)
-        return found
+                text += "\n" + expanded(computations.get(callee, []), depth + 1)
+        return text
 
-    kinds_of = {}
+    steps = {}
     for line in computations.get("ENTRY", []):
         step = re.match(r"\s*(?:ROOT )?%(\S+) = ", line)
         if step and " parameter(" not in line and " constant(" not in line:
-            found = named([line])
-            kind = found.most_common(1)[0][0] if found else "other"
-            product = re.match(r"\s*(?:ROOT )?%\S+ = \w+\[([\d,]*)\]\S* (?:dot|convolution)\(", line)
-            if not found and product and products:
-                shape = [int(d) for d in product.group(1).split(",") if d]
-                kind = products.get((int(np.prod(shape)), shape[-1] if shape else 1), kind)
-            kinds_of[step.group(1)] = kind
+            steps[step.group(1)] = expanded([line])
+    return steps
+
+
+def step_kinds(hlo: str, products: dict | None = None) -> dict:
+    """``{instruction name: kind}`` for the steps of a compiled module's entry computation (``step_texts``):
+    a step's kind is the ``SCOPE`` kind named most often in the ``op_name`` of the step and of the
+    computations it calls (a fusion's body), ``other`` where none is named (a layer's bias and activation
+    fused into its step count as the layer's, as ONNX Runtime fuses them).
+
+    XLA drops the metadata of some matrix products it rewrites (a one-row product becomes a ``dot`` with
+    no ``op_name``): an unnamed ``dot`` or ``convolution`` step takes the kind ``products`` gives its
+    output's ``(size, last dimension)`` (``product_kinds`` of the program's layers), where it gives one."""
+    kinds_of = {}
+    for name, text in step_texts(hlo).items():
+        found = collections.Counter(re.findall(SCOPE + r"([a-z]+)", text))
+        kind = found.most_common(1)[0][0] if found else "other"
+        product = re.match(r"\s*(?:ROOT )?%\S+ = \w+\[([\d,]*)\]\S* (?:dot|convolution)\(", text)
+        if not found and product and products:
+            shape = [int(d) for d in product.group(1).split(",") if d]
+            kind = products.get((int(np.prod(shape)), shape[-1] if shape else 1), kind)
+        kinds_of[name] = kind
     return kinds_of
 
 
@@ -286,13 +298,13 @@ def product_kinds(layers: list) -> dict:
     return {key: kinds.pop() for key, kinds in seen.items() if len(kinds) == 1}
 
 
-def parse_xla_trace(path, kinds_of: dict) -> dict:
+def parse_xla_trace(path, kinds_of: dict, kinds=KINDS) -> dict:
     """Seconds per kind summed over an XLA CPU trace (``jax.profiler``'s ``.xplane.pb``): each event named
     after an entry step of ``kinds_of`` (``step_kinds``; XLA CPU records one per step it runs) adds its
-    duration to the step's kind; ``steps`` counts the events."""
+    duration to the step's kind (one of ``kinds``); ``steps`` counts the events."""
     from jax.profiler import ProfileData
 
-    seconds = dict.fromkeys(KINDS, 0.0)
+    seconds = dict.fromkeys(kinds, 0.0)
     steps = 0
     for plane in ProfileData.from_file(str(path)).planes:
         for line in plane.lines:

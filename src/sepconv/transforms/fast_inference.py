@@ -133,7 +133,11 @@ def channel_product(x, kernel, precision=None, preferred_element_type=None):
 
         dx = g kernel^T (over d)        dkernel = x^T g (over every position, ``...``)
 
-    each one ``dot_general`` on the operands as they are laid out. JAX's own transpose rule computes
+    each one ``dot_general`` on the operands as they are laid out. ``dkernel`` contracts the positions, the
+    leading axis of both operands, and XLA CPU's matrix-product library wants its left operand's
+    contracted axis last: XLA copies that operand transposed (for a 1x1 layer's input, the forward pass
+    writes the activation twice), so the narrower of ``x`` and ``g`` goes left (``(g^T x)^T`` when ``x`` is
+    wider: MobileNetV2's projections, whose inputs are six times wider). JAX's own transpose rule computes
     ``dkernel`` as ``(g^T x)^T``; XLA CPU folds that outer transpose into the layout of ``g``, so the
     fusion that produces ``g`` (BatchNorm's backward, an activation's) writes it transposed, position-minor,
     and the product runs on that layout: on MobileNetV2's first expansion (200,704 positions, 16 to 96
@@ -150,7 +154,10 @@ def _channel_product_backward(precision, preferred_element_type, residuals, g):
     x, kernel = residuals
     dx = lax.dot_general(g, kernel, (((g.ndim - 1,), (1,)), ((), ())), precision=precision)
     positions = tuple(range(x.ndim - 1))
-    dkernel = lax.dot_general(x, g, ((positions, positions), ((), ())), precision=precision)
+    if x.shape[-1] <= g.shape[-1]:
+        dkernel = lax.dot_general(x, g, ((positions, positions), ((), ())), precision=precision)
+    else:  # the product's left operand is the one XLA CPU copies position-minor: let it be the narrower
+        dkernel = lax.dot_general(g, x, ((positions, positions), ((), ())), precision=precision).T
     return dx.astype(x.dtype), dkernel.astype(kernel.dtype)
 
 
@@ -182,17 +189,25 @@ def fast_equation(eqn, x, w) -> list:
 def fast_training(fn: Callable) -> Callable:
     """``fn`` for a training step on CPU: depthwise convolutions as shifted multiply-adds, 1x1 convolutions
     as matrix products and every other full channels-last convolution as im2col and a matrix product,
-    each with its gradient written out (``transforms.shifts``' one-pass kernel gradient, ``channel_product``).
-    The same function, the same MACs. Unlike ``fast_inference`` it rewrites wide full convolutions too:
+    each with its gradient written out (``transforms.shifts``' one-pass kernel gradient, ``channel_product``),
+    and BatchNorm in training mode with its gradient written out (``transforms.batchnorm_gradient``, which
+    keeps the layer's input for the backward pass instead of a centred copy). The same function, the same MACs. Unlike ``fast_inference`` it rewrites wide full convolutions too:
     under ``jax.vmap`` over models (``training.fit_together``) a convolution would become a grouped one,
     XLA CPU's slow path, and a matrix product a batched one."""
+
+    from .batchnorm_gradient import written_out_batchnorm
 
     def apply(eqn, x, w):
         if is_depthwise(eqn):
             return [shifted_equation(eqn, x, w)]
         return [pointwise_matmul(eqn, x, w) if is_pointwise(eqn) else im2col_matmul(eqn, x, w)]
 
-    return rewrite_equations(fn, lambda eqn: is_depthwise(eqn) or is_full_channels_last_conv(eqn), apply)
+    @functools.wraps(fn)
+    def traced(*args):
+        with written_out_batchnorm():
+            return fn(*args)
+
+    return rewrite_equations(traced, lambda eqn: is_depthwise(eqn) or is_full_channels_last_conv(eqn), apply)
 
 
 def fast_inference(fn: Callable) -> Callable:

@@ -15,7 +15,7 @@ from typing import Callable
 import jax
 from jax.extend import core
 
-from ..compat import is_drop_var
+from ..compat import equation_context, is_drop_var
 from ..counter import conv_record, register_call_rule, sub_jaxprs
 from ..counting.rules import CALL_PRIMITIVES
 
@@ -56,16 +56,18 @@ def _evaluate(jaxpr, consts, args, match, apply):
     for eqn in jaxpr.eqns:
         invals = [read(v) for v in eqn.invars]
         body = _inlined_body(eqn)
-        if match(eqn):
-            outvals = apply(eqn, *invals)
-        elif body is not None and contains_equation(body.jaxpr, match):
-            outvals = _evaluate(body.jaxpr, body.consts, invals[len(invals) - len(body.jaxpr.invars):], match, apply)
-        else:
-            bound = eqn.primitive.get_bind_params(eqn.params)
-            subfuns, params = bound if isinstance(bound, tuple) else ((), bound)  # older JAX returns a pair
-            with eqn.ctx.manager if hasattr(eqn, "ctx") else contextlib.nullcontext():
-                out = eqn.primitive.bind(*subfuns, *invals, **params)
-            outvals = out if eqn.primitive.multiple_results else [out]
+        with equation_context(eqn):  # the equation's name stack (its module path) kept in the new program
+            if match(eqn):
+                outvals = apply(eqn, *invals)
+            elif body is not None and contains_equation(body.jaxpr, match):
+                outvals = _evaluate(body.jaxpr, body.consts, invals[len(invals) - len(body.jaxpr.invars):],
+                                    match, apply)
+            else:
+                bound = eqn.primitive.get_bind_params(eqn.params)
+                subfuns, params = bound if isinstance(bound, tuple) else ((), bound)  # older JAX returns a pair
+                with eqn.ctx.manager if hasattr(eqn, "ctx") else contextlib.nullcontext():
+                    out = eqn.primitive.bind(*subfuns, *invals, **params)
+                outvals = out if eqn.primitive.multiple_results else [out]
         for v, value in zip(eqn.outvars, outvals):
             if not is_drop_var(v):
                 env[v] = value
