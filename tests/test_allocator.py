@@ -28,17 +28,29 @@ print(json.dumps({"state": allocator.state(), "faults": (allocator.minor_faults(
 """
 
 
-def _run(keep: bool) -> dict:
+def _run(setting: str) -> dict:
     env = {"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=120,
-                          env=allocator.kept_environment(env) if keep else env)
+                          env=allocator.environment(setting, env))
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _huge_pages_on_request() -> bool:
+    """The kernel gives transparent huge pages to memory that asks (``always`` or ``madvise``) and glibc
+    can ask (2.35 onwards)."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            mode = f.read()
+    except OSError:
+        return False
+    version = tuple(int(v) for v in platform.libc_ver()[1].split(".")[:2] if v.isdigit())
+    return "[never]" not in mode and version >= (2, 35)
+
+
 def test_kept_memory_is_not_paged_in_again():
     pages = (1 << 24) * 4 // 4096  # of the 64 MiB output
-    default, kept = _run(keep=False), _run(keep=True)
+    default, kept = _run("default"), _run("freed memory kept")
     assert default["state"] == "default" and kept["state"] == "freed memory kept"
     # by default every call maps its output afresh: (nearly) every page faults; kept, almost none does
     assert default["faults"] > pages / 2, default
@@ -50,3 +62,30 @@ def test_tunables_already_set_are_kept():
     assert env["A"] == "1"
     assert env["GLIBC_TUNABLES"] == "glibc.malloc.tcache_count=0:" + allocator.GLIBC_TUNABLES_VALUE
     assert allocator.kept_environment(env) == env  # once
+
+
+@pytest.mark.skipif(not _huge_pages_on_request(), reason="no transparent huge pages on request here")
+def test_huge_pages_fault_once_per_two_mebibytes():
+    """Asked for huge pages, a fresh 64 MiB output faults about once per 2 MiB page (32), not once per
+    4 KiB page (16,384); the test allows an eighth of the small pages."""
+    pages = (1 << 24) * 4 // 4096
+    huge = _run("huge pages")
+    assert huge["state"] == "huge pages"
+    assert huge["faults"] < pages / 8, huge
+
+
+def test_settings_by_name():
+    assert allocator.environment("default", {"A": "1"}) == {"A": "1"}
+    both = allocator.huge_page_environment(allocator.kept_environment({}))
+    assert both["GLIBC_TUNABLES"] == allocator.GLIBC_TUNABLES_VALUE + ":" + allocator.HUGE_PAGE_TUNABLES
+    with pytest.raises(ValueError, match="unknown allocator setting 'fast': one of default, freed memory kept, huge pages"):
+        allocator.environment("fast")
+
+
+def test_state_names_every_setting_present(monkeypatch):
+    monkeypatch.setenv("GLIBC_TUNABLES", allocator.HUGE_PAGE_TUNABLES)
+    assert allocator.state() == "huge pages"
+    monkeypatch.setenv("GLIBC_TUNABLES", allocator.GLIBC_TUNABLES_VALUE + ":" + allocator.HUGE_PAGE_TUNABLES)
+    assert allocator.state() == "freed memory kept and huge pages"
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    assert allocator.state() == "default"

@@ -52,14 +52,22 @@ def test_quick_run_writes_every_result(tmp_path):
         assert [r["memory_accesses"] for r in guidelines[key]] == sorted(r["memory_accesses"] for r in guidelines[key])
 
 
-def test_stored_training_comparison_holds_both_processes_and_both_batches():
-    """``tools/training_bench.py``'s rows: each batch in a default process and in one that keeps freed
-    memory, PyTorch's step timed in the same rounds, the ratios the rounds' times divided, and
-    ``training.json`` the first row."""
+def test_stored_training_comparison_holds_every_process_and_both_batches():
+    """``tools/training_bench.py``'s rows: each batch in a process of each allocator setting, PyTorch's step
+    timed in the same rounds, the ratios the rounds' times divided, and ``training.json`` the first row;
+    its profiles (``training_attribution.json``): one per setting, whose rows add up to each step's total."""
+    from sepconv.benchmarks.allocator import SETTINGS
+    from sepconv.benchmarks.training_attribution import DIRECTIONS, TRAINING_KINDS
+
     results = bench.load_results("cpu-cpu")
     rows = results["training_comparison"]["rows"]
-    assert {(r["batch"], r["allocator"]) for r in rows} == {(b, a) for b in (16, 32)
-                                                          for a in ("default", "freed memory kept")}
+    assert {(r["batch"], r["allocator"]) for r in rows} == {(b, a) for b in (16, 32) for a in SETTINGS}
+    profiles = results["training_attribution"]["rows"]
+    assert [p["allocator"] for p in profiles] == list(SETTINGS)
+    for profile in profiles:
+        for side in ("jax", "torch"):
+            named = sum(profile[side][d][k] for d in DIRECTIONS for k in TRAINING_KINDS)
+            assert named + profile[side]["unnamed"] == pytest.approx(profile[side]["total"])
     for row in rows:
         assert set(row["times"]) == {"forward", "training step", "PyTorch eager"}
         assert len({len(t) for t in row["times"].values()}) == 1  # every program in every round

@@ -3,8 +3,9 @@
 - ``harness``: ``time_call``, ``interleaved`` rounds, ``time_ratios``, ``paired_comparison`` and
   ``sign_test_p`` (the one way a timing claim is made);
 - ``budget``: how long a run measures (``FULL``, ``QUICK``, ``DEVICE_FULL``, ``DEVICE_TINY``);
-- ``allocator``: ``kept_environment``, the process setting under which large buffers are not paged in
-  afresh on every call (for a process about to start; results record which one they ran under);
+- ``allocator``: the process settings of glibc's allocator (``SETTINGS``: default, freed memory kept so
+  large buffers are not paged in afresh on every call, huge pages) for a process about to start
+  (``environment``); results record which one they ran under;
 - ``results``: where results are written and read (``load_results``), the machine they name;
 - ``roofline``: the machine's peaks and the roofline estimate of a program;
 - ``compiled``: what XLA made of a program (``fused_convolutions``, ``entry_steps``);

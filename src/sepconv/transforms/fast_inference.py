@@ -24,7 +24,8 @@ from .windows import kernel_offsets, output_size, pad_spatial, window_slice
 
 __all__ = ["fast_inference", "fast_equation", "is_pointwise", "is_narrow_conv", "is_channels_last_conv",
            "IM2COL_MAX_CHANNELS", "pointwise_matmul", "im2col_matmul", "channel_product", "fast_training",
-           "is_full_channels_last_conv", "broadcast_conv", "is_broadcast_conv", "BROADCAST_MAX_TAPS", "BROADCAST_NAME"]
+           "is_full_channels_last_conv", "broadcast_conv", "is_broadcast_conv", "BROADCAST_MAX_TAPS", "BROADCAST_NAME",
+           "is_dense_product", "dense_product"]
 
 
 def is_channels_last_conv(eqn) -> bool:
@@ -164,6 +165,23 @@ def _channel_product_backward(precision, preferred_element_type, residuals, g):
 channel_product.defvjp(_channel_product_forward, _channel_product_backward)
 
 
+def is_dense_product(eqn) -> bool:
+    """Whether ``eqn`` is a dense layer's ``dot_general``: the last axis of ``x`` against the first of a
+    2-D kernel, no batch axes (``nnx.Linear``'s product), which ``channel_product`` computes."""
+    if eqn.primitive.name != "dot_general":
+        return False
+    (lhs_c, rhs_c), (lhs_b, rhs_b) = eqn.params["dimension_numbers"]
+    x, w = (v.aval for v in eqn.invars)
+    return (not lhs_b and not rhs_b and w.ndim == 2 and tuple(lhs_c) == (x.ndim - 1,) and tuple(rhs_c) == (0,)
+            and x.dtype == w.dtype)
+
+
+def dense_product(eqn, x, w):
+    """A dense layer's product through ``channel_product`` (its gradient written out)."""
+    out = channel_product(x, w, eqn.params.get("precision"), eqn.params.get("preferred_element_type"))
+    return out.astype(eqn.outvars[0].aval.dtype)
+
+
 def pointwise_matmul(eqn, x, w):
     """``y[..., d] = sum_c x[..., c] w[c, d]``: a 1x1 convolution as the matrix product it is."""
     kernel = w.reshape(w.shape[-2], w.shape[-1])
@@ -189,7 +207,9 @@ def fast_equation(eqn, x, w) -> list:
 def fast_training(fn: Callable) -> Callable:
     """``fn`` for a training step on CPU: depthwise convolutions as shifted multiply-adds, 1x1 convolutions
     as matrix products and every other full channels-last convolution as im2col and a matrix product,
-    each with its gradient written out (``transforms.shifts``' one-pass kernel gradient, ``channel_product``),
+    and the classifier's product (``is_dense_product``), each with its gradient written out
+    (``transforms.shifts``' one-pass kernel gradient, ``channel_product``: XLA CPU computes the classifier's
+    kernel gradient from the loss's scattered gradient by its own slow loop, not its matrix library),
     and BatchNorm in training mode with its gradient written out (``transforms.batchnorm_gradient``, which
     keeps the layer's input for the backward pass instead of a centred copy). The same function, the same MACs. Unlike ``fast_inference`` it rewrites wide full convolutions too:
     under ``jax.vmap`` over models (``training.fit_together``) a convolution would become a grouped one,
@@ -200,6 +220,8 @@ def fast_training(fn: Callable) -> Callable:
     def apply(eqn, x, w):
         if is_depthwise(eqn):
             return [shifted_equation(eqn, x, w)]
+        if is_dense_product(eqn):
+            return [dense_product(eqn, x, w)]
         return [pointwise_matmul(eqn, x, w) if is_pointwise(eqn) else im2col_matmul(eqn, x, w)]
 
     @functools.wraps(fn)
@@ -207,7 +229,8 @@ def fast_training(fn: Callable) -> Callable:
         with written_out_batchnorm():
             return fn(*args)
 
-    return rewrite_equations(traced, lambda eqn: is_depthwise(eqn) or is_full_channels_last_conv(eqn), apply)
+    return rewrite_equations(traced, lambda eqn: is_depthwise(eqn) or is_full_channels_last_conv(eqn)
+                             or is_dense_product(eqn), apply)
 
 
 def fast_inference(fn: Callable) -> Callable:
