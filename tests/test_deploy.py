@@ -236,6 +236,21 @@ def test_channel_product_gradient_is_the_two_products(x_shape):
     np.testing.assert_allclose(loss(channel_product)(x, kernel)[1], expected, rtol=1e-5, atol=1e-5)
 
 
+def test_only_a_dense_layer_s_product_is_a_dense_product():
+    """``fast_training`` routes ``nnx.Linear``'s product (last axis against a 2-D kernel) through
+    ``channel_product``; a batched or differently contracted product stays as traced."""
+    from sepconv.transforms.fast_inference import is_dense_product
+
+    def equations(fn, *args):
+        return [e for e in jax.make_jaxpr(fn)(*args).jaxpr.eqns if e.primitive.name == "dot_general"]
+
+    x, w, b = jnp.ones((4, 6)), jnp.ones((6, 3)), jnp.ones((2, 4, 6))
+    linear = nnx.Linear(6, 3, rngs=nnx.Rngs(0))
+    assert [is_dense_product(e) for e in equations(lambda x: linear(x), x)] == [True]
+    assert [is_dense_product(e) for e in equations(lambda x, w: x.T @ x, x, w)] == [False]  # contracts the first axis
+    assert [is_dense_product(e) for e in equations(lambda b: jnp.einsum("bij,bkj->bik", b, b), b)] == [False]
+
+
 @pytest.mark.parametrize("name", ["mobilenet_v2", "efficientnet_b0"])
 def test_a_training_step_through_the_rewrites_has_the_same_gradient(name):
     """The training step through ``fast_training`` (shifted depthwise layers, 1x1 layers and the stem as
