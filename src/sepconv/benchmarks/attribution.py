@@ -49,7 +49,7 @@ __all__ = ["KINDS", "operator_counts", "optimized_graph", "onnx_structure", "onn
            "parse_onnx_profile", "onnx_kind_times", "layer_inputs", "scoped_program", "compiled_text", "step_texts",
            "step_kinds",
            "product_kinds",
-           "parse_xla_trace",
+           "parse_xla_trace", "profiled_steps",
            "xla_kind_times", "layer_attribution",
            "onnx_export_comparison", "machine_load"]
 
@@ -316,18 +316,11 @@ def parse_xla_trace(path, kinds_of: dict, kinds=KINDS) -> dict:
     return {"seconds": seconds, "steps": steps}
 
 
-def xla_kind_times(fn, args: tuple, runs: int = 20) -> dict:
-    """Our fastest program (``scoped_program`` of ``fn``, jitted) run ``runs`` times under ``jax.profiler``
-    after a warm-up: per kind, the mean seconds per run its steps took (``parse_xla_trace``; ``other``:
-    the steps outside every multiplying layer), their sum (``total``: the time inside steps, which
-    leaves out dispatch and adds up steps XLA ran side by side), and the median wall time of an
-    unprofiled run (``wall``, ``harness.time_call``)."""
+def profiled_steps(program, args: tuple, kinds_of: dict, runs: int, kinds=KINDS) -> dict:
+    """The jitted ``program`` run once, then ``runs`` times under ``jax.profiler``: ``parse_xla_trace`` of the
+    trace with the steps' kinds ``kinds_of`` (seconds over all the runs)."""
     import glob
 
-    from .harness import time_call
-
-    program = jax.jit(scoped_program(fn))
-    kinds_of = step_kinds(compiled_text(program, *args), product_kinds(layer_inputs(fn, *args)))
     jax.block_until_ready(program(*args))
     with tempfile.TemporaryDirectory() as folder:
         jax.profiler.start_trace(folder)
@@ -337,7 +330,20 @@ def xla_kind_times(fn, args: tuple, runs: int = 20) -> dict:
         finally:
             jax.profiler.stop_trace()
         (path,) = glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)
-        trace = parse_xla_trace(path, kinds_of)
+        return parse_xla_trace(path, kinds_of, kinds)
+
+
+def xla_kind_times(fn, args: tuple, runs: int = 20) -> dict:
+    """Our fastest program (``scoped_program`` of ``fn``, jitted) run ``runs`` times under ``jax.profiler``
+    after a warm-up: per kind, the mean seconds per run its steps took (``parse_xla_trace``; ``other``:
+    the steps outside every multiplying layer), their sum (``total``: the time inside steps, which
+    leaves out dispatch and adds up steps XLA ran side by side), and the median wall time of an
+    unprofiled run (``wall``, ``harness.time_call``)."""
+    from .harness import time_call
+
+    program = jax.jit(scoped_program(fn))
+    kinds_of = step_kinds(compiled_text(program, *args), product_kinds(layer_inputs(fn, *args)))
+    trace = profiled_steps(program, args, kinds_of, runs)
     wall = time_call(program, *args, warmup=1, repeats=runs).median_s
     per_run = {kind: t / runs for kind, t in trace["seconds"].items()}
     return {"runs": runs, "steps_per_run": trace["steps"] / runs,

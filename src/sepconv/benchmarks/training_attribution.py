@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..kinds import LayerKind, module_kind
-from .attribution import compiled_text, step_texts, machine_load, onnx_operator_kind, parse_xla_trace
+from .attribution import compiled_text, machine_load, onnx_operator_kind, profiled_steps, step_texts
 
 __all__ = ["TRAINING_KINDS", "DIRECTIONS", "module_categories", "op_category", "training_step_kinds",
            "xla_training_times", "torch_event_kind", "parse_torch_events", "torch_training_times",
@@ -136,54 +136,21 @@ def _table(seconds: dict, runs: int) -> dict:
     return out
 
 
-def _jax_step(model, batch: int, resolution: int):
-    """Our training step of the NNX ``model`` (``training_step``'s) with every module in its named scope: the
-    jitted program and its arguments."""
-    import optax
-    from flax import nnx
-
-    from ..counting.scopes import module_scopes
-    from ..transforms.fast_inference import fast_training
-
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, resolution, resolution, 3)), jnp.float32)
-    labels = jnp.arange(batch, dtype=jnp.int32) % 10
-
-    def forward(params, rest, x):
-        m = nnx.merge(graphdef, params, rest)
-        m.train()
-        with module_scopes(m):
-            return m(x)
-
-    fast = fast_training(forward)
-
-    def loss(params, rest, x, labels):
-        return optax.softmax_cross_entropy_with_integer_labels(fast(params, rest, x), labels).mean()
-
-    return jax.jit(jax.value_and_grad(loss)), (params, rest, x, labels)
-
-
 def xla_training_times(name: str = "mobilenet_v2", batch: int = 16, resolution: int = 224, runs: int = 5,
                        model=None) -> dict:
-    """Our training step of ``name`` (or of the NNX ``model`` given, built for ``resolution``) run ``runs``
-    times under ``jax.profiler`` after a warm-up: seconds per run of its steps by direction and row
+    """Our training step of ``name`` (or of the NNX ``model`` given, built for ``resolution``;
+    ``training_step.step_programs`` with every module in its named scope) run ``runs`` times under
+    ``jax.profiler`` after a warm-up: seconds per run of its steps by direction and row
     (``training_step_kinds``), ``total`` the time inside steps; ``steps``: the compiled steps per row."""
+    from .training_step import step_programs
+
     if model is None:
         from ..models import build_model
 
         model = build_model(name, resolution=resolution)
-    program, args = _jax_step(model, batch, resolution)
+    program, args = step_programs(model, batch, resolution, scoped=True)["training step"]
     kinds_of = training_step_kinds(compiled_text(program, *args), module_categories(model))
-    jax.block_until_ready(program(*args))
-    with tempfile.TemporaryDirectory() as folder:
-        jax.profiler.start_trace(folder)
-        try:
-            for _ in range(runs):
-                jax.block_until_ready(program(*args))
-        finally:
-            jax.profiler.stop_trace()
-        (path,) = glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)
-        trace = parse_xla_trace(path, kinds_of, _keys())
+    trace = profiled_steps(program, args, kinds_of, runs, _keys())
     return {"runs": runs, **_table(trace["seconds"], runs), "steps": dict(collections.Counter(kinds_of.values()))}
 
 

@@ -13,7 +13,7 @@ from ..transforms.fast_inference import fast_training
 from . import allocator
 from .harness import interleaved, time_ratios
 
-__all__ = ["TrainingStep", "training_step", "TRAINING_RATIOS"]
+__all__ = ["TrainingStep", "training_step", "step_programs", "TRAINING_RATIOS"]
 
 #: The comparisons of a training row, as (numerator, denominator) labels.
 TRAINING_RATIOS = (("training step", "forward"), ("training step", "PyTorch eager"))
@@ -61,6 +61,38 @@ def _torch_step(name: str, batch: int, resolution: int, seed: int = 0):
     return step, (x, labels)
 
 
+def step_programs(model, batch: int, resolution: int, scoped: bool = False) -> dict:
+    """``{"forward": (program, args), "training step": (program, args)}`` for the NNX ``model`` on random images
+    of ``batch`` x ``resolution`` px: the forward pass in training mode (batch statistics) and
+    ``jax.value_and_grad`` of the cross-entropy (no optimizer update), both as
+    ``transforms.fast_inference.fast_training`` computes them, jitted; with ``scoped``, every module runs
+    inside its named scope (``counting.scopes.module_scopes``, what a profile reads)."""
+    import contextlib
+
+    import optax
+    from flax import nnx
+
+    from ..counting.scopes import module_scopes
+
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, resolution, resolution, 3)), jnp.float32)
+    labels = jnp.arange(batch, dtype=jnp.int32) % 10
+
+    def forward(params, rest, x):
+        m = nnx.merge(graphdef, params, rest)
+        m.train()
+        with module_scopes(m) if scoped else contextlib.nullcontext():
+            return m(x)
+
+    fast = fast_training(forward)
+
+    def loss(params, rest, x, labels):
+        return optax.softmax_cross_entropy_with_integer_labels(fast(params, rest, x), labels).mean()
+
+    return {"forward": (jax.jit(fast), (params, rest, x)),
+            "training step": (jax.jit(jax.value_and_grad(loss)), (params, rest, x, labels))}
+
+
 def training_step(name: str = "mobilenet_v2", batch: int = 16, resolution: int = 224, rounds: int = 7,
                   repeats: int = 3, with_torch: bool = True) -> TrainingStep:
     """A training step against a forward pass of the same network, interleaved: the forward pass in
@@ -70,29 +102,12 @@ def training_step(name: str = "mobilenet_v2", batch: int = 16, resolution: int =
     installed and ``with_torch``, torchvision's model's step in the same rounds (``PyTorch eager``).
     ``macs`` holds the counter's MACs per role (``count_training``), so ``predicted`` = (forward +
     input_grad + weight_grad) / forward sits beside the ``measured`` time ratios of each round."""
-    import optax
-    from flax import nnx
-
     from ..counter import count_training
     from ..models import build_model
 
     model = build_model(name, resolution=resolution)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, resolution, resolution, 3)), jnp.float32)
-    labels = jnp.arange(batch, dtype=jnp.int32) % 10
-
-    def forward(params, rest, x):
-        m = nnx.merge(graphdef, params, rest)
-        m.train()
-        return m(x)
-
-    fast = fast_training(forward)
-
-    def loss(params, rest, x, labels):
-        return optax.softmax_cross_entropy_with_integer_labels(fast(params, rest, x), labels).mean()
-
-    programs = {"forward": (jax.jit(fast), (params, rest, x)),
-                "training step": (jax.jit(jax.value_and_grad(loss)), (params, rest, x, labels))}
+    programs = step_programs(model, batch, resolution)
+    x = programs["forward"][1][-1]
     torch_step = _torch_step(name, batch, resolution) if with_torch else None
     if torch_step is not None:
         programs["PyTorch eager"] = torch_step

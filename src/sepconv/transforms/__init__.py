@@ -5,8 +5,10 @@ computes the same thing another way.
   rewritten layer the counter costs as the convolution it replaces;
 - ``windows``: a convolution's padding, output size and per-tap input slices (channels last);
 - ``shifts``: depthwise convolutions as shifted multiply-adds (``depthwise_by_shifts``);
-- ``fast_inference``: every convolution as a CPU runs it fastest (``fast_inference.fast_inference``);
+- ``fast_inference``: every convolution as a CPU runs it fastest (``fast_inference.fast_inference``), and the
+  training form with written-out gradients (``fast_inference.fast_training``);
 - ``batchnorm``: BatchNorm as an affine map and folded into its convolution (``fold_batchnorm``);
+- ``batchnorm_gradient``: BatchNorm in training with its gradient written out (``written_out_batchnorm``);
 - ``quantize``: the int8 grid and a simulated int8 program (``quantized``, ``activation_ranges``);
 - ``streaming``: a batch or a block computed a slice at a time (``micro_batched``,
   ``streamed_inverted_residual``);
