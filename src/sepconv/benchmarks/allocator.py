@@ -34,7 +34,13 @@ import os
 import resource
 
 __all__ = ["kept_environment", "huge_page_environment", "environment", "state", "minor_faults",
-           "GLIBC_TUNABLES_VALUE", "HUGE_PAGE_TUNABLES", "SETTINGS"]
+           "GLIBC_TUNABLES_VALUE", "HUGE_PAGE_TUNABLES", "SETTINGS", "MMAP_THRESHOLD_MAX", "SMALL_PAGE", "HUGE_PAGE"]
+
+#: glibc's largest mmap threshold on a 64-bit machine (``DEFAULT_MMAP_THRESHOLD_MAX``): a block above it is
+#: always mapped from the kernel afresh, and unmapped when freed, unless the process keeps freed memory.
+MMAP_THRESHOLD_MAX = 32 * 2**20
+#: The page sizes: the kernel's small pages, and a transparent huge page on x86-64.
+SMALL_PAGE, HUGE_PAGE = 4096, 2 * 2**20
 
 #: ``GLIBC_TUNABLES`` of a process that keeps freed memory (module docstring).
 GLIBC_TUNABLES_VALUE = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647"
