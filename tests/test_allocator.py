@@ -76,7 +76,7 @@ def test_huge_pages_fault_once_per_two_mebibytes():
 
 def test_settings_by_name():
     assert allocator.environment("default", {"A": "1"}) == {"A": "1"}
-    both = allocator.huge_page_environment(allocator.kept_environment({}))
+    both = allocator.environment("huge pages", allocator.kept_environment({}))
     assert both["GLIBC_TUNABLES"] == allocator.GLIBC_TUNABLES_VALUE + ":" + allocator.HUGE_PAGE_TUNABLES
     with pytest.raises(ValueError, match="unknown allocator setting 'fast': one of default, freed memory kept, huge pages"):
         allocator.environment("fast")

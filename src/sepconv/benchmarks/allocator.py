@@ -22,7 +22,7 @@ Large buffers also cost in the processor's address translation: memory comes in 
 program asks the kernel for transparent huge pages (2 MiB) with ``madvise``, which is all a kernel set to
 ``madvise`` (``/sys/kernel/mm/transparent_hugepage/enabled``, the recording machine's) gives. glibc asks
 for them on the memory it allocates with the tunable ``glibc.malloc.hugetlb=1`` (glibc 2.35 onwards):
-``huge_page_environment()``. A fresh 2 MiB page is one fault instead of 512. On the recording machine
+``environment("huge pages")``. A fresh 2 MiB page is one fault instead of 512. On the recording machine
 MobileNetV2's training step at batch 32 ran 1.6x faster with huge pages than with freed memory kept
 alone (``tools/training_bench.py``, which times the step under each setting). ``SETTINGS`` names the
 settings; ``environment(setting)`` gives each, ``state()`` says which this process started with.
@@ -33,14 +33,12 @@ from __future__ import annotations
 import os
 import resource
 
-__all__ = ["kept_environment", "huge_page_environment", "environment", "state", "minor_faults",
-           "GLIBC_TUNABLES_VALUE", "HUGE_PAGE_TUNABLES", "SETTINGS", "MMAP_THRESHOLD_MAX", "SMALL_PAGE", "HUGE_PAGE"]
+__all__ = ["kept_environment", "environment", "state", "minor_faults", "GLIBC_TUNABLES_VALUE", "HUGE_PAGE_TUNABLES",
+           "SETTINGS", "MMAP_THRESHOLD_MAX"]
 
 #: glibc's largest mmap threshold on a 64-bit machine (``DEFAULT_MMAP_THRESHOLD_MAX``): a block above it is
 #: always mapped from the kernel afresh, and unmapped when freed, unless the process keeps freed memory.
 MMAP_THRESHOLD_MAX = 32 * 2**20
-#: The page sizes: the kernel's small pages, and a transparent huge page on x86-64.
-SMALL_PAGE, HUGE_PAGE = 4096, 2 * 2**20
 
 #: ``GLIBC_TUNABLES`` of a process that keeps freed memory (module docstring).
 GLIBC_TUNABLES_VALUE = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647"
@@ -66,11 +64,6 @@ def environment(setting: str, base: dict | None = None) -> dict:
 def kept_environment(environment_: dict | None = None) -> dict:
     """``environment("freed memory kept", environment_)``: freed memory kept (module docstring)."""
     return environment("freed memory kept", environment_)
-
-
-def huge_page_environment(environment_: dict | None = None) -> dict:
-    """``environment("huge pages", environment_)``: allocations on transparent huge pages (module docstring)."""
-    return environment("huge pages", environment_)
 
 
 def state() -> str:

@@ -31,14 +31,7 @@ interleaved rounds. Nothing here asserts a speed.
 from __future__ import annotations
 
 import collections
-import glob
-import os
 import re
-import tempfile
-
-import jax
-import jax.numpy as jnp
-import numpy as np
 
 from ..kinds import LayerKind, module_kind
 from .attribution import compiled_text, machine_load, onnx_operator_kind, profiled_steps, step_texts

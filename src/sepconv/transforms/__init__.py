@@ -4,6 +4,7 @@ computes the same thing another way.
 - ``rewrite``: ``rewrite_equations``, the interpreter the others are built on, and ``counted_call``, a
   rewritten layer the counter costs as the convolution it replaces;
 - ``windows``: a convolution's padding, output size and per-tap input slices (channels last);
+- ``reductions``: per-channel sums of each image in one pass, split across threads (``per_image_sums``);
 - ``shifts``: depthwise convolutions as shifted multiply-adds (``depthwise_by_shifts``);
 - ``fast_inference``: every convolution as a CPU runs it fastest (``fast_inference.fast_inference``), and the
   training form with written-out gradients (``fast_inference.fast_training``);

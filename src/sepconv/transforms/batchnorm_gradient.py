@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..compat import replaced, set_variable_value, variable_value
+from .reductions import per_image_sums
 
 __all__ = ["batch_normalize", "written_out_batchnorm"]
 
@@ -66,15 +67,10 @@ def _forward(x, scale, bias, epsilon):
 def _backward(epsilon, residuals, cotangents):
     x, scale, mu, var = residuals
     g, g_mu, g_var = cotangents
-    axes = tuple(range(x.ndim - 1))
     count = x.size // x.shape[-1]
     r = lax.rsqrt(var + epsilon)
     xhat = (x - mu) * r
-    # both sums in one pass over g and x, each image's positions first (XLA CPU splits a reduction across
-    # threads over the dimensions it keeps), then over the images
-    per_image = lax.reduce((g, g * xhat), (jnp.zeros((), g.dtype),) * 2,
-                           lambda a, b: (a[0] + b[0], a[1] + b[1]), tuple(range(1, x.ndim - 1)))
-    dbias, dscale = (s.sum(0) for s in per_image)
+    dbias, dscale = (s.sum(0) for s in per_image_sums((g, g * xhat)))  # both sums in one pass over g and x
     # var = max(0, mean(x^2) - mu^2) carries a gradient only where it is positive (JAX's max gives half
     # at exactly zero, which only a constant channel reaches).
     live = (var > 0).astype(x.dtype)

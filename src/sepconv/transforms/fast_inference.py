@@ -177,16 +177,15 @@ def is_dense_product(eqn) -> bool:
 
 
 def dense_product(eqn, x, w):
-    """A dense layer's product through ``channel_product`` (its gradient written out)."""
+    """The product ``eqn`` computes (a dense layer's, or a 1x1 convolution's with ``w`` as its 2-D kernel)
+    through ``channel_product`` (its gradient written out), in ``eqn``'s precision and output type."""
     out = channel_product(x, w, eqn.params.get("precision"), eqn.params.get("preferred_element_type"))
     return out.astype(eqn.outvars[0].aval.dtype)
 
 
 def pointwise_matmul(eqn, x, w):
     """``y[..., d] = sum_c x[..., c] w[c, d]``: a 1x1 convolution as the matrix product it is."""
-    kernel = w.reshape(w.shape[-2], w.shape[-1])
-    out = channel_product(x, kernel, eqn.params.get("precision"), eqn.params.get("preferred_element_type"))
-    return out.astype(eqn.outvars[0].aval.dtype)
+    return dense_product(eqn, x, w.reshape(w.shape[-2], w.shape[-1]))
 
 
 def fast_equation(eqn, x, w) -> list:

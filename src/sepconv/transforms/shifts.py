@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..kinds import is_depthwise_equation
+from .reductions import per_image_sums
 from .rewrite import counted_call, rewrite_equations
 from .windows import kernel_offsets, output_size, pad_spatial, window_slice
 
@@ -78,7 +79,7 @@ def _sum_of_taps_backward(strides, padding, dilation, residuals, g):
     JAX's own derivative of the forward keeps every ``slice_t(pad(x))`` (K^2 copies of the input) for the
     weight gradient and reduces each in its own pass over memory; here the K^2 tap sums are one variadic
     ``lax.reduce``, a single pass over ``x`` and ``g`` (XLA fuses the slices and products into it), over each
-    image's positions, then a sum over the images."""
+    image's positions, then a sum over the images (``reductions.per_image_sums``)."""
     x, taps = residuals
     kernel = taps.shape[:-1]
     _, out_size = output_size(x, kernel, strides, padding, dilation)
@@ -97,13 +98,7 @@ def _sum_of_taps_backward(strides, padding, dilation, residuals, g):
     acc = jnp.promote_types(g.dtype, jnp.float32)
     products = tuple(window_slice(xp, offset, out_size, strides, dilation).astype(acc) * g.astype(acc)
                      for offset in offsets)
-    # Summed over each image's positions first, then over the images: XLA CPU splits a reduction across
-    # its threads only over the dimensions the reduction keeps (one image each), which a sum over all
-    # positions at once leaves to one thread (measured: MobileNetV2's first depthwise layer at batch 16,
-    # the kernel gradient 3x faster).
-    per_image = lax.reduce(products, tuple(jnp.zeros((), acc) for _ in offsets),
-                           lambda a, b: tuple(u + v for u, v in zip(a, b)), tuple(range(1, g.ndim - 1)))
-    dtaps = jnp.stack(per_image).sum(1).reshape(taps.shape)
+    dtaps = jnp.stack(per_image_sums(products)).sum(1).reshape(taps.shape)
     return dx.astype(x.dtype), dtaps.astype(taps.dtype)
 
 
