@@ -158,7 +158,7 @@ def test_shipped_attribution_and_export_results_hold_what_the_chapter_reads():
         for graph in row["structure"].values():
             assert graph["nodes"] == [sum(graph["exported"].values()), sum(graph["optimized"].values())]
     attribution = {r["model"]: r for r in results["attribution"]["rows"]}
-    assert set(attribution) == {"mobilenet_v3_large", "mobilenet_v2"}
+    assert set(attribution) == {"mobilenet_v3_large", "mobilenet_v2", "mobilenet_v1", "efficientnet_b0"}
     # the layers per kind, from the networks' tables: MobileNet v2 (arXiv 1801.04381, Table 2): the stem,
     # 17 bottlenecks each with a depthwise layer, 16 with an expansion, 17 projections and the last 1x1
     # conv (34 pointwise), one classifier; MobileNetV3-Large (Table 1): 15 bottlenecks, 14 expansions + 15
@@ -167,6 +167,13 @@ def test_shipped_attribution_and_export_results_hold_what_the_chapter_reads():
                                                      "linear": 1}
     assert attribution["mobilenet_v3_large"]["layers"] == {"depthwise": 15, "pointwise": 46, "full": 1,
                                                            "grouped": 0, "linear": 2}
+    # MobileNet v1 (arXiv 1704.04861, Table 1): the stem, 13 depthwise-separable layers, one classifier;
+    # EfficientNet-B0 (arXiv 1905.11946, Table 1): 16 MBConv blocks, each a depthwise layer, a projection and
+    # a squeeze-and-excite pair, 15 of them with an expansion (MBConv1 has none), and the 1280 head conv
+    assert attribution["mobilenet_v1"]["layers"] == {"depthwise": 13, "pointwise": 13, "full": 1, "grouped": 0,
+                                                     "linear": 1}
+    assert attribution["efficientnet_b0"]["layers"] == {"depthwise": 16, "pointwise": 16 + 15 + 2 * 16 + 1,
+                                                        "full": 1, "grouped": 0, "linear": 1}
     for row in attribution.values():
         for side in ("onnx", "jax"):
             assert set(at.KINDS) | {"total"} <= set(row[side]["median"])

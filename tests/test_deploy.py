@@ -364,4 +364,20 @@ def test_runtime_comparison_times_every_program_it_has(capsys):
     assert [r * i for r, i in zip(ratios, inference)] == pytest.approx(traced)
     assert row["ratio"]["JAX, as traced / JAX, inference"] == pytest.approx(statistics.median(ratios))
     assert max(row["errors"].values()) < 1e-4 and "LiteRT" in result["skipped"]
+    assert row["micro_batch"] in (1, 2) and result["batching"] == []  # no batch 1 to compare batch 2 with
     assert "mobilenet_v1 batch 2" in capsys.readouterr().out
+
+
+def test_batching_comparison_pairs_each_round_per_image(capsys):
+    """Batch 1 and batch 4 of our inference program in the same rounds: each round's ratio is batch 4's
+    time per image over batch 1's, and the micro-batch is what ``cache_micro_batch`` picks."""
+    from sepconv.benchmarks.runtimes import batching_comparison
+    from sepconv.transforms.streaming import cache_micro_batch
+
+    (row,) = batching_comparison(networks=("mobilenet_v1",), batch=4, rounds=3, repeats=1, resolution=32)
+    single, batched = row["per_image"]["batch 1"], row["per_image"]["batch 4"]
+    assert len(single) == len(batched) == len(row["ratios"]) == 3 and min(single + batched) > 0
+    assert row["ratios"] == pytest.approx([b / a for a, b in zip(single, batched)])
+    fn, state = pure_module(deploy.fold_batchnorm(build_model("mobilenet_v1", resolution=32)), flat=True)
+    assert row["micro_batch"] == cache_micro_batch(fast_inference(fn), state, jnp.ones((4, 32, 32, 3)))
+    assert "mobilenet_v1: batch 4" in capsys.readouterr().out

@@ -1,10 +1,11 @@
 """Measure where the time goes (``sepconv.benchmarks.attribution``) and store it beside the book's results.
 
-    python tools/attribution_bench.py [--out DIR] [--networks mobilenet_v3_large mobilenet_v2]
+    python tools/attribution_bench.py [--out DIR] [--networks NAME ...] [--export-networks NAME ...]
 
 writes ``onnx_export.json`` (our ONNX export against torchvision's on ONNX Runtime, interleaved rounds;
-needs torch and torchvision) and ``attribution.json`` (per layer kind, ONNX Runtime's profile beside our
-fastest JAX program) into ``DIR`` (default: this device's folder of the shipped results,
+needs torch and torchvision; default MobileNetV3-Large and v2) and ``attribution.json`` (per layer kind,
+ONNX Runtime's profile beside our fastest JAX program; default MobileNet v1, v2, V3-Large and
+EfficientNet-B0) into ``DIR`` (default: this device's folder of the shipped results,
 ``src/sepconv/data/benchmarks/<platform>-<kind>``). Each result notes the machine's load average.
 """
 
@@ -20,14 +21,16 @@ from sepconv.benchmarks.results import machine_note, recording_folder, save_resu
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--networks", nargs="+", default=["mobilenet_v3_large", "mobilenet_v2"])
+    parser.add_argument("--networks", nargs="+", default=["mobilenet_v3_large", "mobilenet_v2", "mobilenet_v1",
+                                                          "efficientnet_b0"])
+    parser.add_argument("--export-networks", nargs="+", default=["mobilenet_v3_large", "mobilenet_v2"])
     parser.add_argument("--only", choices=["onnx_export", "attribution"], default=None)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--note", default="", help="what else the machine ran (stored with the load average)")
     args = parser.parse_args()
     out = recording_folder(args.out)
     if args.only in (None, "onnx_export"):
-        result = onnx_export_comparison(args.networks, rounds=args.rounds)
+        result = onnx_export_comparison(args.export_networks, rounds=args.rounds)
         print("wrote", save_result(out, "onnx_export", {**result, "machine": machine_note(args.note)}))
     if args.only in (None, "attribution"):
         rows = [layer_attribution(name, rounds=args.rounds) for name in args.networks]

@@ -7,7 +7,8 @@ The same MobileNet (224x224, float32, the same MACs) timed as
 - ``JAX, shifts``: the same with depthwise layers as shifted multiply-adds (chapter 7);
 - ``JAX, inference``: BatchNorm folded, depthwise layers as shifted multiply-adds, 1x1 layers and the
   stem as matrix products (``transforms.fold_batchnorm`` + ``transforms.fast_inference``), a batch
-  computed ``MICRO_BATCH`` images at a time (``transforms.micro_batched``);
+  computed as many images at a time as ``transforms.streaming.cache_micro_batch`` picks from the
+  network's largest activation and the CPU's cache (``transforms.micro_batched``);
 - ``ONNX Runtime, ours``: the folded model exported by ``jax2onnx``, run on ONNX Runtime's CPU
   provider (its graph optimizations on, as shipped), and ``ONNX Runtime, ours int8``: that graph
   quantized by ONNX Runtime's ``quantize_static`` (``transforms.onnx_export.quantize_onnx``; int8 weights per
@@ -43,10 +44,7 @@ import numpy as np
 
 from .harness import interleaved, time_ratios
 
-__all__ = ["RUNTIME_RATIOS", "RuntimeRow", "runtime_comparison"]
-
-#: Images per step of ``JAX, inference`` on a batch: few enough that a step's activations stay in cache.
-MICRO_BATCH = 2
+__all__ = ["RUNTIME_RATIOS", "RuntimeRow", "runtime_comparison", "inference_program", "batching_comparison"]
 
 #: The comparisons the chapter reports, as (numerator, denominator) labels.
 RUNTIME_RATIOS = (("JAX, inference", "torch.compile"), ("JAX, inference", "PyTorch eager"),
@@ -70,6 +68,7 @@ class RuntimeRow(TypedDict):
     ratio: dict
     ratios: dict
     errors: dict
+    micro_batch: int
 
 
 def _torchvision():
@@ -89,12 +88,22 @@ def _torchvision():
     return torch, sys.modules["torchvision"]
 
 
+def inference_program(folded_fn, state, x):
+    """``(jitted program, micro-batch)``: our fastest inference program for the folded pure function
+    ``folded_fn(state, x)`` (``fast_inference``), computing ``x``'s batch ``cache_micro_batch`` images at a
+    time (``micro_batched``)."""
+    from ..transforms.fast_inference import fast_inference
+    from ..transforms.streaming import cache_micro_batch, micro_batched
+
+    fast = fast_inference(folded_fn)
+    size = cache_micro_batch(fast, state, x)
+    return jax.jit(micro_batched(fast, size)), size
+
+
 def _jax_programs(name: str, batch: int, resolution: int = 224) -> dict:
     from ..interop import pure_module
     from ..transforms.batchnorm import fold_batchnorm
     from ..transforms.onnx_export import export_onnx, onnx_session, quantize_onnx
-    from ..transforms.streaming import micro_batched
-    from ..transforms.fast_inference import fast_inference
     from ..transforms.shifts import depthwise_by_shifts
     from ..layers import randomize_batchnorm
     from ..models import build_model
@@ -104,10 +113,10 @@ def _jax_programs(name: str, batch: int, resolution: int = 224) -> dict:
     x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, resolution, resolution, 3)), jnp.float32)
     fn, state = pure_module(model, flat=True)
     fast, fast_state = pure_module(folded, flat=True)
+    inference, micro_batch = inference_program(fast, fast_state, x)
     programs = {"JAX, as traced": (jax.jit(fn), (state, x)),
                 "JAX, shifts": (jax.jit(depthwise_by_shifts(fn)), (state, x)),
-                "JAX, inference": (jax.jit(micro_batched(fast_inference(fast), min(batch, MICRO_BATCH))),
-                                   (fast_state, x))}
+                "JAX, inference": (inference, (fast_state, x))}
     proto = export_onnx(folded, x.shape, name)
     _, run = onnx_session(proto)
     programs["ONNX Runtime, ours"] = (run, (np.asarray(x),))
@@ -116,7 +125,36 @@ def _jax_programs(name: str, batch: int, resolution: int = 224) -> dict:
     calibration = np.random.default_rng(1).normal(size=(8 * batch, resolution, resolution, 3))
     _, run_int8 = onnx_session(quantize_onnx(proto, calibration, reduce_range=False))  # speed only: 8 bits
     programs["ONNX Runtime, ours int8"] = (run_int8, (np.asarray(x),))
-    return programs, errors, reference, np.asarray(x)
+    return programs, errors, reference, np.asarray(x), micro_batch
+
+
+def batching_comparison(networks=("mobilenet_v2", "mobilenet_v1"), batch: int = 32, rounds: int = 7,
+                        repeats: int = 5, resolution: int = 224, log=print) -> list:
+    """Whether batching helps our inference program: per network, ``inference_program`` at batch 1 and at
+    ``batch`` timed in the same ``rounds`` interleaved rounds (median of ``repeats`` calls each). Each row:
+    ``micro_batch``, ``per_image`` (seconds per image in each round, ``{"batch 1": [...], "batch B": [...]}``)
+    and ``ratios`` (per round, batch B's time per image over batch 1's: below 1, batching helped)."""
+    from ..interop import pure_module
+    from ..layers import randomize_batchnorm
+    from ..models import build_model
+    from ..transforms.batchnorm import fold_batchnorm
+
+    rows = []
+    for name in networks:
+        folded = fold_batchnorm(randomize_batchnorm(build_model(name, resolution=resolution), seed=0))
+        fast, state = pure_module(folded, flat=True)
+        x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, resolution, resolution, 3)), jnp.float32)
+        single, _ = inference_program(fast, state, x[:1])
+        batched, micro_batch = inference_program(fast, state, x)
+        labels = ("batch 1", f"batch {batch}")
+        times = interleaved({labels[0]: (single, (state, x[:1])), labels[1]: (batched, (state, x))}, rounds, repeats)
+        per_image = {labels[0]: times[labels[0]], labels[1]: [t / batch for t in times[labels[1]]]}
+        ratios = [b / a for a, b in zip(*per_image.values())]
+        rows.append({"model": name, "batch": batch, "resolution": resolution, "rounds": rounds,
+                     "micro_batch": micro_batch, "per_image": per_image, "ratios": ratios})
+        log(f"{name}: batch {batch} ({micro_batch} at a time) over batch 1 per image, median "
+            f"{float(np.median(ratios)):.2f} (rounds {min(ratios):.2f} to {max(ratios):.2f})")
+    return rows
 
 
 #: The networks torchvision has under the registry's name (it has no MobileNet v1).
@@ -189,9 +227,12 @@ def runtime_comparison(networks=("mobilenet_v2", "mobilenet_v1"), batches=(1, 32
                        log=print) -> dict:
     """Per network and batch, every program of the module docstring timed in ``rounds`` interleaved
     rounds (median of ``repeats`` calls, ``batched_repeats`` above batch 1): ``{"rows": [...],
-    "skipped": why a row is missing}``. Each row: ``seconds`` (median over rounds), ``ratios`` per
-    comparison of ``RUNTIME_RATIOS`` (one per round) and ``errors``: each JAX and ONNX program's
-    largest absolute difference from the model as traced (same weights and input)."""
+    "skipped": why a row is missing, "batching": [...]}``. Each row: ``seconds`` (median over rounds),
+    ``ratios`` per comparison of ``RUNTIME_RATIOS`` (one per round), ``errors``: each JAX and ONNX program's
+    largest absolute difference from the model as traced (same weights and input), and ``micro_batch``,
+    the images ``JAX, inference`` computes at a time. ``batching``: ``batching_comparison`` at the largest
+    batch, when batch 1 was timed too (empty otherwise); ``cache_bytes``: the last-level cache the
+    micro-batches were chosen for (``None`` where Linux did not say)."""
     from ..transforms.onnx_export import missing_runtime
 
     problem = missing_runtime()
@@ -204,7 +245,7 @@ def runtime_comparison(networks=("mobilenet_v2", "mobilenet_v1"), batches=(1, 32
     rows = []
     for name in networks:
         for batch in batches:
-            programs, errors, _, x = _jax_programs(name, batch, resolution)
+            programs, errors, _, x, micro_batch = _jax_programs(name, batch, resolution)
             if resolution == 224:  # the converted and the torchvision models are fixed at 224 pixels
                 programs.update(_torch_programs(name, batch, x))
                 programs.update(_litert_program(tflite, name, batch, x))
@@ -212,10 +253,15 @@ def runtime_comparison(networks=("mobilenet_v2", "mobilenet_v1"), batches=(1, 32
             ratios, medians = time_ratios(times, RUNTIME_RATIOS)
             row = {"model": name, "batch": batch, "resolution": resolution, "rounds": rounds, "times": times,
                    "seconds": {label: float(np.median(t)) for label, t in times.items()},
-                   "ratio": medians, "ratios": ratios, "errors": errors}
+                   "ratio": medians, "ratios": ratios, "errors": errors, "micro_batch": micro_batch}
             rows.append(row)
             log(f"{name} batch {batch}: " + ", ".join(f"{k} {t * 1e3 / batch:.1f}" for k, t in row["seconds"].items())
                 + " ms/image")
             for key, ratio in row["ratio"].items():
                 log(f"    {key} = {ratio:.2f} (rounds {min(ratios[key]):.2f} to {max(ratios[key]):.2f})")
-    return {"rows": rows, "skipped": skipped}
+    larger = [b for b in batches if b > 1]
+    batching = (batching_comparison(networks, max(larger), rounds, resolution=resolution, log=log)
+                if 1 in batches and larger else [])
+    from ..transforms.streaming import last_level_cache_bytes
+
+    return {"rows": rows, "skipped": skipped, "batching": batching, "cache_bytes": last_level_cache_bytes()}
