@@ -41,7 +41,8 @@ def test_device_dry_run_writes_every_experiment_with_its_device(dry_run):
     assert training["macs"]["weight_grad"] == training["macs"]["forward"] and training["measured"]
     successors = json.loads((tmp_path / "successors.json").read_text())
     assert [r["stage"] for r in successors["fused"]] == ["8x8x8 -> 4x4x16"]
-    assert all(t > 0 for r in json.loads((tmp_path / "models.json").read_text()) for t in (r["median_s"], r["shifts_median_s"]))
+    assert all(t > 0 for r in json.loads((tmp_path / "models.json").read_text())
+               for t in (r["median_s"], r["shifts_median_s"], r["inference_median_s"]))
 
 
 def test_device_run_names_a_missing_device_in_one_line(capsys):

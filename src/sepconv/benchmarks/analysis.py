@@ -16,6 +16,7 @@ from .layers import SHIFTS_LAYER
 
 __all__ = ["depthwise_shares", "shift_speedups", "GUIDELINE_TITLES", "guideline_label", "compare_variants",
            "guideline_rows", "GuidelineVerdicts", "guideline_verdicts", "rank_correlations", "closeness",
+           "LATENCIES", "measured_latencies",
            "ratio_comparisons", "latency_fit", "short_labels", "program_name", "glue_name", "runtime_table"]
 
 
@@ -129,21 +130,34 @@ def guideline_verdicts(g: dict) -> GuidelineVerdicts:
     return GuidelineVerdicts(fastest, ordered, broken, steps)
 
 
+#: The measured latencies of ``models.json``: how the depthwise layers ran, and the key of each row's time.
+LATENCIES = {"grouped conv": "median_s", "shifts": "shifts_median_s", "inference": "inference_median_s"}
+
+
+def measured_latencies(models: list[dict]) -> dict:
+    """``{name: key}`` of ``LATENCIES`` for the latencies every row of ``models`` has (rows recorded before
+    the inference program was timed lack it)."""
+    return {name: key for name, key in LATENCIES.items() if all(key in r for r in models)}
+
+
 def rank_correlations(models: list[dict]) -> dict:
     """Spearman's rho between each predictor of ``models.json`` (``"MACs alone"``, ``"roofline
-    estimate"``) and each measured latency (``"grouped conv"``, ``"shifts"``), keyed by the pair."""
+    estimate"``) and each measured latency (``measured_latencies``: ``"grouped conv"``, ``"shifts"``,
+    ``"inference"``), keyed by the pair."""
     from scipy.stats import spearmanr
 
     predictors = {"MACs alone": [r["macs"] for r in models], "roofline estimate": [r["roofline_s"] for r in models]}
-    measured = {"grouped conv": np.array([r["median_s"] for r in models]),
-                "shifts": np.array([r["shifts_median_s"] for r in models])}
+    measured = {m: np.array([r[key] for r in models]) for m, key in measured_latencies(models).items()}
     return {(p, m): spearmanr(x, t).statistic for p, x in predictors.items() for m, t in measured.items()}
 
 
 def closeness(gap: float) -> str:
     """A difference of two rank correlations in words: above 0.05 ``"far better than"``, above 0.02
-    ``"better than"``, else ``"about as well as"``."""
-    return "far better than" if gap > 0.05 else "better than" if gap > 0.02 else "about as well as"
+    ``"better than"``, below -0.05 ``"far worse than"``, below -0.02 ``"worse than"``, else ``"about as
+    well as"``."""
+    if abs(gap) <= 0.02:
+        return "about as well as"
+    return ("far " if abs(gap) > 0.05 else "") + ("better than" if gap > 0 else "worse than")
 
 
 def ratio_comparisons(rows: list[dict], name=lambda label: label) -> dict:
@@ -166,13 +180,13 @@ def ratio_comparisons(rows: list[dict], name=lambda label: label) -> dict:
 
 def latency_fit(models: list[dict], layer_counts: dict) -> dict:
     """Chapter 7's exercise: latency fitted as ``a * roofline estimate + b * layers`` by least squares,
-    per measured latency (``"grouped conv"``, ``"shifts"``): ``(a, b)`` and Spearman's rho of the fit
+    per measured latency (``measured_latencies``): ``(a, b)`` and Spearman's rho of the fit
     against the measurement. ``layer_counts`` maps ``(model, alpha)`` to the number of costed layers."""
     from scipy.stats import spearmanr
 
     design = np.array([[r["roofline_s"], layer_counts[r["model"], r["alpha"]]] for r in models])
     out = {}
-    for m, key in (("grouped conv", "median_s"), ("shifts", "shifts_median_s")):
+    for m, key in measured_latencies(models).items():
         t = np.array([r[key] for r in models])
         (a, b), *_ = np.linalg.lstsq(design, t, rcond=None)
         out[m] = {"a": a, "b": b, "rho": spearmanr(design @ np.array([a, b]), t).statistic}

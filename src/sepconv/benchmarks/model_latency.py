@@ -1,5 +1,6 @@
 """Chapter 7's networks: batch-1 latency of MobileNet v1/v2 variants beside their MACs, bytes moved and
-roofline estimate."""
+roofline estimate, each network timed as three programs: as traced, with depthwise layers by shifts, and as
+our fastest inference program (chapter 9: BatchNorm folded, ``fast_inference``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import TypedDict
 import jax
 import jax.numpy as jnp
 
+from ..transforms.batchnorm import fold_batchnorm
+from ..transforms.fast_inference import fast_inference
 from ..transforms.shifts import depthwise_by_shifts
 from .harness import time_call
 from .roofline import roofline_seconds, traffic_and_macs
@@ -21,7 +24,8 @@ MODEL_VARIANTS = tuple([("mobilenet_v1", a, r) for a in (0.25, 0.5, 0.75, 1.0) f
 
 class ModelLatency(TypedDict):
     """One row of ``models.json``: a network variant's cost, roofline estimate and batch-1 latency, as
-    traced (``median_s``) and with depthwise layers by shifts (``shifts_median_s``)."""
+    traced (``median_s``), with depthwise layers by shifts (``shifts_median_s``) and as our fastest
+    inference program (``inference_median_s``; results recorded before it existed lack it)."""
 
     model: str
     alpha: float
@@ -33,11 +37,14 @@ class ModelLatency(TypedDict):
     spread: float
     shifts_median_s: float
     shifts_spread: float
+    inference_median_s: float
+    inference_spread: float
 
 
 def model_latencies(peaks: dict, repeats: int = 15, variants=None) -> list[ModelLatency]:
     """Batch-1 latency of MobileNet v1/v2 variants beside their MACs, bytes moved and a roofline estimate;
-    ``shifts_median_s`` times the same model with ``depthwise_by_shifts``.
+    ``shifts_median_s`` times the same model with ``depthwise_by_shifts``, ``inference_median_s`` its folded
+    form through ``fast_inference`` (the same function at inference, to float rounding).
 
     The estimate sums, over every convolution and matmul, ``max(2 MACs / peak_flops, bytes / bandwidth)``.
     """
@@ -53,9 +60,12 @@ def model_latencies(peaks: dict, repeats: int = 15, variants=None) -> list[Model
         x = jnp.zeros((1, resolution, resolution, 3))
         t = time_call(jax.jit(fn), state, x, repeats=repeats)
         shifts = time_call(jax.jit(depthwise_by_shifts(fn)), state, x, repeats=repeats)
+        folded, folded_state = pure_module(fold_batchnorm(model), flat=True)
+        inference = time_call(jax.jit(fast_inference(folded)), folded_state, x, repeats=repeats)
         macs, moved, ops = traffic_and_macs(model, resolution)
         estimate = roofline_seconds(ops, peaks)
         rows.append(ModelLatency(model=name, alpha=alpha, resolution=resolution, macs=macs, bytes=moved,
                                  roofline_s=estimate, median_s=t.median_s, spread=t.spread,
-                                 shifts_median_s=shifts.median_s, shifts_spread=shifts.spread))
+                                 shifts_median_s=shifts.median_s, shifts_spread=shifts.spread,
+                                 inference_median_s=inference.median_s, inference_spread=inference.spread))
     return rows
