@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import pytest
 
 from sepconv import bench
-from sepconv.models import build_model
 
 
 def test_time_call_excludes_compilation_and_reports_spread():
