@@ -145,6 +145,27 @@ ENTRY %main (x: f32[4,8], w: f32[8,2]) -> f32[4,2] {
     assert at.step_kinds(hlo, {(10, 10): "linear", (4, 2): "full"})["dot.2"] == "linear"
 
 
+def test_a_fused_step_names_both_layers_and_counts_as_the_one_named_more():
+    """XLA fused a stem's two multiplies into a depthwise layer's one: the step names both scopes (the
+    counts by hand), and the profile counts it as the stem's."""
+    hlo = """HloModule jit_fn
+
+%fused (p: f32[4]) -> f32[4] {
+  %p = f32[4]{0} parameter(0)
+  %m1 = f32[4]{0} multiply(%p, %p), metadata={op_name="jit(fn)/sepconv_layer_full/jit(broadcast_conv)/mul"}
+  %m2 = f32[4]{0} multiply(%m1, %p), metadata={op_name="jit(fn)/sepconv_layer_full/jit(broadcast_conv)/mul"}
+  ROOT %m3 = f32[4]{0} multiply(%m2, %p), metadata={op_name="jit(fn)/sepconv_layer_depthwise/mul"}
+}
+
+ENTRY %main (x: f32[4]) -> f32[4] {
+  %x = f32[4]{0} parameter(0)
+  ROOT %loop_fusion = f32[4]{0} fusion(%x), kind=kLoop, calls=%fused, metadata={op_name="jit(fn)/mul"}
+}
+"""
+    assert at.step_scopes(hlo) == {"loop_fusion": {"full": 2, "depthwise": 1}}
+    assert at.step_kinds(hlo) == {"loop_fusion": "full"}
+
+
 def test_shipped_attribution_and_export_results_hold_what_the_chapter_reads():
     from sepconv.benchmarks import load_results
 

@@ -66,6 +66,7 @@ def test_micro_batch_is_the_largest_divisor_that_fits(monkeypatch):
     for batch, size in ((12, 4), (6, 3), (7, 1), (1, 1)):
         assert cache_micro_batch(fn, 0.0, jnp.ones((batch, 1000)), cache_bytes=64_000) == size
     assert cache_micro_batch(fn, 0.0, jnp.ones((12, 1000)), cache_bytes=100) == 1
+    assert cache_micro_batch(fn, 0.0, jax.ShapeDtypeStruct((12, 1000), jnp.float32), cache_bytes=64_000) == 4
     monkeypatch.setattr(streaming, "last_level_cache_bytes", lambda: None)
     assert cache_micro_batch(fn, 0.0, jnp.ones((12, 1000))) == 12
 

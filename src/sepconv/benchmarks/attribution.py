@@ -47,7 +47,7 @@ from .harness import interleaved, paired_comparison, time_ratios
 
 __all__ = ["KINDS", "operator_counts", "optimized_graph", "onnx_structure", "onnx_operator_kind",
            "parse_onnx_profile", "onnx_kind_times", "layer_inputs", "scoped_program", "compiled_text", "step_texts",
-           "step_kinds",
+           "step_scopes", "step_kinds",
            "product_kinds",
            "parse_xla_trace", "profiled_steps",
            "xla_kind_times", "layer_attribution",
@@ -267,6 +267,13 @@ def step_texts(hlo: str) -> dict:
     return steps
 
 
+def step_scopes(hlo: str) -> dict:
+    """``{instruction name: Counter({kind: mentions})}``: how often each layer kind's ``SCOPE`` is named in
+    the ``op_name`` of a step of a compiled module's entry computation and of the computations it calls
+    (``step_texts``). A step that computes parts of two layers (XLA fused them) names both."""
+    return {name: collections.Counter(re.findall(SCOPE + r"([a-z]+)", text)) for name, text in step_texts(hlo).items()}
+
+
 def step_kinds(hlo: str, products: dict | None = None) -> dict:
     """``{instruction name: kind}`` for the steps of a compiled module's entry computation (``step_texts``):
     a step's kind is the ``SCOPE`` kind named most often in the ``op_name`` of the step and of the
@@ -276,9 +283,9 @@ def step_kinds(hlo: str, products: dict | None = None) -> dict:
     XLA drops the metadata of some matrix products it rewrites (a one-row product becomes a ``dot`` with
     no ``op_name``): an unnamed ``dot`` or ``convolution`` step takes the kind ``products`` gives its
     output's ``(size, last dimension)`` (``product_kinds`` of the program's layers), where it gives one."""
-    kinds_of = {}
+    kinds_of, scopes = {}, step_scopes(hlo)
     for name, text in step_texts(hlo).items():
-        found = collections.Counter(re.findall(SCOPE + r"([a-z]+)", text))
+        found = scopes[name]
         kind = found.most_common(1)[0][0] if found else "other"
         product = re.match(r"\s*(?:ROOT )?%\S+ = \w+\[([\d,]*)\]\S* (?:dot|convolution)\(", text)
         if not found and product and products:

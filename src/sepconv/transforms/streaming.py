@@ -79,7 +79,8 @@ def cache_micro_batch(fn, state, x, cache_bytes: int | None = None) -> int:
     """The micro-batch for ``micro_batched(fn, size)`` on ``x``: the largest divisor ``m`` of ``x``'s batch
     whose largest activation (``largest_activation_bytes`` of ``fn`` on one image, times ``m``) fills at most
     ``CACHE_SHARE`` of ``cache_bytes`` (default: ``last_level_cache_bytes()``; without one, the whole batch);
-    at least 1. ``x`` is one array, images along its first axis. On the recording machine (32 MiB) it gives
+    at least 1. ``x`` is one array (or its ``jax.ShapeDtypeStruct``: only shapes are read), images along its
+    first axis. On the recording machine (32 MiB) it gives
     MobileNet v2 and EfficientNet-B0 under ``fast_inference``, whose largest activation is the padded input
     of a stride-2 depthwise layer, 113x113x96 (4.9 MB), 2 images, and MobileNet v1 and MobileNetV3-Large
     (113x113x64, 3.3 MB) 4. Measured there at batch 32 (5 interleaved rounds), 8 images at a time were
@@ -88,7 +89,7 @@ def cache_micro_batch(fn, state, x, cache_bytes: int | None = None) -> int:
     batch = x.shape[0]
     if cache_bytes is None:
         return batch
-    one = largest_activation_bytes(fn, state, x[:1])
+    one = largest_activation_bytes(fn, state, jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype))
     fitting = [m for m in range(1, batch + 1) if batch % m == 0 and m * one <= CACHE_SHARE * cache_bytes]
     return max(fitting, default=1)
 
