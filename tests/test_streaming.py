@@ -79,3 +79,72 @@ def test_the_chosen_micro_batch_computes_the_same():
     assert size == 2
     np.testing.assert_allclose(jax.jit(micro_batched(fast_inference(fn), size))(state, x), fn(state, x),
                                rtol=1e-4, atol=1e-4)
+
+
+SPLIT_CHILD = """
+import jax
+jax.config.update("jax_num_cpu_devices", 2)
+import jax.numpy as jnp, numpy as np
+from sepconv.benchmarks.runtimes import inference_program
+from sepconv.interop import pure_module
+from sepconv.models import build_model
+from sepconv.transforms.batchnorm import fold_batchnorm
+from sepconv.transforms.streaming import split_over_devices
+
+devices = jax.devices("cpu")
+assert len(devices) == 2
+# the batch split: each device computes its images, the same numbers as one device
+program, place = split_over_devices(lambda s, x: x * s + x.sum(axis=1, keepdims=True), devices)
+x = jnp.arange(12.0).reshape(4, 3)
+state, xs = place(jnp.float32(2.0), x)
+assert len(xs.sharding.device_set) == 2
+out = program(state, xs)
+np.testing.assert_array_equal(np.asarray(out), np.asarray(x * 2 + x.sum(axis=1, keepdims=True)))
+assert len(out.sharding.device_set) == 2
+try:
+    place(state, jnp.ones((3, 3)))
+    raise SystemExit("an uneven batch was accepted")
+except ValueError as error:
+    assert str(error) == "a batch of 3 does not split evenly over 2 devices"
+# our inference program splits a batch the devices divide, and keeps one device otherwise
+fn, st = pure_module(fold_batchnorm(build_model("mobilenet_v1", resolution=32)), flat=True)
+images = jnp.asarray(np.random.default_rng(0).normal(size=(4, 32, 32, 3)), jnp.float32)
+split, args, size, shared = inference_program(fn, st, images)
+single, single_args, _, one = inference_program(fn, st, images, devices=devices[:1])
+assert (shared, one) == (2, 1) and size >= 1
+np.testing.assert_allclose(np.asarray(split(*args)), np.asarray(single(*single_args)), rtol=1e-6, atol=1e-6)
+assert inference_program(fn, st, images[:3])[3] == 1
+print("ok")
+"""
+
+
+def test_a_batch_split_over_two_cpu_devices_computes_the_same():
+    """In a process given two CPU devices (``jax_num_cpu_devices``, set before JAX starts): the batch split
+    over both computes what one device does, an uneven batch is refused in one line, and our inference
+    program splits a batch of 4 (MobileNet v1, 32 px) and keeps one device for a batch of 3."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SPLIT_CHILD], capture_output=True, text=True,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "ok"
+
+
+def test_one_cpu_device_per_core_before_jax_starts_and_the_devices_kept_after():
+    """In a fresh process JAX gets one CPU device per core; in this one, where JAX has run, the call keeps
+    the devices it has and says how many."""
+    import os
+    import subprocess
+    import sys
+
+    from sepconv.benchmarks.runtimes import one_cpu_device_per_core
+
+    child = "from sepconv.benchmarks.runtimes import one_cpu_device_per_core as f; print(f())"
+    done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) == os.cpu_count()
+    jnp.ones(1).block_until_ready()  # JAX has started here
+    assert one_cpu_device_per_core() == len(jax.devices("cpu"))

@@ -149,6 +149,10 @@ def _bench(args) -> int:
 
             raise ValueError(f"--only {args.only!r} names no experiment{' in one of its places' if any(only) else ''}; "
                              f"the experiments are {', '.join(EXPERIMENTS)}")
+    if args.device is None and not args.no_runtimes and (only is None or "runtimes" in only):
+        from .benchmarks.runtimes import one_cpu_device_per_core
+
+        one_cpu_device_per_core()  # before anything starts JAX: our program can then split a batch over the cores
     out = run_all(args.out, quick=args.quick, with_keras=not args.no_keras, with_runtimes=not args.no_runtimes,
                   tflite=args.tflite, only=only, device=args.device)
     print(f"results in {out}")

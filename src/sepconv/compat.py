@@ -10,13 +10,16 @@
 * ``equation_context``: re-enter the name stack (the ``jax.named_scope`` path) and traceback an equation
   was traced under, as ``jax.core.eval_jaxpr`` does (``jax._src.source_info_util``, in every version
   supported), or nothing where a version lacks it.
+* ``shard_map``: ``jax.shard_map``, or the experimental one of versions that lack it.
 """
 
 from __future__ import annotations
 
 import contextlib
 
-__all__ = ["variable_value", "set_variable_value", "replaced", "is_drop_var", "equation_context"]
+import jax
+
+__all__ = ["variable_value", "set_variable_value", "replaced", "is_drop_var", "equation_context", "shard_map"]
 
 
 def variable_value(variable):
@@ -73,3 +76,14 @@ def equation_context(eqn):
         return contextlib.nullcontext()
     return source_info_util.user_context(info.traceback,
                                          name_stack=source_info_util.current_name_stack() + info.name_stack)
+
+
+def shard_map(fn, *, mesh, in_specs, out_specs):
+    """``jax.shard_map`` (jax >= 0.6), else ``jax.experimental.shard_map.shard_map`` of older versions: ``fn``
+    run on each device of ``mesh`` on its block of the arguments (``in_specs``), the results put together
+    (``out_specs``)."""
+    if hasattr(jax, "shard_map"):
+        return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs)
+    from jax.experimental.shard_map import shard_map as experimental
+
+    return experimental(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs)

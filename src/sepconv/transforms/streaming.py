@@ -1,8 +1,9 @@
 """Streaming: the same function computed a slice at a time, so that less of it is in memory at once.
 
 ``micro_batched(fn, size)`` computes a batch ``size`` images at a time, and ``cache_micro_batch`` picks
-that size from the function's shapes and the CPU's cache; ``streamed_inverted_residual`` computes an
-inverted residual block in slices of its expanded channels (MobileNetV2 sec. 5.2).
+that size from the function's shapes and the CPU's cache; ``split_over_devices(fn, devices)`` gives each
+device a share of the batch; ``streamed_inverted_residual`` computes an inverted residual block in slices
+of its expanded channels (MobileNetV2 sec. 5.2).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..counting.values import nbytes, sub_jaxprs
 from .batchnorm import batchnorm_affine
 
 __all__ = ["micro_batched", "streamed_inverted_residual", "cache_micro_batch", "largest_activation_bytes",
-           "last_level_cache_bytes", "CACHE_SHARE"]
+           "last_level_cache_bytes", "CACHE_SHARE", "split_over_devices"]
 
 #: The share of the last-level cache that one micro-batch's largest value may fill in ``cache_micro_batch``
 #: (the rest holds what the same step reads beside it: a layer's input, its weights).
@@ -41,6 +42,31 @@ def micro_batched(fn, size: int):
         return jax.tree.map(lambda y: y.reshape(x.shape[0], *y.shape[2:]), out)
 
     return batched
+
+
+def split_over_devices(fn, devices):
+    """``(program, place)``: ``fn(state, x)`` jitted with ``x``'s batch split evenly over ``devices`` (one
+    ``shard_map`` over a 1-D mesh, each device computing ``fn`` on its share) and ``state`` the same on every
+    device: data parallelism, the same numbers image by image. ``place(state, x)`` puts the arguments where the
+    program reads them (a call on arguments placed elsewhere copies them first). On a CPU given one JAX
+    device per core (``jax_num_cpu_devices``), each core runs its share alone instead of every step being
+    split between the cores."""
+    import numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from ..compat import shard_map
+
+    mesh = Mesh(np.asarray(devices), ("batch",))
+    whole, split = NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("batch"))
+    program = jax.jit(shard_map(fn, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec("batch")),
+                                out_specs=PartitionSpec("batch")))
+
+    def place(state, x):
+        if x.shape[0] % len(devices):
+            raise ValueError(f"a batch of {x.shape[0]} does not split evenly over {len(devices)} devices")
+        return jax.device_put(state, whole), jax.device_put(x, split)
+
+    return program, place
 
 
 def largest_activation_bytes(fn, state, x) -> int:
