@@ -365,6 +365,8 @@ def test_runtime_comparison_times_every_program_it_has(capsys):
     assert row["ratio"]["JAX, as traced / JAX, inference"] == pytest.approx(statistics.median(ratios))
     assert max(row["errors"].values()) < 1e-4 and "LiteRT" in result["skipped"]
     assert row["micro_batch"] in (1, 2) and result["batching"] == []  # no batch 1 to compare batch 2 with
+    assert row["devices"] == 1 and result["cpu_devices"] == 1  # this process has one CPU device
+    assert all(len(result["load"][when]) == 3 for when in ("before", "after"))
     assert "mobilenet_v1 batch 2" in capsys.readouterr().out
 
 

@@ -260,13 +260,17 @@ def runtime_comparison(networks=("mobilenet_v2", "mobilenet_v1"), batches=(1, 32
     images ``JAX, inference`` computes at a time on each device, and ``devices``, how many devices share the
     batch (``inference_program``). ``batching``: ``batching_comparison`` at the largest
     batch, when batch 1 was timed too (empty otherwise); ``cache_bytes``: the last-level cache the
-    micro-batches were chosen for (``None`` where Linux did not say); ``cpu_devices``: JAX's CPU devices.
+    micro-batches were chosen for (``None`` where Linux did not say); ``cpu_devices``: JAX's CPU devices;
+    ``load``: the machine's load averages before and after (other work beside the timings).
     Call ``one_cpu_device_per_core`` first (``run_all`` does) for our program to split a batch over the cores."""
     from ..transforms.onnx_export import missing_runtime
+
+    from .attribution import machine_load
 
     problem = missing_runtime()
     if problem:
         raise RuntimeError(problem)
+    load_before = machine_load()
     skipped = {} if _torchvision() else {"PyTorch": "torch and torchvision not installed"}
     if _litert_missing(tflite):
         skipped["LiteRT"] = _litert_missing(tflite)
@@ -295,4 +299,4 @@ def runtime_comparison(networks=("mobilenet_v2", "mobilenet_v1"), batches=(1, 32
     from ..transforms.streaming import last_level_cache_bytes
 
     return {"rows": rows, "skipped": skipped, "batching": batching, "cache_bytes": last_level_cache_bytes(),
-            "cpu_devices": len(jax.devices("cpu"))}
+            "cpu_devices": len(jax.devices("cpu")), "load": {"before": load_before, "after": machine_load()}}
