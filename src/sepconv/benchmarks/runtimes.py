@@ -262,9 +262,10 @@ def runtime_comparison(networks=("mobilenet_v2", "mobilenet_v1"), batches=(1, 32
     batch, when batch 1 was timed too (empty otherwise); ``cache_bytes``: the last-level cache the
     micro-batches were chosen for (``None`` where Linux did not say); ``cpu_devices``: JAX's CPU devices;
     ``load``: the machine's load averages before and after (other work beside the timings).
-    Call ``one_cpu_device_per_core`` first (``run_all`` does) for our program to split a batch over the cores."""
+    Call ``one_cpu_device_per_core`` first (the ``bench`` command does) for our program to split a batch over
+    the cores."""
     from ..transforms.onnx_export import missing_runtime
-
+    from ..transforms.streaming import last_level_cache_bytes
     from .attribution import machine_load
 
     problem = missing_runtime()
@@ -296,7 +297,5 @@ def runtime_comparison(networks=("mobilenet_v2", "mobilenet_v1"), batches=(1, 32
     larger = [b for b in batches if b > 1]
     batching = (batching_comparison(networks, max(larger), rounds, resolution=resolution, log=log)
                 if 1 in batches and larger else [])
-    from ..transforms.streaming import last_level_cache_bytes
-
     return {"rows": rows, "skipped": skipped, "batching": batching, "cache_bytes": last_level_cache_bytes(),
             "cpu_devices": len(jax.devices("cpu")), "load": {"before": load_before, "after": machine_load()}}

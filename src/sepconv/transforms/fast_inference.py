@@ -83,10 +83,8 @@ def im2col_matmul(eqn, x, w):
     """``patches(x) @ w``: the ``K_h K_w C`` input values under each output position side by side
     (im2col, chapter 1's GEMM view), then one matrix product with the kernel as a ``(K_h K_w C, D)``
     matrix. For a 3-channel stem the patches are small and the product runs at matrix speed."""
-    p = eqn.params
     patches = jnp.concatenate([piece for _, piece in _window_slices(eqn, x, w.shape[:-2])], axis=-1)
-    out = channel_product(patches, w.reshape(-1, w.shape[-1]), p.get("precision"), p.get("preferred_element_type"))
-    return out.astype(eqn.outvars[0].aval.dtype)
+    return dense_product(eqn, patches, w.reshape(-1, w.shape[-1]))
 
 
 #: A narrow convolution with at most this many multiply-adds per output value (``K_h K_w C``: 27 for a
