@@ -195,7 +195,20 @@ def test_shipped_attribution_and_export_results_hold_what_the_chapter_reads():
                                                      "linear": 1}
     assert attribution["efficientnet_b0"]["layers"] == {"depthwise": 16, "pointwise": 16 + 15 + 2 * 16 + 1,
                                                         "full": 1, "grouped": 0, "linear": 1}
+    # LiteRT runs keras.applications' networks: the same layers, but Keras writes MobileNet v1's classifier
+    # (``conv_preds``) and MobileNetV3-Large's head (the 1280-wide layer and the classifier) as 1x1
+    # convolutions, so on LiteRT's side they count as pointwise
+    litert_layers = {model: row["litert"]["layers"] for model, row in attribution.items()}
+    assert litert_layers["mobilenet_v2"] == attribution["mobilenet_v2"]["layers"]
+    assert litert_layers["efficientnet_b0"] == attribution["efficientnet_b0"]["layers"]
+    assert litert_layers["mobilenet_v1"] == {"depthwise": 13, "pointwise": 13 + 1, "full": 1, "grouped": 0, "linear": 0}
+    assert litert_layers["mobilenet_v3_large"] == {"depthwise": 15, "pointwise": 46 + 2, "full": 1, "grouped": 0,
+                                                   "linear": 0}
     for row in attribution.values():
-        for side in ("onnx", "jax"):
+        for side in ("onnx", "jax", "litert"):
             assert set(at.KINDS) | {"total"} <= set(row[side]["median"])
+        litert = row["litert"]
+        assert litert["median"]["total"] == pytest.approx(sum(r["seconds"] for r in litert["operators"]))
+        assert litert["sum_over_whole"] == pytest.approx(litert["median"]["total"] / litert["whole"])
+        assert len(row["times"]["LiteRT (XNNPACK), Keras"]) == len(row["litert_ratios"]) == row["rounds"]
         assert len(row["times"]["ONNX Runtime"]) == len(row["ratios"]) == row["rounds"]

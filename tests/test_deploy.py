@@ -365,9 +365,23 @@ def test_runtime_comparison_times_every_program_it_has(capsys):
     assert row["ratio"]["JAX, as traced / JAX, inference"] == pytest.approx(statistics.median(ratios))
     assert max(row["errors"].values()) < 1e-4 and "LiteRT" in result["skipped"]
     assert row["micro_batch"] in (1, 2) and result["batching"] == []  # no batch 1 to compare batch 2 with
+    assert result["settle"] is None  # nor to time after ONNX Runtime
     assert row["devices"] == 1 and result["cpu_devices"] == 1  # this process has one CPU device
     assert all(len(result["load"][when]) == 3 for when in ("before", "after"))
     assert "mobilenet_v1 batch 2" in capsys.readouterr().out
+
+
+def test_settle_comparison_times_our_program_after_onnx_runtime():
+    _require_runtime()
+    from sepconv.benchmarks.harness import SETTLE_S
+    from sepconv.benchmarks.runtimes import settle_comparison
+
+    result = settle_comparison("mobilenet_v1", rounds=2, repeats=1, resolution=32)
+    assert result["model"] == "mobilenet_v1" and result["pause"] == SETTLE_S and result["rounds"] == 2
+    (times,) = result["times"].values()  # no LiteRT models given: our program only
+    assert set(result["times"]) == {"JAX, inference"}
+    assert {label: len(t) for label, t in times.items()} == {"right after": 2, "settled": 2}
+    assert min(times["right after"] + times["settled"]) > 0
 
 
 def test_batching_comparison_pairs_each_round_per_image(capsys):

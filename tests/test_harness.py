@@ -35,6 +35,68 @@ def test_interleaved_times_every_program_once_per_round():
     assert order == ["a"] * 4 + ["b"] * 4 + (["a"] * 3 + ["b"] * 3) * 2
 
 
+def test_interleaved_pauses_before_every_program(monkeypatch):
+    from sepconv.benchmarks import harness
+
+    events, clock = [], [0.0]
+
+    class FakeTime:  # a clock that only each call of a program moves, by 0.1 s
+        @staticmethod
+        def sleep(seconds):
+            events.append(("sleep", seconds))
+
+        @staticmethod
+        def perf_counter():
+            return clock[0]
+
+    monkeypatch.setattr(harness, "time", FakeTime)
+
+    def program(label):
+        def fn(x):
+            events.append(label)
+            clock[0] += 0.1
+            return x
+        return fn
+
+    interleaved({"a": (program("a"), (1,)), "b": (program("b"), (1,))}, rounds=2, repeats=1, warmup=1, pause=0.25)
+    # in every round, each program: the pause, 0.25 s of warm-up calls (3 calls of 0.1 s), then time_call's
+    # own warm-up call and its timed call
+    assert events == [("sleep", 0.25), "a", "a", "a", "a", "a", ("sleep", 0.25), "b", "b", "b", "b", "b"] * 2
+    with pytest.raises(ValueError, match="pause must be at least 0 seconds, got -1"):
+        interleaved({"a": (program("a"), (1,))}, rounds=1, repeats=1, pause=-1)
+
+
+def test_after_another_times_the_second_right_after_the_first_and_settled(monkeypatch):
+    from sepconv.benchmarks import harness
+
+    events, clock = [], [0.0]
+
+    class FakeTime:  # the clock moves 0.1 s per call of a program
+        @staticmethod
+        def sleep(seconds):
+            events.append(("sleep", seconds))
+
+        @staticmethod
+        def perf_counter():
+            return clock[0]
+
+    monkeypatch.setattr(harness, "time", FakeTime)
+
+    def program(label, step):
+        def fn():
+            events.append(label)
+            clock[0] += step
+        return fn
+
+    times = harness.after_another((program("a", 0.1), ()), (program("b", 0.2), ()), rounds=2, repeats=2, pause=0.3)
+    # a twice, then b: one warm-up and two timed calls; a twice, the pause, 0.3 s of b (two calls of 0.2 s),
+    # b's warm-up and two timed calls
+    one_round = ["a", "a", "b", "b", "b", "a", "a", ("sleep", 0.3), "b", "b", "b", "b", "b"]
+    assert events == one_round * 2
+    assert {label: len(t) for label, t in times.items()} == {"right after": 2, "settled": 2}
+    assert times["right after"] == pytest.approx([0.2, 0.2])  # each timed call of b moves the clock 0.2 s
+
+
 def test_time_ratios_by_hand():
     times = {"a": [2.0, 3.0, 1.0], "b": [1.0, 4.0, 2.0]}
     ratios, medians = time_ratios(times, (("a", "b"), ("b", "a"), ("a", "missing")))

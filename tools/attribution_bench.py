@@ -1,11 +1,12 @@
 """Measure where the time goes (``sepconv.benchmarks.attribution``) and store it beside the book's results.
 
-    python tools/attribution_bench.py [--out DIR] [--networks NAME ...] [--export-networks NAME ...]
+    python tools/attribution_bench.py [--out DIR] [--networks NAME ...] [--export-networks NAME ...] [--tflite DIR]
 
 writes ``onnx_export.json`` (our ONNX export against torchvision's on ONNX Runtime, interleaved rounds;
 needs torch and torchvision; default MobileNetV3-Large and v2) and ``attribution.json`` (per layer kind,
 ONNX Runtime's profile beside our fastest JAX program; default MobileNet v1, v2, V3-Large and
-EfficientNet-B0) into ``DIR`` (default: this device's folder of the shipped results,
+EfficientNet-B0; with ``--tflite DIR``, LiteRT's operators timed one at a time beside them,
+``benchmarks.litert_operators``) into ``DIR`` (default: this device's folder of the shipped results,
 ``src/sepconv/data/benchmarks/<platform>-<kind>``). Each result notes the machine's load average.
 """
 
@@ -26,6 +27,8 @@ def main():
     parser.add_argument("--export-networks", nargs="+", default=["mobilenet_v3_large", "mobilenet_v2"])
     parser.add_argument("--only", choices=["onnx_export", "attribution"], default=None)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--tflite", type=Path, default=None,
+                        help="the folder of tools/keras_to_tflite.py's models: LiteRT joins the attribution")
     parser.add_argument("--note", default="", help="what else the machine ran (stored with the load average)")
     args = parser.parse_args()
     out = recording_folder(args.out)
@@ -33,7 +36,7 @@ def main():
         result = onnx_export_comparison(args.export_networks, rounds=args.rounds)
         print("wrote", save_result(out, "onnx_export", {**result, "machine": machine_note(args.note)}))
     if args.only in (None, "attribution"):
-        rows = [layer_attribution(name, rounds=args.rounds) for name in args.networks]
+        rows = [layer_attribution(name, rounds=args.rounds, tflite=args.tflite) for name in args.networks]
         machine = machine_note(args.note, load_end=machine_load())
         print("wrote", save_result(out, "attribution", {"rows": rows, "machine": machine}))
 

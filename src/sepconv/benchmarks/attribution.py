@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..kinds import LayerKind, classify, equation_kind
-from .harness import interleaved, paired_comparison, time_ratios
+from .harness import SETTLE_S, interleaved, paired_comparison, time_ratios
 
 __all__ = ["KINDS", "operator_counts", "optimized_graph", "onnx_structure", "onnx_operator_kind",
            "parse_onnx_profile", "onnx_kind_times", "layer_inputs", "scoped_program", "compiled_text", "step_texts",
@@ -369,15 +369,23 @@ def _network(name: str, batch: int, resolution: int, seed: int = 0):
 
 
 def layer_attribution(name: str, resolution: int = 224, rounds: int = 7, repeats: int = 10, runs: int = 20,
-                      log=print) -> dict:
+                      tflite=None, log=print) -> dict:
     """One network at batch 1, side by side: per layer kind, ONNX Runtime's time (``onnx_kind_times`` of our
     export, ``runs`` profiled runs) and our fastest JAX program's (``xla_kind_times``: ``fast_inference`` of
     the folded model, which at batch 1 is ``JAX, inference`` of ``benchmarks.runtimes``); the layers per kind
-    (``layer_inputs``); both programs unprofiled in ``rounds`` interleaved rounds (``times``, the ratio JAX /
-    ONNX Runtime per round and the sign test's wording); the machine's load before and after."""
+    (``layer_inputs``); both programs unprofiled in ``rounds`` interleaved rounds (``times``, with
+    ``harness.SETTLE_S`` seconds' pause before each program; the ratio JAX /
+    ONNX Runtime per round and the sign test's wording); the machine's load before and after.
+
+    With ``tflite`` (the folder of ``tools/keras_to_tflite.py``'s models) LiteRT joins: keras.applications'
+    network of the same name run by LiteRT/XNNPACK is timed in the same unprofiled rounds (``JAX, inference /
+    LiteRT`` per round and its wording), and ``litert`` holds its operators timed one at a time
+    (``litert_operators.litert_kind_times``, ``rounds`` rounds) with its operators per kind."""
     from ..interop import pure_module
     from ..transforms.fast_inference import fast_inference
     from ..transforms.onnx_export import export_onnx, onnx_session
+    from .litert_operators import litert_kind_times
+    from .runtimes import LITERT, _litert_program
 
     load = machine_load()
     folded, x = _network(name, 1, resolution)
@@ -386,7 +394,12 @@ def layer_attribution(name: str, resolution: int = 224, rounds: int = 7, repeats
     proto = export_onnx(folded, x.shape, name)
     programs = {"ONNX Runtime": (onnx_session(proto)[1], (np.asarray(x),)),
                 "JAX, inference": (jax.jit(fast_inference(fn)), (state, x))}
-    times = interleaved(programs, rounds, repeats)
+    litert_path = None if tflite is None else os.path.join(str(tflite), f"{name}_b1.tflite")
+    if litert_path is not None:
+        if not os.path.exists(litert_path):
+            raise FileNotFoundError(f"no LiteRT model {litert_path}: convert it with tools/keras_to_tflite.py")
+        programs.update(_litert_program(tflite, name, 1, np.asarray(x)))
+    times = interleaved(programs, rounds, repeats, pause=SETTLE_S)
     comparison = paired_comparison(times["JAX, inference"], times["ONNX Runtime"], "JAX, inference", "ONNX Runtime")
     onnx_times = onnx_kind_times(proto, np.asarray(x), runs=runs)
     jax_times = xla_kind_times(fn, (state, x), runs=runs)
@@ -394,12 +407,24 @@ def layer_attribution(name: str, resolution: int = 224, rounds: int = 7, repeats
            "layers": {kind: counts.get(kind, 0) for kind in KINDS if kind != "other"},
            "onnx": {"runs": onnx_times["runs"], "median": onnx_times["median"],
                     "operators": {op: float(np.median(t)) for op, t in onnx_times["operators"].items()}},
-           "jax": jax_times, "rounds": rounds, "times": times,
+           "jax": jax_times, "rounds": rounds, "pause": SETTLE_S, "times": times,
            "ratios": [j / o for j, o in zip(times["JAX, inference"], times["ONNX Runtime"])],
            "wording": comparison.wording(),
            "load": {"before": load, "after": machine_load()}}
+    if litert_path is not None:
+        litert = litert_kind_times(litert_path, rounds=rounds)
+        litert["layers"] = {kind: sum(r["kind"] == kind for r in litert["operators"]) for kind in KINDS if kind != "other"}
+        row["litert"] = litert
+        row["litert_ratios"] = [j / t for j, t in zip(times["JAX, inference"], times[LITERT])]
+        row["litert_wording"] = paired_comparison(times["JAX, inference"], times[LITERT], "JAX, inference",
+                                                  LITERT).wording()
+        row["load"]["after"] = machine_load()
     log(f"{name}: " + ", ".join(f"{k} {row['onnx']['median'][k] * 1e3:.2f} / {row['jax']['median'][k] * 1e3:.2f}"
                                 for k in (*KINDS, "total")) + f" ms (ONNX Runtime / JAX); {row['wording']}")
+    if "litert" in row:
+        log(f"{name}, LiteRT one operator at a time: " + ", ".join(
+            f"{k} {row['litert']['median'][k] * 1e3:.2f}" for k in (*KINDS, "total"))
+            + f" ms (sum / whole {row['litert']['sum_over_whole']:.2f}); {row['litert_wording']}")
     return row
 
 
@@ -412,8 +437,9 @@ def onnx_export_comparison(networks=("mobilenet_v3_large", "mobilenet_v2"), batc
     """Per torchvision network: ONNX Runtime running our export as ``jax2onnx`` writes it (``ours, as
     exported``), as ``named_operators`` rewrites it (``ours``, what ``export_onnx`` returns) and torchvision's
     own export (``torch.onnx.export``, opset 17), timed in ``rounds`` interleaved rounds (the median of
-    ``repeats`` runs each); the two graphs' structure (``onnx_structure``); each round's ratios and the sign
-    test's wording (``paired_comparison``). Needs PyTorch and torchvision (``benchmarks.runtimes``)."""
+    ``repeats`` runs each, a ``harness.SETTLE_S`` pause before each session's); the two graphs' structure
+    (``onnx_structure``); each round's ratios and the sign test's wording (``paired_comparison``). Needs
+    PyTorch and torchvision (``benchmarks.runtimes``)."""
     import io
 
     import onnx
@@ -441,7 +467,7 @@ def onnx_export_comparison(networks=("mobilenet_v3_large", "mobilenet_v2"), batc
         programs = {label: (onnx_session(proto)[1], (x_nchw if label == "torchvision" else np.asarray(x),))
                     for label, proto in protos.items()}
         outputs = {label: f(*a) for label, (f, a) in programs.items()}
-        times = interleaved(programs, rounds, repeats)
+        times = interleaved(programs, rounds, repeats, pause=SETTLE_S)
         pairs = (("ours", "torchvision"), ("ours, as exported", "torchvision"), ("ours, as exported", "ours"))
         ratios, medians = time_ratios(times, pairs)
         wording = {f"{a} / {b}": paired_comparison(times[a], times[b], a, b).wording() for a, b in pairs}

@@ -22,7 +22,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-__all__ = ["Timing", "time_call", "interleaved", "time_ratios", "sign_test_p", "Comparison", "paired_comparison",
+__all__ = ["Timing", "time_call", "SETTLE_S", "interleaved", "after_another", "time_ratios", "sign_test_p", "Comparison", "paired_comparison",
            "compare_ratios"]
 
 
@@ -52,14 +52,53 @@ def time_call(fn: Callable, *args, warmup: int = 3, repeats: int = 30) -> Timing
     return Timing(float(median), float(p10), float(p90), repeats)
 
 
-def interleaved(programs: dict, rounds: int, repeats: int, warmup: int = 3) -> dict:
+#: Seconds to wait before timing each program when the programs of a round belong to different runtimes
+#: (``interleaved(..., pause=SETTLE_S)``). A runtime's worker threads keep spinning for a while after
+#: its call returns (ONNX Runtime's thread pool, OpenMP's), on the cores the next program needs:
+#: measured on the recording machine (2 cores), LiteRT's MobileNet v1 at batch 1 took a median 3.3 ms
+#: timed right after ONNX Runtime and 2.5 ms after a pause of 20 ms or more (6 rounds per pause). After a
+#: pause a program runs slowly for a while (its own threads and the cores wake up): our MobileNet v2 program
+#: at batch 1 took a median 3.3 ms timed back to back, 4.3 ms timed after a 0.1 s pause and one warm-up call,
+#: and 3.2 ms after the pause and 20 warm-up calls (7 rounds each). So ``interleaved`` follows each pause
+#: with as long again of warm-up calls.
+SETTLE_S = 0.1
+
+
+def interleaved(programs: dict, rounds: int, repeats: int, warmup: int = 3, pause: float = 0.0) -> dict:
     """Time ``{label: (jitted fn, args)}`` in ``rounds`` rounds, each timing every program back to back
     (the median of ``repeats`` calls): ``{label: [median per round]}``. Ratios of one round compare
-    measurements taken moments apart, so a slow spell of the machine hits every program alike."""
+    measurements taken moments apart, so a slow spell of the machine hits every program alike.
+    ``pause``: seconds slept before each program's timing, so that the threads of the program before it
+    have gone idle (``SETTLE_S`` where the programs come from different runtimes), and then as many
+    seconds of warm-up calls (at least one) before the usual ``warmup``."""
+    if pause < 0:
+        raise ValueError(f"pause must be at least 0 seconds, got {pause!r}")
     times = {label: [] for label in programs}
     for i in range(rounds):
         for label, (fn, args) in programs.items():
+            if pause:
+                time.sleep(pause)
+                start = time.perf_counter()
+                jax.block_until_ready(fn(*args))
+                while time.perf_counter() - start < pause:
+                    jax.block_until_ready(fn(*args))
             times[label].append(time_call(fn, *args, warmup=warmup if i == 0 else 1, repeats=repeats).median_s)
+    return times
+
+
+def after_another(first: tuple, second: tuple, rounds: int, repeats: int, pause: float = SETTLE_S) -> dict:
+    """What the program before does to the one timed after it: in each of ``rounds`` rounds, ``first``
+    (``(fn, args)``) runs ``repeats`` times and ``second`` is timed at once (``"right after"``: its median
+    of ``repeats`` calls after one warm-up call); then ``first`` runs again and ``second`` is timed as
+    ``interleaved`` times it with ``pause`` (``"settled"``). ``{"right after": [...], "settled": [...]}``,
+    seconds per round, for ``paired_comparison``."""
+    fn, args = first
+    times = {"right after": [], "settled": []}
+    for _ in range(rounds):
+        for label, wait in (("right after", 0.0), ("settled", pause)):
+            for _ in range(repeats):
+                jax.block_until_ready(fn(*args))
+            times[label].append(interleaved({label: second}, 1, repeats, warmup=1, pause=wait)[label][0])
     return times
 
 

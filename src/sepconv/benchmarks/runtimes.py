@@ -43,16 +43,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .harness import interleaved, time_ratios
+from .harness import SETTLE_S, after_another, interleaved, time_ratios
 
-__all__ = ["RUNTIME_RATIOS", "RuntimeRow", "runtime_comparison", "inference_program", "batching_comparison",
-           "one_cpu_device_per_core"]
+__all__ = ["LITERT", "RUNTIME_RATIOS", "RuntimeRow", "runtime_comparison", "inference_program", "batching_comparison",
+           "one_cpu_device_per_core", "settle_comparison"]
+
+#: The label of LiteRT/XNNPACK running keras.applications' network (``tools/keras_to_tflite.py``).
+LITERT = "LiteRT (XNNPACK), Keras"
 
 #: The comparisons the chapter reports, as (numerator, denominator) labels.
 RUNTIME_RATIOS = (("JAX, inference", "torch.compile"), ("JAX, inference", "PyTorch eager"),
                   ("ONNX Runtime, ours", "ONNX Runtime, torchvision"), ("JAX, inference", "ONNX Runtime, ours"),
                   ("JAX, as traced", "JAX, inference"), ("ONNX Runtime, ours int8", "ONNX Runtime, ours"),
-                  ("JAX, inference", "LiteRT (XNNPACK), Keras"), ("ONNX Runtime, ours", "LiteRT (XNNPACK), Keras"))
+                  ("JAX, inference", LITERT), ("ONNX Runtime, ours", LITERT))
 
 
 class RuntimeRow(TypedDict):
@@ -236,7 +239,7 @@ def _litert_program(folder, name: str, batch: int, x_nhwc: np.ndarray) -> dict:
         interpreter.invoke()
         return interpreter.get_tensor(target)
 
-    return {"LiteRT (XNNPACK), Keras": (run, (np.ascontiguousarray(x_nhwc, np.float32),))}
+    return {LITERT: (run, (np.ascontiguousarray(x_nhwc, np.float32),))}
 
 
 def _litert_missing(folder) -> str | None:
@@ -253,7 +256,8 @@ def runtime_comparison(networks=("mobilenet_v2", "mobilenet_v1"), batches=(1, 32
                        repeats: int = 10, batched_repeats: int = 3, tflite=None, resolution: int = 224,
                        log=print) -> dict:
     """Per network and batch, every program of the module docstring timed in ``rounds`` interleaved
-    rounds (median of ``repeats`` calls, ``batched_repeats`` above batch 1): ``{"rows": [...],
+    rounds (median of ``repeats`` calls, ``batched_repeats`` above batch 1; ``harness.SETTLE_S`` seconds
+    pause before each program, so that no runtime's idle threads spin beside the next): ``{"rows": [...],
     "skipped": why a row is missing, "batching": [...]}``. Each row: ``seconds`` (median over rounds),
     ``ratios`` per comparison of ``RUNTIME_RATIOS`` (one per round), ``errors``: each JAX and ONNX program's
     largest absolute difference from the model as traced (same weights and input), ``micro_batch``, the
@@ -283,12 +287,12 @@ def runtime_comparison(networks=("mobilenet_v2", "mobilenet_v1"), batches=(1, 32
             if resolution == 224:  # the converted and the torchvision models are fixed at 224 pixels
                 programs.update(_torch_programs(name, batch, x))
                 programs.update(_litert_program(tflite, name, batch, x))
-            times = interleaved(programs, rounds, repeats if batch == 1 else batched_repeats)
+            times = interleaved(programs, rounds, repeats if batch == 1 else batched_repeats, pause=SETTLE_S)
             ratios, medians = time_ratios(times, RUNTIME_RATIOS)
             row = {"model": name, "batch": batch, "resolution": resolution, "rounds": rounds, "times": times,
                    "seconds": {label: float(np.median(t)) for label, t in times.items()},
                    "ratio": medians, "ratios": ratios, "errors": errors, "micro_batch": micro_batch,
-                   "devices": devices}
+                   "devices": devices, "pause": SETTLE_S}
             rows.append(row)
             log(f"{name} batch {batch}: " + ", ".join(f"{k} {t * 1e3 / batch:.1f}" for k, t in row["seconds"].items())
                 + " ms/image")
@@ -297,5 +301,31 @@ def runtime_comparison(networks=("mobilenet_v2", "mobilenet_v1"), batches=(1, 32
     larger = [b for b in batches if b > 1]
     batching = (batching_comparison(networks, max(larger), rounds, resolution=resolution, log=log)
                 if 1 in batches and larger else [])
-    return {"rows": rows, "skipped": skipped, "batching": batching, "cache_bytes": last_level_cache_bytes(),
-            "cpu_devices": len(jax.devices("cpu")), "load": {"before": load_before, "after": machine_load()}}
+    settle = settle_comparison(networks[0], tflite, rounds, repeats, resolution) if 1 in batches else None
+    return {"rows": rows, "skipped": skipped, "batching": batching, "settle": settle,
+            "cache_bytes": last_level_cache_bytes(), "cpu_devices": len(jax.devices("cpu")),
+            "load": {"before": load_before, "after": machine_load()}}
+
+
+def settle_comparison(name: str = "mobilenet_v2", tflite=None, rounds: int = 7, repeats: int = 10,
+                      resolution: int = 224) -> dict:
+    """Why the table pauses between programs: at batch 1, our inference program and (given ``tflite``)
+    LiteRT's, each timed right after ONNX Runtime ran our export and timed settled, after
+    ``harness.SETTLE_S`` seconds and as long of warm-up calls (``harness.after_another``, ``rounds``
+    rounds). ``{"model", "pause", "rounds", "times": {label: {"right after": [...], "settled": [...]}},
+    "load"}``."""
+    from .attribution import _network, machine_load
+    from ..interop import pure_module
+    from ..transforms.onnx_export import export_onnx, onnx_session
+
+    load = machine_load()
+    folded, x = _network(name, 1, resolution)
+    fast, state = pure_module(folded, flat=True)
+    program, args, _, _ = inference_program(fast, state, x)
+    onnx_runtime = (onnx_session(export_onnx(folded, x.shape, name))[1], (np.asarray(x),))
+    seconds = {"JAX, inference": (program, args)}
+    if tflite is not None and resolution == 224:
+        seconds.update(_litert_program(tflite, name, 1, np.asarray(x)))
+    times = {label: after_another(onnx_runtime, second, rounds, repeats) for label, second in seconds.items()}
+    return {"model": name, "pause": SETTLE_S, "rounds": rounds, "times": times,
+            "load": {"before": load, "after": machine_load()}}

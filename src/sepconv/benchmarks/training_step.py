@@ -11,7 +11,7 @@ import numpy as np
 
 from ..transforms.fast_inference import fast_training
 from . import allocator
-from .harness import interleaved, time_ratios
+from .harness import SETTLE_S, interleaved, time_ratios
 
 __all__ = ["TrainingStep", "training_step", "step_programs", "TRAINING_RATIOS"]
 
@@ -111,7 +111,7 @@ def training_step(name: str = "mobilenet_v2", batch: int = 16, resolution: int =
     torch_step = _torch_step(name, batch, resolution) if with_torch else None
     if torch_step is not None:
         programs["PyTorch eager"] = torch_step
-    times = interleaved(programs, rounds, repeats)
+    times = interleaved(programs, rounds, repeats, pause=SETTLE_S if torch_step is not None else 0.0)
     ratios, medians = time_ratios(times, TRAINING_RATIOS)
     macs = count_training(model, jax.ShapeDtypeStruct(x.shape, x.dtype)).macs_by_role()
     return TrainingStep(model=name, batch=batch, resolution=resolution, macs=macs,
