@@ -35,64 +35,55 @@ def test_interleaved_times_every_program_once_per_round():
     assert order == ["a"] * 4 + ["b"] * 4 + (["a"] * 3 + ["b"] * 3) * 2
 
 
-def test_interleaved_pauses_before_every_program(monkeypatch):
-    from sepconv.benchmarks import harness
+class FakeClock:
+    """Stands for the harness's ``time``: ``sleep`` is recorded in ``events`` and only a program's call moves
+    ``perf_counter``, by the seconds the program says (``program``)."""
 
-    events, clock = [], [0.0]
+    def __init__(self):
+        self.events, self.now = [], 0.0
 
-    class FakeTime:  # a clock that only each call of a program moves, by 0.1 s
-        @staticmethod
-        def sleep(seconds):
-            events.append(("sleep", seconds))
+    def sleep(self, seconds):
+        self.events.append(("sleep", seconds))
 
-        @staticmethod
-        def perf_counter():
-            return clock[0]
+    def perf_counter(self):
+        return self.now
 
-    monkeypatch.setattr(harness, "time", FakeTime)
-
-    def program(label):
-        def fn(x):
-            events.append(label)
-            clock[0] += 0.1
-            return x
+    def program(self, label, seconds):
+        def fn(*args):
+            self.events.append(label)
+            self.now += seconds
+            return args[0] if args else None
         return fn
 
-    interleaved({"a": (program("a"), (1,)), "b": (program("b"), (1,))}, rounds=2, repeats=1, warmup=1, pause=0.25)
+
+@pytest.fixture
+def clock(monkeypatch):
+    from sepconv.benchmarks import harness
+
+    fake = FakeClock()
+    monkeypatch.setattr(harness, "time", fake)
+    return fake
+
+
+def test_interleaved_pauses_before_every_program(clock):
+    programs = {"a": (clock.program("a", 0.1), (1,)), "b": (clock.program("b", 0.1), (1,))}
+    interleaved(programs, rounds=2, repeats=1, warmup=1, pause=0.25)
     # in every round, each program: the pause, 0.25 s of warm-up calls (3 calls of 0.1 s), then time_call's
     # own warm-up call and its timed call
-    assert events == [("sleep", 0.25), "a", "a", "a", "a", "a", ("sleep", 0.25), "b", "b", "b", "b", "b"] * 2
+    assert clock.events == [("sleep", 0.25), "a", "a", "a", "a", "a", ("sleep", 0.25), "b", "b", "b", "b", "b"] * 2
     with pytest.raises(ValueError, match="pause must be at least 0 seconds, got -1"):
-        interleaved({"a": (program("a"), (1,))}, rounds=1, repeats=1, pause=-1)
+        interleaved({"a": programs["a"]}, rounds=1, repeats=1, pause=-1)
 
 
-def test_after_another_times_the_second_right_after_the_first_and_settled(monkeypatch):
-    from sepconv.benchmarks import harness
+def test_after_another_times_the_second_right_after_the_first_and_settled(clock):
+    from sepconv.benchmarks.harness import after_another
 
-    events, clock = [], [0.0]
-
-    class FakeTime:  # the clock moves 0.1 s per call of a program
-        @staticmethod
-        def sleep(seconds):
-            events.append(("sleep", seconds))
-
-        @staticmethod
-        def perf_counter():
-            return clock[0]
-
-    monkeypatch.setattr(harness, "time", FakeTime)
-
-    def program(label, step):
-        def fn():
-            events.append(label)
-            clock[0] += step
-        return fn
-
-    times = harness.after_another((program("a", 0.1), ()), (program("b", 0.2), ()), rounds=2, repeats=2, pause=0.3)
+    times = after_another((clock.program("a", 0.1), ()), (clock.program("b", 0.2), ()), rounds=2, repeats=2,
+                          pause=0.3)
     # a twice, then b: one warm-up and two timed calls; a twice, the pause, 0.3 s of b (two calls of 0.2 s),
     # b's warm-up and two timed calls
     one_round = ["a", "a", "b", "b", "b", "a", "a", ("sleep", 0.3), "b", "b", "b", "b", "b"]
-    assert events == one_round * 2
+    assert clock.events == one_round * 2
     assert {label: len(t) for label, t in times.items()} == {"right after": 2, "settled": 2}
     assert times["right after"] == pytest.approx([0.2, 0.2])  # each timed call of b moves the clock 0.2 s
 
