@@ -1,7 +1,8 @@
 """Measured latency: the timing harness, the budgets, and one module per experiment.
 
-- ``harness``: ``time_call``, ``interleaved`` rounds, ``time_ratios``, ``paired_comparison`` and
-  ``sign_test_p`` (the one way a timing claim is made);
+- ``harness``: ``time_call``, ``interleaved`` rounds (with a ``pause`` between programs of different
+  runtimes, ``SETTLE_S``), ``after_another``, ``time_ratios``, ``paired_comparison`` and ``sign_test_p``
+  (the one way a timing claim is made);
 - ``budget``: how long a run measures (``FULL``, ``QUICK``, ``DEVICE_FULL``, ``DEVICE_TINY``);
 - ``allocator``: the process settings of glibc's allocator (``SETTINGS``: default, freed memory kept so
   large buffers are not paged in afresh on every call, huge pages) for a process about to start
@@ -13,7 +14,8 @@
 - experiments: ``layers``, ``guidelines``, ``successors``, ``model_latency``, ``training_step``,
   ``keras`` (our models against keras.applications), ``runtimes`` (ONNX Runtime, PyTorch, LiteRT),
   ``device`` (an accelerator run), ``attribution`` (where one network's time goes, layer kind by
-  layer kind, in ONNX Runtime and in our fastest JAX program); ``run`` runs them all.
+  layer kind, in ONNX Runtime, LiteRT and our fastest JAX program) with ``litert_operators`` (LiteRT's
+  operators timed one at a time); ``run`` runs them all.
 
 Imports flow one way: the experiments use the harness, never the reverse. Nothing here asserts a
 speed: benchmarks report ratios against a peer measured in the same run, on the same machine,
