@@ -1,6 +1,7 @@
 """Per-layer attribution: ONNX Runtime's profile parsed and summed per layer kind, our JAX program's layers.
 No timing is asserted: only what the parser and the bookkeeping must give."""
 
+import collections
 import json
 
 import numpy as np
@@ -204,6 +205,14 @@ def test_shipped_attribution_and_export_results_hold_what_the_chapter_reads():
     assert litert_layers["mobilenet_v1"] == {"depthwise": 13, "pointwise": 13 + 1, "full": 1, "grouped": 0, "linear": 0}
     assert litert_layers["mobilenet_v3_large"] == {"depthwise": 15, "pointwise": 46 + 2, "full": 1, "grouped": 0,
                                                    "linear": 0}
+    # MobileNet v2's convolutions one by one (litert_operators.layer_comparison): the stem, 17 depthwise and
+    # 34 pointwise layers (the paper's count above), the same function on both sides
+    pairs = results["litert_layers"]
+    assert pairs["model"] == "mobilenet_v2"
+    assert collections.Counter(layer["kind"] for layer in pairs["layers"]) == {"full": 1, "depthwise": 17,
+                                                                                "pointwise": 34}
+    assert all(layer["error"] < 1e-5 and all(len(t) == pairs["rounds"] for t in layer["times"].values())
+               for layer in pairs["layers"])
     for row in attribution.values():
         for side in ("onnx", "jax", "litert"):
             assert set(at.KINDS) | {"total"} <= set(row[side]["median"])

@@ -130,3 +130,23 @@ def test_shipped_results_read_as_the_chapters_say():
     shares = A.depthwise_shares(results["layers"])
     assert shares["share_time"] > shares["share_macs"]  # depthwise: a small share of MACs, a large one of time
     assert np.all([r["speedup"] > 1 for r in A.shift_speedups(results["layers"])])
+
+
+def test_layer_pairs_by_hand():
+    # three layers, seven rounds each: a large pointwise layer ours at twice LiteRT's time in every round, a
+    # large depthwise one at three times, and a small one (LiteRT 10 us) where the rounds split 4 to 3
+    rounds = 7
+    result = {"layers": [
+        {"kind": "pointwise", "error": 1e-7, "times": {"JAX": [200e-6] * rounds, "LiteRT": [100e-6] * rounds}},
+        {"kind": "depthwise", "error": 3e-7, "times": {"JAX": [120e-6] * rounds, "LiteRT": [40e-6] * rounds}},
+        {"kind": "depthwise", "error": 2e-7, "times": {"JAX": [9e-6, 9e-6, 9e-6, 9e-6, 11e-6, 11e-6, 11e-6],
+                                                       "LiteRT": [10e-6] * rounds}},
+    ]}
+    summary = A.layer_pairs(result, large_s=30e-6)
+    assert summary["layers"] == 3 and summary["max_error"] == 3e-7
+    assert summary["litert_faster"] == 2 and summary["jax_faster"] == 0  # 4 of 7 decides nothing
+    assert summary["ratios"] == pytest.approx([2.0, 3.0, 0.9])  # the median of 0.9, 0.9, 0.9, 0.9, 1.1, 1.1, 1.1
+    assert summary["large"] == {"pointwise": (1, pytest.approx(2.0), pytest.approx(2.0)),
+                                "depthwise": (1, pytest.approx(3.0), pytest.approx(3.0))}
+    assert summary["floor_jax_s"] == pytest.approx(9e-6) and summary["floor_litert_s"] == pytest.approx(10e-6)
+    assert summary["sum_jax_s"] == pytest.approx(329e-6) and summary["sum_litert_s"] == pytest.approx(150e-6)

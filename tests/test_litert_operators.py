@@ -1,6 +1,7 @@
 """LiteRT's operators one at a time (``benchmarks.litert_operators``), on a small flat buffer the test writes.
 
-The model (float32, channels last): a 3x3 convolution of 3 channels to 4 (SAME), a 1x1 convolution to 6,
+The model (float32, channels last): a 3x3 convolution of 3 channels to 4 (SAME), a 1x1 convolution to 6 with
+a fused ReLU6,
 a 3x3 depthwise layer (SAME), the sum of the last two, a reshape to a vector and a fully connected layer
 to 5 outputs. Every expected output is computed here in NumPy from the same weights.
 """
@@ -79,7 +80,7 @@ def _flat_buffer() -> bytes:
         operator(B.CONV_2D, [x, w["stem"], w["stem_b"]], [t0], schema.BuiltinOptions.Conv2DOptions,
                  conv_options(schema.Conv2DOptionsT)),
         operator(B.CONV_2D, [t0, w["pw"], w["pw_b"]], [t1], schema.BuiltinOptions.Conv2DOptions,
-                 conv_options(schema.Conv2DOptionsT)),
+                 conv_options(schema.Conv2DOptionsT, fusedActivationFunction=schema.ActivationFunctionType.RELU6)),
         operator(B.DEPTHWISE_CONV_2D, [t1, w["dw"], w["dw_b"]], [t2], schema.BuiltinOptions.DepthwiseConv2DOptions,
                  conv_options(schema.DepthwiseConv2DOptionsT, depthMultiplier=1)),
         operator(B.ADD, [t1, t2], [t3], schema.BuiltinOptions.AddOptions, schema.AddOptionsT()),
@@ -113,7 +114,7 @@ def _conv_same(x, kernel, bias, depthwise=False):
 
 def _expected(x):
     t0 = _conv_same(x, WEIGHTS["stem"], WEIGHTS["stem_b"])
-    t1 = _conv_same(t0, WEIGHTS["pw"], WEIGHTS["pw_b"])
+    t1 = np.clip(_conv_same(t0, WEIGHTS["pw"], WEIGHTS["pw_b"]), 0, 6)  # its fused ReLU6
     t2 = _conv_same(t1, WEIGHTS["dw"], WEIGHTS["dw_b"], depthwise=True)
     t3 = t1 + t2
     t4 = t3.reshape(1, -1)
@@ -132,6 +133,13 @@ def _run(content, inputs):
 @pytest.fixture(scope="module")
 def content():
     return _flat_buffer()
+
+
+@pytest.fixture
+def model_path(tmp_path, content):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(content)
+    return path
 
 
 def test_the_written_model_computes_what_numpy_does(content):
@@ -167,10 +175,8 @@ def test_single_operator_model_refuses_an_index_out_of_range(content):
         lo.single_operator_model(lo.read_model(content), 6)
 
 
-def test_read_model_takes_a_path(tmp_path, content):
-    path = tmp_path / "m.tflite"
-    path.write_bytes(content)
-    assert len(lo.read_model(path).subgraphs[0].operators) == 6
+def test_read_model_takes_a_path(model_path):
+    assert len(lo.read_model(model_path).subgraphs[0].operators) == 6
 
 
 @pytest.mark.parametrize("op, shapes, kind", [
@@ -199,10 +205,8 @@ def test_litert_operator_kind_refuses_bad_shapes_in_one_line(op, shapes, message
     assert "\n" not in str(error.value)
 
 
-def test_litert_kind_times_sums_its_operators_by_kind(tmp_path, content):
-    path = tmp_path / "m.tflite"
-    path.write_bytes(content)
-    result = lo.litert_kind_times(path, rounds=2, repeats=3, threads=1)
+def test_litert_kind_times_sums_its_operators_by_kind(model_path):
+    result = lo.litert_kind_times(model_path, rounds=2, repeats=3, threads=1)
     operators = result["operators"]
     assert len(operators) == 6 and all(r["seconds"] > 0 for r in operators)
     by_kind = {kind: sum(r["seconds"] for r in operators if r["kind"] == kind)
@@ -213,3 +217,30 @@ def test_litert_kind_times_sums_its_operators_by_kind(tmp_path, content):
     assert result["median"]["total"] == pytest.approx(sum(by_kind.values()))
     assert result["sum_over_whole"] == pytest.approx(result["median"]["total"] / result["whole"])
     assert len(result["times"]) == 2 and result["threads"] == 1
+
+
+def test_jax_layer_computes_each_convolution_as_litert_does(content):
+    model = lo.read_model(content)
+    x = RNG.normal(size=(1, H, W, 3))
+    t0, t1, t2, *_ = _expected(x)
+    for index, inputs, wanted in ((0, x, t0), (1, t0, t1), (2, t1, t2)):
+        fn, (zeros, kernel, bias) = lo.jax_layer(model, index)
+        assert zeros.shape == inputs.shape and not np.any(np.asarray(zeros))
+        got = np.asarray(fn(np.asarray(inputs, np.float32), kernel, bias))
+        np.testing.assert_allclose(got, wanted, rtol=1e-4, atol=1e-3)
+
+
+def test_jax_layer_refuses_other_operators_in_one_line(content):
+    with pytest.raises(ValueError, match="operator 3 is ADD: jax_layer takes CONV_2D and DEPTHWISE_CONV_2D"):
+        lo.jax_layer(lo.read_model(content), 3)
+
+
+def test_layer_comparison_pairs_every_convolution(model_path):
+    result = lo.layer_comparison(model_path, rounds=2, repeats=1, threads=1, pause=0.0)
+    layers = result["layers"]
+    assert [(r["index"], r["kind"]) for r in layers] == [(0, "full"), (1, "pointwise"), (2, "depthwise")]
+    assert all(r["error"] < 1e-5 for r in layers)  # the same layer on both sides
+    assert all(set(r["times"]) == {"JAX", "LiteRT"} and all(len(t) == 2 for t in r["times"].values())
+               for r in layers)
+    only_depthwise = lo.layer_comparison(model_path, rounds=1, repeats=1, threads=1, kinds=("depthwise",), pause=0.0)
+    assert [r["index"] for r in only_depthwise["layers"]] == [2]

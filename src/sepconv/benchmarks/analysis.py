@@ -17,7 +17,8 @@ from .layers import SHIFTS_LAYER
 __all__ = ["depthwise_shares", "shift_speedups", "GUIDELINE_TITLES", "guideline_label", "compare_variants",
            "guideline_rows", "GuidelineVerdicts", "guideline_verdicts", "rank_correlations", "closeness",
            "LATENCIES", "measured_latencies",
-           "ratio_comparisons", "latency_fit", "short_labels", "program_name", "glue_name", "runtime_table"]
+           "ratio_comparisons", "latency_fit", "short_labels", "program_name", "glue_name", "runtime_table",
+           "layer_pairs"]
 
 
 def _by_shape(layers: list[dict], kind: str) -> dict:
@@ -232,3 +233,28 @@ def runtime_table(rows: list[dict], columns: int = 5) -> list[str]:
                     for label in labels[columns:]))
         lines.append("")
     return lines
+
+
+def layer_pairs(result: dict, large_s: float = 30e-6) -> dict:
+    """Chapter 9's reading of ``litert_layers.json`` (``litert_operators.layer_comparison``): ``layers``
+    (how many), ``max_error`` (the largest difference of the two outputs over the largest output),
+    ``litert_faster`` and ``jax_faster`` (layers each side wins by the sign test, ``paired_comparison``),
+    ``ratios`` per layer (median over the rounds of ours over LiteRT's time), and for the layers LiteRT takes
+    at least ``large_s`` on (median), ``large``: ``{kind: (layers, lowest ratio, highest ratio)}``; the
+    fastest layer on each side (``floor_jax_s``, ``floor_litert_s``, medians) and the sums of the medians
+    (``sum_jax_s``, ``sum_litert_s``)."""
+    rows = []
+    for layer in result["layers"]:
+        jax_t, lite_t = (np.asarray(layer["times"][side]) for side in ("JAX", "LiteRT"))
+        winner = paired_comparison(list(jax_t), list(lite_t), "JAX", "LiteRT").faster
+        rows.append((layer["kind"], float(np.median(jax_t / lite_t)), float(np.median(jax_t)),
+                     float(np.median(lite_t)), winner, layer["error"]))
+    large: dict = {}
+    for kind, ratio, _, lite_s, _, _ in rows:
+        if lite_s >= large_s:
+            count, low, high = large.get(kind, (0, np.inf, 0.0))
+            large[kind] = (count + 1, min(low, ratio), max(high, ratio))
+    return {"layers": len(rows), "max_error": max(r[5] for r in rows), "ratios": [r[1] for r in rows],
+            "litert_faster": sum(r[4] == "LiteRT" for r in rows), "jax_faster": sum(r[4] == "JAX" for r in rows),
+            "large": large, "floor_jax_s": min(r[2] for r in rows), "floor_litert_s": min(r[3] for r in rows),
+            "sum_jax_s": sum(r[2] for r in rows), "sum_litert_s": sum(r[3] for r in rows)}

@@ -18,6 +18,11 @@ whole network in interleaved rounds (``litert_kind_times``). What this measures 
   C * multiplier)``) by ``kinds.classify`` from their shapes, a ``FULLY_CONNECTED`` as ``linear``, and
   every other operator (additions, means, activations, pads, reshapes) as ``other``.
 
+``layer_comparison`` goes one step further: each convolution of the flat buffer alone, as LiteRT runs it and as
+our fastest program computes the same layer (``jax_layer``: the convolution with its weights, bias and fused
+activation, rewritten by ``transforms.fast_inference``), their outputs compared and both timed in the same
+rounds. It tells whether a gap lies in the layers' kernels or in how a network strings them together.
+
 Needs ``ai-edge-litert`` (its interpreter, and its flat-buffer schema for reading and writing models).
 Nothing here asserts a speed.
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 import collections
 import os
 
+import jax.numpy as jnp
 import numpy as np
 
 from ..kinds import LayerKind, classify
@@ -34,7 +40,7 @@ from .attribution import KINDS
 from .harness import interleaved
 
 __all__ = ["read_model", "operator_name", "litert_operator_kind", "operator_rows", "single_operator_model",
-           "litert_kind_times"]
+           "litert_kind_times", "jax_layer", "layer_comparison"]
 
 #: The label of the whole network in ``litert_kind_times``' rounds.
 WHOLE = "whole network"
@@ -200,3 +206,96 @@ def litert_kind_times(path, rounds: int = 5, repeats: int = 20, threads: int | N
     whole = float(np.median(times[WHOLE]))
     return {"operators": rows, "median": median, "whole": whole, "sum_over_whole": median["total"] / whole,
             "rounds": rounds, "repeats": repeats, "threads": threads, "pause": pause, "times": times[WHOLE]}
+
+
+#: LiteRT's fused activations (``ActivationFunctionType``) that ``jax_layer`` computes.
+ACTIVATIONS = {0: lambda y: y, 1: lambda y: jnp.maximum(y, 0.0), 3: lambda y: jnp.clip(y, 0.0, 6.0)}
+
+
+def _constant_value(model, tensor) -> np.ndarray:
+    data = np.asarray(model.buffers[tensor.buffer].data, np.uint8)
+    return data.view(np.float32).reshape([int(d) for d in tensor.shape])
+
+
+def jax_layer(model, index: int):
+    """``(fn, (x, kernel, bias))``: operator ``index`` of ``model`` (a ``CONV_2D`` or ``DEPTHWISE_CONV_2D`` in
+    float32) as a JAX function of its input, kernel (HWIO) and bias, ``act(conv(x, kernel) + bias)`` with its
+    strides, dilation, padding (``SAME``/``VALID``, as LiteRT pads) and fused activation (none, ReLU or ReLU6),
+    rewritten by ``transforms.fast_inference`` as our fastest program computes a layer; ``x`` is zeros of the
+    input's shape. Other operators, activations or weights that are not constants of the file are refused in
+    one line."""
+    from jax import lax
+
+    from ..transforms.fast_inference import fast_inference
+
+    schema = _schema()
+    graph = model.subgraphs[0]
+    operator = graph.operators[index]
+    op = operator_name(model, operator)
+    if op not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        raise ValueError(f"operator {index} is {op}: jax_layer takes CONV_2D and DEPTHWISE_CONV_2D")
+    options = operator.builtinOptions
+    if options.fusedActivationFunction not in ACTIVATIONS:
+        raise ValueError(f"operator {index}: fused activation {options.fusedActivationFunction} is not none, ReLU or "
+                         "ReLU6")
+    x_t, w_t = (graph.tensors[t] for t in operator.inputs[:2])
+    if not _constant(model, w_t):
+        raise ValueError(f"operator {index}: its filter is not a constant of the file")
+    filt = _constant_value(model, w_t)
+    out_channels = filt.shape[-1] if op == "DEPTHWISE_CONV_2D" else filt.shape[0]
+    bias_index = operator.inputs[2] if len(operator.inputs) > 2 else -1
+    bias = (_constant_value(model, graph.tensors[bias_index]) if bias_index >= 0
+            else np.zeros(out_channels, np.float32))
+    in_channels = int(x_t.shape[-1])
+    if op == "DEPTHWISE_CONV_2D":  # (1, K_h, K_w, C * m) -> HWIO (K_h, K_w, 1, C * m), one group per channel
+        kernel, groups = filt.transpose(1, 2, 0, 3), in_channels
+    else:  # (O, K_h, K_w, C / g) -> HWIO (K_h, K_w, C / g, O)
+        kernel, groups = filt.transpose(1, 2, 3, 0), in_channels // filt.shape[-1]
+    padding = "SAME" if options.padding == schema.Padding.SAME else "VALID"
+    strides = (options.strideH, options.strideW)
+    dilation = (options.dilationHFactor, options.dilationWFactor)
+    activation = ACTIVATIONS[options.fusedActivationFunction]
+
+    def layer(x, kernel, bias):
+        y = lax.conv_general_dilated(x, kernel, strides, padding, rhs_dilation=dilation,
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
+        return activation(y + bias)
+
+    x = jnp.zeros([int(d) for d in x_t.shape], jnp.float32)
+    return fast_inference(layer), (x, jnp.asarray(kernel), jnp.asarray(bias))
+
+
+def layer_comparison(path, rounds: int = 7, repeats: int = 20, threads: int | None = None, seed: int = 0,
+                     kinds=("depthwise", "pointwise", "full"), pause: float = 0.1) -> dict:
+    """Each convolution of the LiteRT model at ``path`` whose kind is in ``kinds``, alone: LiteRT's operator
+    (``single_operator_model``, ``threads`` interpreter threads) and ``jax_layer``'s program (jitted) on the same
+    random normal input, their largest difference over the largest output (``error``), then both timed in
+    ``rounds`` interleaved rounds (the median of ``repeats`` calls, ``pause`` seconds and as long of warm-up
+    calls before each: two runtimes). ``{"layers": [{index, op, kind, shapes, output, error, "times": {"JAX":
+    [...], "LiteRT": [...]}}], "rounds", "repeats", "threads", "pause"}``."""
+    import jax
+
+    threads = threads or os.cpu_count()
+    with open(path, "rb") as f:
+        model = read_model(f.read())
+    rng = np.random.default_rng(seed)
+    layers = []
+    for row in operator_rows(model):
+        if row["kind"] not in kinds or row["op"] not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            continue
+        fn, (x, kernel, bias) = jax_layer(model, row["index"])
+        x = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_content=single_operator_model(model, row["index"]), num_threads=threads)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], np.asarray(x))
+        interpreter.invoke()
+        theirs = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        program = jax.jit(fn)
+        ours = np.asarray(program(x, kernel, bias))
+        error = float(np.max(np.abs(ours - theirs)) / max(float(np.max(np.abs(theirs))), 1e-30))
+        times = interleaved({"JAX": (program, (x, kernel, bias)), "LiteRT": (interpreter.invoke, ())}, rounds,
+                            repeats, pause=pause)
+        layers.append({**row, "error": error, "times": times})
+    return {"layers": layers, "rounds": rounds, "repeats": repeats, "threads": threads, "pause": pause}
