@@ -179,13 +179,13 @@ def litert_kind_times(path, rounds: int = 5, repeats: int = 20, threads: int | N
     """Time the whole LiteRT model at ``path`` and each of its operators as a model of its own
     (``single_operator_model``), all in the same ``rounds`` interleaved rounds (the median of ``repeats``
     calls each, ``threads`` interpreter threads, default one per core; random normal inputs from
-    ``seed``; ``pause`` seconds before each: none by default, since all are LiteRT's and a pause costs an
-    operator of a few microseconds more than it saves: measured on MobileNetV3-Large, 3 rounds, the
-    operators' sum took 1.46-1.47 ms without a pause and 2.7-3.1 ms with 0.1 s, while the whole network
-    took the same, 1.53-1.60 ms, either way). Returns ``operators`` (``operator_rows`` with each
-    operator's ``seconds``, the median over the rounds), ``median`` (per kind of ``kinds`` the sum of its operators' seconds, ``other`` the
-    operators that do not multiply, and ``total``, their sum), ``whole`` (the whole model's median),
-    ``sum_over_whole`` and ``times`` (the whole model's seconds per round)."""
+    ``seed``; ``pause`` seconds before each, and as long of warm-up calls: none by default, since every
+    program here is LiteRT's, while a pause would add twice its length per operator and round, minutes
+    for a network of a hundred operators; the operators' sum against the whole, ``sum_over_whole``, says
+    whether they disturbed each other). Returns ``operators`` (``operator_rows`` with each operator's
+    ``seconds``, the median over the rounds), ``median`` (per kind of ``kinds`` the sum of its operators'
+    seconds, ``other`` the operators that do not multiply, and ``total``, their sum), ``whole`` (the whole
+    model's median), ``sum_over_whole`` and ``times`` (the whole model's seconds per round)."""
     kinds = KINDS if kinds is None else kinds
     threads = threads or os.cpu_count()
     with open(path, "rb") as f:
