@@ -8,7 +8,8 @@ needs torch and torchvision; default MobileNetV3-Large and v2) and ``attribution
 ONNX Runtime's profile beside our fastest JAX program; default MobileNet v1, v2, V3-Large and
 EfficientNet-B0; with ``--tflite DIR``, LiteRT's operators timed one at a time beside them,
 ``benchmarks.litert_operators``) and, with ``--tflite DIR``, ``litert_layers.json`` (each convolution of
-``--layers`` (MobileNet v2) alone, LiteRT's operator against our program's layer in the same rounds) into ``DIR`` (default: this device's folder of the shipped results,
+``--layers`` (MobileNet v2) alone, LiteRT's operator against our program's layer in the same rounds)
+into ``DIR`` (default: this device's folder of the shipped results,
 ``src/sepconv/data/benchmarks/<platform>-<kind>``). Each result notes the machine's load average.
 """
 

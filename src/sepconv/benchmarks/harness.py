@@ -22,7 +22,8 @@ from typing import Callable
 import jax
 import numpy as np
 
-__all__ = ["Timing", "time_call", "SETTLE_S", "interleaved", "after_another", "time_ratios", "sign_test_p", "Comparison", "paired_comparison",
+__all__ = ["Timing", "time_call", "SETTLE_S", "interleaved", "after_another", "time_ratios", "sign_test_p",
+           "Comparison", "paired_comparison",
            "compare_ratios"]
 
 
