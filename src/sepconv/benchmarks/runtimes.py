@@ -256,15 +256,17 @@ def runtime_comparison(networks=("mobilenet_v2", "mobilenet_v1"), batches=(1, 32
                        repeats: int = 10, batched_repeats: int = 3, tflite=None, resolution: int = 224,
                        log=print) -> dict:
     """Per network and batch, every program of the module docstring timed in ``rounds`` interleaved
-    rounds (median of ``repeats`` calls, ``batched_repeats`` above batch 1; ``harness.SETTLE_S`` seconds
-    pause before each program, so that no runtime's idle threads spin beside the next): ``{"rows": [...],
-    "skipped": why a row is missing, "batching": [...]}``. Each row: ``seconds`` (median over rounds),
+    rounds (median of ``repeats`` calls, ``batched_repeats`` above batch 1; a ``harness.SETTLE_S`` pause and
+    as long of warm-up calls before each program, since a program timed right after another runtime ran
+    more slowly: ``settle_comparison``): ``{"rows": [...], "skipped": why a row is missing, "batching":
+    [...], "settle": ...}``. Each row: ``seconds`` (median over rounds),
     ``ratios`` per comparison of ``RUNTIME_RATIOS`` (one per round), ``errors``: each JAX and ONNX program's
     largest absolute difference from the model as traced (same weights and input), ``micro_batch``, the
     images ``JAX, inference`` computes at a time on each device, and ``devices``, how many devices share the
     batch (``inference_program``). ``batching``: ``batching_comparison`` at the largest
     batch, when batch 1 was timed too (empty otherwise); ``cache_bytes``: the last-level cache the
     micro-batches were chosen for (``None`` where Linux did not say); ``cpu_devices``: JAX's CPU devices;
+    ``settle``: ``settle_comparison`` of the first network when batch 1 was timed (``None`` otherwise);
     ``load``: the machine's load averages before and after (other work beside the timings).
     Call ``one_cpu_device_per_core`` first (the ``bench`` command does) for our program to split a batch over
     the cores."""
