@@ -159,19 +159,22 @@ def single_operator_model(model, index: int) -> bytes:
     return bytes(builder.Output())
 
 
-def _program(content: bytes, threads: int, rng):
+def _interpreter(content: bytes, threads: int, value_of):
+    """A LiteRT interpreter of the flat buffer ``content`` on ``threads`` threads, each input set once to
+    ``value_of(its details)``."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=content, num_threads=threads)
     interpreter.allocate_tensors()
     for d in interpreter.get_input_details():
-        value = (rng.normal(size=d["shape"]) if np.issubdtype(d["dtype"], np.floating) else np.zeros(d["shape"]))
-        interpreter.set_tensor(d["index"], value.astype(d["dtype"]))
+        interpreter.set_tensor(d["index"], np.asarray(value_of(d)).astype(d["dtype"]))
+    return interpreter
 
-    def run():
-        interpreter.invoke()
 
-    return run
+def _program(content: bytes, threads: int, rng):
+    """``invoke`` of ``_interpreter`` on random normal inputs (zeros for inputs that are not floats)."""
+    return _interpreter(content, threads, lambda d: rng.normal(size=d["shape"])
+                        if np.issubdtype(d["dtype"], np.floating) else np.zeros(d["shape"])).invoke
 
 
 def litert_kind_times(path, rounds: int = 5, repeats: int = 20, threads: int | None = None, seed: int = 0,
@@ -285,11 +288,7 @@ def layer_comparison(path, rounds: int = 7, repeats: int = 20, threads: int | No
             continue
         fn, (x, kernel, bias) = jax_layer(model, row["index"])
         x = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
-        from ai_edge_litert.interpreter import Interpreter
-
-        interpreter = Interpreter(model_content=single_operator_model(model, row["index"]), num_threads=threads)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], np.asarray(x))
+        interpreter = _interpreter(single_operator_model(model, row["index"]), threads, lambda d: x)
         interpreter.invoke()
         theirs = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
         program = jax.jit(fn)

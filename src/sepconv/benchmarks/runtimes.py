@@ -165,15 +165,12 @@ def batching_comparison(networks=("mobilenet_v2", "mobilenet_v1"), batch: int = 
     ``micro_batch``, ``devices``, ``per_image`` (seconds per image in each round, ``{"batch 1": [...], "batch B": [...]}``)
     and ``ratios`` (per round, batch B's time per image over batch 1's: below 1, batching helped)."""
     from ..interop import pure_module
-    from ..layers import randomize_batchnorm
-    from ..models import build_model
-    from ..transforms.batchnorm import fold_batchnorm
+    from .attribution import _network
 
     rows = []
     for name in networks:
-        folded = fold_batchnorm(randomize_batchnorm(build_model(name, resolution=resolution), seed=0))
+        folded, x = _network(name, batch, resolution)
         fast, state = pure_module(folded, flat=True)
-        x = jnp.asarray(np.random.default_rng(0).normal(size=(batch, resolution, resolution, 3)), jnp.float32)
         single, single_args, _, _ = inference_program(fast, state, x[:1])
         batched, batched_args, micro_batch, devices = inference_program(fast, state, x)
         labels = ("batch 1", f"batch {batch}")
